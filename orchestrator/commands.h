@@ -1,0 +1,10 @@
+/* The `omo` sub-commands. Each takes the arguments after its name and returns the exit code:
+ * 0 ok, 1 runtime failure, 2 bad usage or invalid configuration. */
+#ifndef OMO_COMMANDS_H
+#define OMO_COMMANDS_H
+
+int omo_cmd_solve(int argc, char **argv);
+/* `omo rules check R.yaml [--network N.yaml]` (argv[0] is "check"). */
+int omo_cmd_rules(int argc, char **argv);
+
+#endif

@@ -1,0 +1,63 @@
+/* Input events (contract section 4): orders and stock changes, parsed and validated. */
+#ifndef OMO_EVENT_H
+#define OMO_EVENT_H
+
+#include "network.h"
+
+#define OMO_MAX_LINES 64
+
+typedef enum omo_event_type {
+    OMO_EV_ORDER_CREATED = 0,
+    OMO_EV_ORDER_CANCELLED,
+    OMO_EV_STOCK_SNAPSHOT,
+    OMO_EV_STOCK_DELTA
+} omo_event_type;
+
+typedef struct omo_line {
+    char line_id[OMO_ID_MAX + 1];
+    char sku[OMO_ID_MAX + 1];
+    int64_t qty; /* > 0 */
+} omo_line;
+
+/* One parsed event. Plain value, no heap memory: reuse one for a whole stream. */
+typedef struct omo_event {
+    omo_event_type type;
+    char event_id[OMO_LONG_ID_MAX + 1]; /* stock events; "" otherwise */
+    char order_id[OMO_LONG_ID_MAX + 1]; /* orders; optional on stock.delta */
+    int64_t at_ms;                      /* created_at or at; valid when has_at */
+    bool has_at;
+
+    /* order.created */
+    char channel[OMO_ID_MAX + 1]; /* "" when absent */
+    double cust_lat, cust_lon;    /* ship orders */
+    bool pickup;                  /* delivery.method == "pickup" */
+    char service[OMO_ID_MAX + 1]; /* ship orders: delivery.service */
+    int store;                    /* pickup orders: node index of delivery.store_id */
+    omo_line lines[OMO_MAX_LINES];
+    size_t nlines;
+
+    /* stock.snapshot / stock.delta */
+    int node; /* node index */
+    char sku[OMO_ID_MAX + 1];
+    int64_t on_hand; /* snapshot, >= 0 */
+    int64_t delta;   /* delta */
+    char reason[OMO_ID_MAX + 1];
+    char bin[OMO_ID_MAX + 1]; /* snapshot, optional "AISLE-BAY-SHELF" */
+} omo_event;
+
+/* Why an event was refused: the field (JSON path like "lines[1].qty", or "" for the whole
+ * message) and what is wrong with it. */
+typedef struct omo_event_error {
+    char field[64];
+    char reason[32]; /* machine-readable: malformed_json, missing_field, wrong_type, ... */
+    char message[256];
+} omo_event_error;
+
+/* Parses one JSON event and validates every field against the network. Returns true and fills
+ * ev, or false and fills err; ev is then unspecified. */
+OMO_MUST_CHECK bool omo_event_parse(const char *text, size_t len, const omo_network *net,
+                                    omo_event *ev, omo_event_error *err);
+
+const char *omo_event_type_name(omo_event_type t);
+
+#endif

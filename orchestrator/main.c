@@ -1,0 +1,34 @@
+/* omo: omnichannel inventory and fulfilment orchestrator. */
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fputs("usage: omo COMMAND [ARGS]\n"
+          "\n"
+          "  solve --network N.yaml --rules R.yaml --events E.jsonl [--out A.jsonl] [--strict]\n"
+          "  rules check R.yaml [--network N.yaml]\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "solve"))
+        return omo_cmd_solve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "rules"))
+        return omo_cmd_rules(argc - 2, argv + 2);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "omo: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,85 @@
+/* Small shared pieces: diagnostics, fixed-point numbers, time, hashing, a string map. */
+#ifndef OMO_UTIL_H
+#define OMO_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OMO_MUST_CHECK __attribute__((warn_unused_result))
+
+/* Money is held in millionths, hours in thousandths: every objective is exact integer math. */
+#define OMO_MICRO 1000000LL
+#define OMO_MILLI 1000LL
+
+/* Identifiers (node, SKU, line ids): at most this many bytes. Order and event ids: twice. */
+#define OMO_ID_MAX 64
+#define OMO_LONG_ID_MAX 128
+
+/* Where a configuration value came from. */
+typedef struct omo_loc {
+    const char *file; /* not owned: points into the owning document */
+    int line, col;    /* 1-based */
+} omo_loc;
+
+/* A list of `FILE:LINE:COL: error: WHAT` lines. */
+typedef struct omo_diag {
+    char **lines;
+    size_t count, cap;
+} omo_diag;
+
+/* Appends one formatted error at loc (or at `file` alone when loc is NULL). */
+void omo_diag_error(omo_diag *diag, const omo_loc *loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Appends an already formatted line. */
+void omo_diag_add(omo_diag *diag, const char *line);
+void omo_diag_print(const omo_diag *diag, void *file /* FILE * */);
+void omo_diag_clear(omo_diag *diag);
+
+/* Parses a decimal number string into fixed point with `scale` (OMO_MICRO, OMO_MILLI),
+ * rounding half away from zero. Returns false for non-numbers or overflow. */
+OMO_MUST_CHECK bool omo_fixed_parse(const char *s, int64_t scale, int64_t *out);
+/* Fixed point from a double (JSON numbers). */
+int64_t omo_fixed_from_double(double v, int64_t scale);
+/* Writes v/scale as the shortest decimal that is exact up to `decimals` places ("12.34",
+ * "26", "-0.5"). Returns buf. */
+char *omo_fixed_format(int64_t v, int64_t scale, int decimals, char *buf, size_t len);
+
+/* RFC 3339 timestamp ("2026-11-23T10:15:00Z", fractions and offsets allowed) to
+ * milliseconds since the epoch. */
+OMO_MUST_CHECK bool omo_time_parse(const char *s, int64_t *ms);
+/* Milliseconds since the epoch to "2026-11-23T10:15:00Z" (".123" added when not whole). */
+char *omo_time_format(int64_t ms, char *buf, size_t len);
+
+/* Great-circle distance in km on a sphere of radius 6371.0 km. */
+double omo_distance_km(double lat1, double lon1, double lat2, double lon2);
+
+uint64_t omo_hash_bytes(const void *data, size_t len); /* FNV-1a 64 */
+uint64_t omo_hash_str(const char *s);
+
+/* True when s is 1..OMO_ID_MAX bytes of [A-Za-z0-9_.-]. */
+bool omo_id_valid(const char *s);
+
+/* Open-addressing map from strings to non-negative ints; keys are copied. */
+typedef struct omo_strmap {
+    char **keys;
+    int *vals;
+    uint64_t *hashes;
+    size_t cap, count;
+} omo_strmap;
+
+/* Returns the value for key, or -1. */
+int omo_strmap_get(const omo_strmap *map, const char *key);
+/* Sets key to val (val >= 0). Returns false only when out of memory. */
+OMO_MUST_CHECK bool omo_strmap_put(omo_strmap *map, const char *key, int val);
+void omo_strmap_free(omo_strmap *map);
+
+void *omo_xmalloc(size_t n);
+void *omo_xcalloc(size_t n, size_t size);
+void *omo_xrealloc(void *p, size_t n);
+char *omo_xstrdup(const char *s);
+
+/* Grows *arr (of elements `size` bytes, capacity *cap) to hold at least need elements. */
+void omo_grow(void **arr, size_t *cap, size_t need, size_t size);
+
+#endif
