@@ -1,0 +1,372 @@
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void *omo_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fputs("omo: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+void *omo_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fputs("omo: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+void *omo_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fputs("omo: out of memory\n", stderr);
+        abort();
+    }
+    return q;
+}
+
+char *omo_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = omo_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+void omo_grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    *arr = omo_xrealloc(*arr, ncap * size);
+    *cap = ncap;
+}
+
+void omo_diag_add(omo_diag *diag, const char *line)
+{
+    omo_grow((void **)&diag->lines, &diag->cap, diag->count + 1, sizeof(char *));
+    diag->lines[diag->count++] = omo_xstrdup(line);
+}
+
+void omo_diag_error(omo_diag *diag, const omo_loc *loc, const char *fmt, ...)
+{
+    char what[512], line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (loc && loc->file)
+        snprintf(line, sizeof line, "%s:%d:%d: error: %s", loc->file, loc->line, loc->col, what);
+    else
+        snprintf(line, sizeof line, "error: %s", what);
+    omo_diag_add(diag, line);
+}
+
+void omo_diag_print(const omo_diag *diag, void *file)
+{
+    for (size_t i = 0; i < diag->count; i++)
+        fprintf((FILE *)file, "%s\n", diag->lines[i]);
+}
+
+void omo_diag_clear(omo_diag *diag)
+{
+    for (size_t i = 0; i < diag->count; i++)
+        free(diag->lines[i]);
+    free(diag->lines);
+    diag->lines = NULL;
+    diag->count = diag->cap = 0;
+}
+
+bool omo_fixed_parse(const char *s, int64_t scale, int64_t *out)
+{
+    /* Decimal digits only: exact, whatever the double would have rounded to. */
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
+        return false;
+    int64_t ip = 0;
+    while (isdigit((unsigned char)*p)) {
+        if (ip > (INT64_MAX / 10 - 9) / scale)
+            return false;
+        ip = ip * 10 + (*p++ - '0');
+    }
+    int64_t frac = 0, fscale = 1;
+    int round = 0;
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            if (fscale < scale) {
+                frac = frac * 10 + (*p - '0');
+                fscale *= 10;
+            } else if (fscale == scale && round == 0) {
+                round = *p >= '5' ? 1 : -1;
+            }
+            p++;
+        }
+    }
+    if (*p == 'e' || *p == 'E') {
+        char *end;
+        errno = 0;
+        double d = strtod(s, &end);
+        if (*end || errno || !isfinite(d) || fabs(d) * (double)scale > 9e18)
+            return false;
+        *out = omo_fixed_from_double(d, scale);
+        return true;
+    }
+    if (*p)
+        return false;
+    int64_t v = ip * scale + frac * (scale / fscale) + (round > 0);
+    *out = neg ? -v : v;
+    return true;
+}
+
+int64_t omo_fixed_from_double(double v, int64_t scale)
+{
+    return (int64_t)llround(v * (double)scale);
+}
+
+char *omo_fixed_format(int64_t v, int64_t scale, int decimals, char *buf, size_t len)
+{
+    int64_t div = 1;
+    int sdig = 0;
+    for (int64_t s = scale; s > 1; s /= 10)
+        sdig++;
+    if (decimals > sdig)
+        decimals = sdig;
+    for (int i = decimals; i < sdig; i++)
+        div *= 10;
+    /* Round to `decimals` places, half away from zero. */
+    bool neg = v < 0;
+    uint64_t a = neg ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    a = (a + (uint64_t)div / 2) / (uint64_t)div;
+    uint64_t unit = (uint64_t)(scale / div);
+    uint64_t ip = a / unit, fp = a % unit;
+    int n = snprintf(buf, len, "%s%llu", neg && a ? "-" : "", (unsigned long long)ip);
+    if (fp && n > 0 && (size_t)n < len) {
+        char frac[32];
+        snprintf(frac, sizeof frac, "%0*llu", decimals, (unsigned long long)fp);
+        size_t fl = strlen(frac);
+        while (fl > 0 && frac[fl - 1] == '0')
+            frac[--fl] = 0;
+        snprintf(buf + n, len - (size_t)n, ".%s", frac);
+    }
+    return buf;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool omo_time_parse(const char *s, int64_t *ms)
+{
+    int y, mo, d, h, mi, se;
+    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &se))
+        return false;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
+        return false;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return false;
+    const char *p = s + 19;
+    int frac_ms = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        if (!isdigit((unsigned char)*p))
+            return false;
+        while (isdigit((unsigned char)*p)) {
+            if (n < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+            n++;
+            p++;
+        }
+        for (; n < 3; n++)
+            frac_ms *= 10;
+    }
+    int64_t off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        off = (oh * 60 + om) * 60;
+        if (*p == '-')
+            off = -off;
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    int64_t secs =
+        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - off;
+    *ms = secs * 1000 + frac_ms;
+    return true;
+}
+
+char *omo_time_format(int64_t ms, char *buf, size_t len)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    int frac = (int)(ms - secs * 1000);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (frac)
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    else
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+double omo_distance_km(double lat1, double lon1, double lat2, double lon2)
+{
+    const double rad = M_PI / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double a = sin(dlat / 2) * sin(dlat / 2) +
+               cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+    if (a > 1.0)
+        a = 1.0;
+    return 2.0 * 6371.0 * asin(sqrt(a));
+}
+
+uint64_t omo_hash_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t omo_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+bool omo_id_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (!(isalnum(c) || c == '_' || c == '.' || c == '-') || n >= OMO_ID_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+static size_t strmap_slot(const omo_strmap *map, const char *key, uint64_t h)
+{
+    size_t mask = map->cap - 1, i = (size_t)h & mask;
+    while (map->keys[i] && (map->hashes[i] != h || strcmp(map->keys[i], key)))
+        i = (i + 1) & mask;
+    return i;
+}
+
+int omo_strmap_get(const omo_strmap *map, const char *key)
+{
+    if (!map->cap)
+        return -1;
+    size_t i = strmap_slot(map, key, omo_hash_str(key));
+    return map->keys[i] ? map->vals[i] : -1;
+}
+
+bool omo_strmap_put(omo_strmap *map, const char *key, int val)
+{
+    if ((map->count + 1) * 2 > map->cap) {
+        omo_strmap old = *map;
+        map->cap = old.cap ? old.cap * 2 : 16;
+        map->keys = calloc(map->cap, sizeof *map->keys);
+        map->vals = calloc(map->cap, sizeof *map->vals);
+        map->hashes = calloc(map->cap, sizeof *map->hashes);
+        if (!map->keys || !map->vals || !map->hashes) {
+            free(map->keys);
+            free(map->vals);
+            free(map->hashes);
+            *map = old;
+            return false;
+        }
+        map->count = 0;
+        for (size_t i = 0; i < old.cap; i++) {
+            if (old.keys[i]) {
+                size_t j = strmap_slot(map, old.keys[i], old.hashes[i]);
+                map->keys[j] = old.keys[i];
+                map->vals[j] = old.vals[i];
+                map->hashes[j] = old.hashes[i];
+                map->count++;
+            }
+        }
+        free(old.keys);
+        free(old.vals);
+        free(old.hashes);
+    }
+    uint64_t h = omo_hash_str(key);
+    size_t i = strmap_slot(map, key, h);
+    if (!map->keys[i]) {
+        map->keys[i] = strdup(key);
+        if (!map->keys[i])
+            return false;
+        map->hashes[i] = h;
+        map->count++;
+    }
+    map->vals[i] = val;
+    return true;
+}
+
+void omo_strmap_free(omo_strmap *map)
+{
+    for (size_t i = 0; i < map->cap; i++)
+        free(map->keys[i]);
+    free(map->keys);
+    free(map->vals);
+    free(map->hashes);
+    memset(map, 0, sizeof *map);
+}
