@@ -1,0 +1,62 @@
+/* The exact per-order optimiser: given what each candidate node can give each line, find the
+ * plan that allocates the most units, then has the smallest objective, then the fewest
+ * shipments, then the smallest sorted list of node ids (contract section 5).
+ *
+ * It knows nothing of networks or rules: the engine turns an order into a problem. */
+#ifndef OMO_SOLVER_H
+#define OMO_SOLVER_H
+
+#include "util.h"
+
+/* One node the order may take units from. */
+typedef struct omo_cand {
+    int node;          /* node index: smaller index = smaller id in byte order */
+    int64_t fixed;     /* zone cost + handling cost, micro */
+    int64_t hours;     /* handling hours + zone hours, milli */
+    int64_t pick;      /* pick cost per unit, micro */
+    int64_t capacity;  /* units still allowed today; INT64_MAX when unlimited */
+    int64_t *atp;      /* per SKU group: units available to promise (>= 0) */
+    unsigned char *ok; /* per line: 1 when the node may serve it */
+} omo_cand;
+
+typedef struct omo_problem {
+    int nlines;
+    const int64_t *qty; /* per line */
+    const int *group;   /* per line: its SKU group (lines with the same SKU share ATP) */
+    int ngroups;
+    omo_cand *cands;
+    int ncands;
+    int64_t hour_cost;     /* micro per hour */
+    int64_t split_penalty; /* micro per shipment beyond the first */
+    int max_shipments;
+    bool split_lines;
+    bool partial_deny;
+} omo_problem;
+
+#define OMO_PLAN_MAX_SHIP 16
+
+/* A chosen plan. take[s * nlines + l]: units of line l from shipment s. Shipments are listed
+ * in ascending node index. */
+typedef struct omo_plan {
+    int64_t units;
+    int64_t objective; /* nano: money * 1e9 */
+    int nships;
+    int cand[OMO_PLAN_MAX_SHIP]; /* indices into problem->cands */
+    int64_t *take;               /* OMO_PLAN_MAX_SHIP * nlines, owned by the solver */
+} omo_plan;
+
+typedef struct omo_solver omo_solver;
+
+omo_solver *omo_solver_create(void);
+void omo_solver_destroy(omo_solver *sv);
+
+/* Solves prob. The returned plan lives in sv until the next call. Counts statistics. */
+const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *prob);
+
+/* The objective (nano) of shipments with these fixed costs, hours and picked units. */
+int64_t omo_objective(const omo_problem *prob, int nships, const int *cands, const int64_t *units);
+
+/* Number of node sets evaluated since creation (for benchmarks). */
+uint64_t omo_solver_evaluated(const omo_solver *sv);
+
+#endif
