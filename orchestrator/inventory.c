@@ -1,0 +1,199 @@
+#include "inventory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Open addressing from a 64-bit key to an int value (-1 = empty slot). */
+typedef struct i64map {
+    uint64_t *keys;
+    int64_t *vals;
+    unsigned char *used;
+    size_t cap, count;
+} i64map;
+
+static uint64_t mix(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    return k ^ (k >> 33);
+}
+
+static size_t i64map_slot(const i64map *m, uint64_t key)
+{
+    size_t mask = m->cap - 1, i = (size_t)mix(key) & mask;
+    while (m->used[i] && m->keys[i] != key)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int64_t *i64map_find(i64map *m, uint64_t key, bool create)
+{
+    if (create && (m->count + 1) * 2 > m->cap) {
+        i64map old = *m;
+        m->cap = old.cap ? old.cap * 2 : 1024;
+        m->keys = omo_xcalloc(m->cap, sizeof *m->keys);
+        m->vals = omo_xcalloc(m->cap, sizeof *m->vals);
+        m->used = omo_xcalloc(m->cap, 1);
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.used[i]) {
+                size_t j = i64map_slot(m, old.keys[i]);
+                m->used[j] = 1;
+                m->keys[j] = old.keys[i];
+                m->vals[j] = old.vals[i];
+            }
+        free(old.keys);
+        free(old.vals);
+        free(old.used);
+    }
+    if (!m->cap)
+        return NULL;
+    size_t i = i64map_slot(m, key);
+    if (!m->used[i]) {
+        if (!create)
+            return NULL;
+        m->used[i] = 1;
+        m->keys[i] = key;
+        m->vals[i] = 0;
+        m->count++;
+    }
+    return &m->vals[i];
+}
+
+static void i64map_free(i64map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    free(m->used);
+}
+
+typedef struct sku_entry {
+    char *name;
+    int *records;
+    size_t nrecords, cap;
+} sku_entry;
+
+struct omo_inventory {
+    omo_strmap sku_ids;
+    sku_entry *skus;
+    size_t nskus, capskus;
+    omo_stock *stock;
+    size_t nstock, capstock;
+    i64map stock_index; /* node << 32 | sku -> record */
+    i64map day_used;    /* node << 40 ^ day -> units */
+};
+
+omo_inventory *omo_inventory_create(void)
+{
+    return omo_xcalloc(1, sizeof(omo_inventory));
+}
+
+void omo_inventory_destroy(omo_inventory *inv)
+{
+    if (!inv)
+        return;
+    for (size_t i = 0; i < inv->nskus; i++) {
+        free(inv->skus[i].name);
+        free(inv->skus[i].records);
+    }
+    for (size_t i = 0; i < inv->nstock; i++)
+        free(inv->stock[i].holders);
+    free(inv->skus);
+    free(inv->stock);
+    omo_strmap_free(&inv->sku_ids);
+    i64map_free(&inv->stock_index);
+    i64map_free(&inv->day_used);
+    free(inv);
+}
+
+int omo_inventory_sku(omo_inventory *inv, const char *sku, bool create)
+{
+    int id = omo_strmap_get(&inv->sku_ids, sku);
+    if (id >= 0 || !create)
+        return id;
+    id = (int)inv->nskus;
+    if (!omo_strmap_put(&inv->sku_ids, sku, id))
+        abort();
+    omo_grow((void **)&inv->skus, &inv->capskus, inv->nskus + 1, sizeof(sku_entry));
+    inv->skus[inv->nskus++] = (sku_entry){.name = omo_xstrdup(sku)};
+    return id;
+}
+
+const char *omo_inventory_sku_name(const omo_inventory *inv, int sku)
+{
+    return inv->skus[sku].name;
+}
+
+size_t omo_inventory_nskus(const omo_inventory *inv)
+{
+    return inv->nskus;
+}
+
+omo_stock *omo_inventory_get(omo_inventory *inv, int node, int sku, bool create)
+{
+    uint64_t key = (uint64_t)(uint32_t)node << 32 | (uint32_t)sku;
+    int64_t *slot = i64map_find(&inv->stock_index, key, false);
+    if (slot)
+        return &inv->stock[*slot];
+    if (!create)
+        return NULL;
+    omo_grow((void **)&inv->stock, &inv->capstock, inv->nstock + 1, sizeof(omo_stock));
+    int rec = (int)inv->nstock++;
+    inv->stock[rec] = (omo_stock){.node = node, .sku = sku};
+    *i64map_find(&inv->stock_index, key, true) = rec;
+    sku_entry *se = &inv->skus[sku];
+    omo_grow((void **)&se->records, &se->cap, se->nrecords + 1, sizeof(int));
+    se->records[se->nrecords++] = rec;
+    return &inv->stock[rec];
+}
+
+const int *omo_inventory_records_of(const omo_inventory *inv, int sku, size_t *n)
+{
+    *n = inv->skus[sku].nrecords;
+    return inv->skus[sku].records;
+}
+
+omo_stock *omo_inventory_at(omo_inventory *inv, int record)
+{
+    return &inv->stock[record];
+}
+
+size_t omo_inventory_nrecords(const omo_inventory *inv)
+{
+    return inv->nstock;
+}
+
+void omo_stock_hold(omo_stock *st, int order)
+{
+    for (size_t i = 0; i < st->nholders; i++)
+        if (st->holders[i] == order)
+            return;
+    omo_grow((void **)&st->holders, &st->capholders, st->nholders + 1, sizeof(int));
+    st->holders[st->nholders++] = order;
+}
+
+void omo_stock_unhold(omo_stock *st, int order)
+{
+    for (size_t i = 0; i < st->nholders; i++)
+        if (st->holders[i] == order) {
+            st->holders[i] = st->holders[--st->nholders];
+            return;
+        }
+}
+
+static uint64_t day_key(int node, int64_t day)
+{
+    return (uint64_t)(uint32_t)node << 40 ^ (uint64_t)(day & 0xffffffffff);
+}
+
+int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day)
+{
+    int64_t *v = i64map_find((i64map *)&inv->day_used, day_key(node, day), false);
+    return v ? *v : 0;
+}
+
+void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units)
+{
+    *i64map_find(&inv->day_used, day_key(node, day), true) += units;
+}

@@ -1,0 +1,42 @@
+/* The inventory view in memory: on hand and reserved per (node, SKU), the orders holding each
+ * reservation, and units taken per (node, local day) against daily capacity. */
+#ifndef OMO_INVENTORY_H
+#define OMO_INVENTORY_H
+
+#include "util.h"
+
+typedef struct omo_stock {
+    int node, sku;
+    int64_t on_hand;
+    int64_t reserved; /* unfulfilled units reserved by orders */
+    char bin[16];     /* "AISLE-BAY-SHELF" or "" */
+    int *holders;     /* orders (engine indices) holding a reservation here */
+    size_t nholders, capholders;
+} omo_stock;
+
+typedef struct omo_inventory omo_inventory;
+
+omo_inventory *omo_inventory_create(void);
+void omo_inventory_destroy(omo_inventory *inv);
+
+/* The SKU's interned id; with create false, -1 when never seen. */
+int omo_inventory_sku(omo_inventory *inv, const char *sku, bool create);
+const char *omo_inventory_sku_name(const omo_inventory *inv, int sku);
+size_t omo_inventory_nskus(const omo_inventory *inv);
+
+/* The record of (node, sku); with create, made at zero when missing, else NULL. The pointer
+ * stays valid until the next call that creates a record. */
+omo_stock *omo_inventory_get(omo_inventory *inv, int node, int sku, bool create);
+/* Every record of the sku, whatever its node (index into the records, see _at). */
+const int *omo_inventory_records_of(const omo_inventory *inv, int sku, size_t *n);
+omo_stock *omo_inventory_at(omo_inventory *inv, int record);
+size_t omo_inventory_nrecords(const omo_inventory *inv);
+
+void omo_stock_hold(omo_stock *st, int order);
+void omo_stock_unhold(omo_stock *st, int order);
+
+/* Units taken at node on its local day. */
+int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day);
+void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units);
+
+#endif
