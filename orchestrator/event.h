@@ -46,7 +46,22 @@ typedef struct omo_event {
 } omo_event;
 
 /* Why an event was refused: the field (JSON path like "lines[1].qty", or "" for the whole
- * message) and what is wrong with it. */
+ * message) and what is wrong with it. `reason` is one of a fixed vocabulary:
+ *   malformed_json  not JSON, or not an object or array at the top (field "")
+ *   wrong_type      a value of the wrong JSON type; also a message that is not an object
+ *                   (field "type")
+ *   missing_field   a required field is absent or null (null counts as absent everywhere)
+ *   unknown_type    `type` names no known event
+ *   unknown_node    node_id or delivery.store_id names no node of the network
+ *   out_of_range    a number or choice outside its domain: qty <= 0, negative on_hand, lat or
+ *                   lon off the globe, delivery.method not ship/pickup, lines empty or longer
+ *                   than OMO_MAX_LINES
+ *   too_long        a string longer than its field: order and event ids 128 bytes, others 64
+ *   bad_id          an id that is empty or not [A-Za-z0-9_.-]
+ *   bad_time        a time that is not RFC 3339
+ *   bad_bin         a bin that is not AISLE-BAY-SHELF, each 1..9 decimal digits
+ *   duplicate_line  a line_id used twice in one order
+ * Unknown fields are ignored, so producers may add fields ahead of consumers. */
 typedef struct omo_event_error {
     char field[64];
     char reason[32]; /* machine-readable: malformed_json, missing_field, wrong_type, ... */
