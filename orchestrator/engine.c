@@ -1,0 +1,1077 @@
+#include "engine.h"
+
+#include "solver.h"
+#include "tz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct order_rec {
+    char *id;
+    int64_t created_ms;
+    char channel[OMO_ID_MAX + 1];
+    char service[OMO_ID_MAX + 1]; /* "pickup" for pickup orders */
+    bool pickup;
+    int store;
+    double lat, lon;
+    int nlines;
+    omo_line *lines;
+    int *sku;   /* per line: interned SKU */
+    int *group; /* per line: index of its SKU group */
+    int ngroups;
+    int *group_line; /* per group: its first line */
+
+    omo_alloc_status status;
+    const char *reason;
+    int revision;
+    int64_t objective;
+    int64_t decided_ms;
+    omo_shipment *ships;
+    int nships, capships;
+    int next_seq;
+    int64_t *backordered; /* per line */
+    unsigned stamp;
+} order_rec;
+
+/* A saved allocation, to put back when a retry gains nothing. */
+typedef struct saved_alloc {
+    omo_alloc_status status;
+    const char *reason;
+    int64_t objective, decided_ms;
+    omo_shipment *ships;
+    int nships;
+    int64_t *backordered;
+} saved_alloc;
+
+typedef struct int_vec {
+    int *v;
+    size_t n, cap;
+} int_vec;
+
+struct omo_engine {
+    const omo_network *net;
+    const omo_rules *rules;
+    omo_sink_fn sink;
+    void *sink_ctx;
+    omo_inventory *inv;
+    omo_solver *sv;
+
+    order_rec *orders;
+    size_t norders, caporders;
+    omo_strmap order_ids;
+    omo_strmap event_ids;
+    int_vec *backlog; /* per SKU: orders that had units of it backordered */
+    size_t capbacklog;
+
+    /* scratch for building one problem */
+    unsigned stamp;
+    unsigned *node_stamp;
+    int *node_cand;
+    omo_cand *cands;
+    size_t capcands;
+    int64_t *atp_pool;
+    unsigned char *ok_pool;
+    size_t cap_atp, cap_ok;
+    int64_t *safety_pool;
+    size_t cap_safety;
+    unsigned char *rule_order_ok;
+    unsigned char *rule_line_ok;
+    size_t cap_rule_order, cap_rule_line;
+    int64_t qty[OMO_MAX_LINES];
+    omo_method *methods; /* per candidate */
+    size_t capmethods;
+    int *prev_node, *prev_seq; /* shipment ids of the allocation being replaced */
+    int nprev;
+    size_t capprev;
+    int_vec retry;
+
+    int64_t clock_ms;
+    omo_engine_stats stats;
+};
+
+const char *omo_alloc_status_name(omo_alloc_status s)
+{
+    static const char *names[] = {"allocated", "partial", "backordered", "rejected", "cancelled"};
+    return names[s];
+}
+
+static void vec_push(int_vec *v, int x)
+{
+    omo_grow((void **)&v->v, &v->cap, v->n + 1, sizeof(int));
+    v->v[v->n++] = x;
+}
+
+omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, omo_sink_fn sink,
+                              void *sink_ctx)
+{
+    omo_engine *eng = omo_xcalloc(1, sizeof *eng);
+    eng->net = net;
+    eng->rules = rules;
+    eng->sink = sink;
+    eng->sink_ctx = sink_ctx;
+    eng->inv = omo_inventory_create();
+    eng->sv = omo_solver_create();
+    eng->node_stamp = omo_xcalloc(net->nnodes, sizeof(unsigned));
+    eng->node_cand = omo_xcalloc(net->nnodes, sizeof(int));
+    return eng;
+}
+
+static void free_ships(omo_shipment *ships, int n)
+{
+    for (int s = 0; s < n; s++) {
+        free(ships[s].qty);
+        free(ships[s].done);
+    }
+}
+
+void omo_engine_destroy(omo_engine *eng)
+{
+    if (!eng)
+        return;
+    for (size_t i = 0; i < eng->norders; i++) {
+        order_rec *o = &eng->orders[i];
+        free(o->id);
+        free(o->lines);
+        free(o->sku);
+        free(o->group);
+        free(o->group_line);
+        free_ships(o->ships, o->nships);
+        free(o->ships);
+        free(o->backordered);
+    }
+    free(eng->orders);
+    for (size_t i = 0; i < eng->capbacklog; i++)
+        free(eng->backlog[i].v);
+    free(eng->backlog);
+    free(eng->retry.v);
+    free(eng->methods);
+    free(eng->prev_node);
+    free(eng->prev_seq);
+    omo_strmap_free(&eng->order_ids);
+    omo_strmap_free(&eng->event_ids);
+    omo_inventory_destroy(eng->inv);
+    omo_solver_destroy(eng->sv);
+    free(eng->node_stamp);
+    free(eng->node_cand);
+    free(eng->cands);
+    free(eng->atp_pool);
+    free(eng->ok_pool);
+    free(eng->safety_pool);
+    free(eng->rule_order_ok);
+    free(eng->rule_line_ok);
+    free(eng);
+}
+
+void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules)
+{
+    eng->rules = rules;
+}
+
+const omo_engine_stats *omo_engine_stats_get(const omo_engine *eng)
+{
+    return &eng->stats;
+}
+
+omo_inventory *omo_engine_inventory(omo_engine *eng)
+{
+    return eng->inv;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static const omo_zone *zone_for(const omo_service *svc, double km)
+{
+    for (size_t z = 0; z < svc->nzones; z++)
+        if (km <= svc->zones[z].max_km)
+            return &svc->zones[z];
+    return NULL;
+}
+
+/* ---- reservations ---------------------------------------------------------------------- */
+
+static int64_t ship_units(const omo_shipment *sh, int nlines)
+{
+    int64_t u = 0;
+    for (int l = 0; l < nlines; l++)
+        u += sh->qty[l];
+    return u;
+}
+
+/* Reserves the unfulfilled units of the order's shipments and counts them against capacity. */
+static void reserve_order(omo_engine *eng, int oi)
+{
+    order_rec *o = &eng->orders[oi];
+    for (int s = 0; s < o->nships; s++) {
+        omo_shipment *sh = &o->ships[s];
+        int64_t open = 0;
+        for (int l = 0; l < o->nlines; l++) {
+            int64_t u = sh->qty[l] - sh->done[l];
+            if (u <= 0)
+                continue;
+            omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], true);
+            st->reserved += u;
+            omo_stock_hold(st, oi);
+            open += u;
+        }
+        if (open)
+            omo_inventory_day_add(eng->inv, sh->node, sh->day, open);
+    }
+}
+
+/* Releases the unfulfilled units (and their capacity). Fulfilled units stay as shipments. */
+static void release_order(omo_engine *eng, int oi)
+{
+    order_rec *o = &eng->orders[oi];
+    int keep = 0;
+    size_t need = (size_t)o->nships + 1;
+    if (need > eng->capprev) {
+        eng->capprev = need * 2;
+        eng->prev_node = omo_xrealloc(eng->prev_node, sizeof(int) * eng->capprev);
+        eng->prev_seq = omo_xrealloc(eng->prev_seq, sizeof(int) * eng->capprev);
+    }
+    eng->nprev = o->nships;
+    for (int s = 0; s < o->nships; s++) {
+        eng->prev_node[s] = o->ships[s].node;
+        eng->prev_seq[s] = o->ships[s].seq;
+    }
+    for (int s = 0; s < o->nships; s++) {
+        omo_shipment *sh = &o->ships[s];
+        int64_t open = 0, done = 0;
+        for (int l = 0; l < o->nlines; l++) {
+            int64_t u = sh->qty[l] - sh->done[l];
+            done += sh->done[l];
+            if (u > 0) {
+                omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], false);
+                st->reserved -= u;
+                omo_stock_unhold(st, oi);
+                open += u;
+            }
+            sh->qty[l] = sh->done[l];
+        }
+        if (open)
+            omo_inventory_day_add(eng->inv, sh->node, sh->day, -open);
+        if (done)
+            o->ships[keep++] = *sh;
+        else
+            free_ships(sh, 1);
+    }
+    o->nships = keep;
+}
+
+static void copy_ships(omo_shipment *dst, const omo_shipment *src, int n, int nlines)
+{
+    for (int s = 0; s < n; s++) {
+        dst[s] = src[s];
+        dst[s].qty = omo_xmalloc(sizeof(int64_t) * (size_t)nlines);
+        dst[s].done = omo_xmalloc(sizeof(int64_t) * (size_t)nlines);
+        memcpy(dst[s].qty, src[s].qty, sizeof(int64_t) * (size_t)nlines);
+        memcpy(dst[s].done, src[s].done, sizeof(int64_t) * (size_t)nlines);
+    }
+}
+
+static void save_alloc(const order_rec *o, saved_alloc *sa)
+{
+    sa->status = o->status;
+    sa->reason = o->reason;
+    sa->objective = o->objective;
+    sa->decided_ms = o->decided_ms;
+    sa->nships = o->nships;
+    sa->ships = omo_xmalloc(sizeof(omo_shipment) * (size_t)(o->nships ? o->nships : 1));
+    copy_ships(sa->ships, o->ships, o->nships, o->nlines);
+    sa->backordered = omo_xmalloc(sizeof(int64_t) * (size_t)o->nlines);
+    memcpy(sa->backordered, o->backordered, sizeof(int64_t) * (size_t)o->nlines);
+}
+
+static void restore_alloc(order_rec *o, saved_alloc *sa)
+{
+    free_ships(o->ships, o->nships);
+    o->nships = 0;
+    omo_grow((void **)&o->ships, (size_t *)&o->capships, (size_t)sa->nships, sizeof(omo_shipment));
+    memcpy(o->ships, sa->ships, sizeof(omo_shipment) * (size_t)sa->nships);
+    o->nships = sa->nships;
+    free(sa->ships);
+    o->status = sa->status;
+    o->reason = sa->reason;
+    o->objective = sa->objective;
+    o->decided_ms = sa->decided_ms;
+    memcpy(o->backordered, sa->backordered, sizeof(int64_t) * (size_t)o->nlines);
+    free(sa->backordered);
+}
+
+static void drop_saved(saved_alloc *sa)
+{
+    free_ships(sa->ships, sa->nships);
+    free(sa->ships);
+    free(sa->backordered);
+}
+
+/* ---- deciding -------------------------------------------------------------------------- */
+
+static bool rule_matches_order(const omo_rule *r, const order_rec *o)
+{
+    if (r->channel && strcmp(r->channel, o->channel))
+        return false;
+    if (r->service && strcmp(r->service, o->service))
+        return false;
+    return true;
+}
+
+static bool rule_matches_sku(const omo_engine *eng, const omo_rule *r, const char *sku)
+{
+    if (r->sku && strcmp(r->sku, sku))
+        return false;
+    if (r->sku_tag && !omo_network_sku_has_tag(eng->net, sku, r->sku_tag))
+        return false;
+    return true;
+}
+
+/* Terms of node n for order o (method, fixed cost, hours), or false when its method, service
+ * or zone rules it out. */
+static bool node_terms(const omo_engine *eng, const order_rec *o, int n, const omo_service *svc,
+                       omo_method *method, int64_t *fixed, int64_t *hours)
+{
+    const omo_rules *R = eng->rules;
+    const omo_node *nd = &eng->net->nodes[n];
+    const omo_zone *z;
+    if (o->pickup) {
+        *method = OMO_METHOD_CLICK_AND_COLLECT;
+        if (n == o->store) {
+            *fixed = nd->handling_cost;
+            *hours = nd->handling_hours;
+            return true;
+        }
+        if (!R->has_transfer || !(R->transfer.from_mask & OMO_TYPE_BIT(nd->type)))
+            return false;
+        const omo_node *p = &eng->net->nodes[o->store];
+        z = zone_for(&R->transfer, omo_distance_km(nd->lat, nd->lon, p->lat, p->lon));
+    } else {
+        if (!nd->ship || !(svc->from_mask & OMO_TYPE_BIT(nd->type)))
+            return false;
+        *method =
+            nd->type == OMO_NODE_WAREHOUSE ? OMO_METHOD_WAREHOUSE : OMO_METHOD_SHIP_FROM_STORE;
+        z = zone_for(svc, omo_distance_km(nd->lat, nd->lon, o->lat, o->lon));
+    }
+    if (!z)
+        return false;
+    *fixed = z->cost + nd->handling_cost;
+    *hours = nd->handling_hours + z->hours;
+    return true;
+}
+
+/* The rules' verdict on (order, node, line): eligible or not, and the safety stock. */
+static bool rules_allow(const omo_engine *eng, int n, omo_method method, int l, int64_t *safety)
+{
+    const omo_rules *R = eng->rules;
+    const omo_node *nd = &eng->net->nodes[n];
+    bool ok = true;
+    *safety = nd->safety_stock;
+    for (size_t r = 0; r < R->nrules; r++) {
+        const omo_rule *ru = &R->rules[r];
+        if (!eng->rule_order_ok[r] || !eng->rule_line_ok[(size_t)l * R->nrules + r])
+            continue;
+        if ((ru->node >= 0 && ru->node != n) ||
+            (ru->node_type >= 0 && ru->node_type != (int)nd->type))
+            continue;
+        if (ru->allow_node_types && !(ru->allow_node_types & OMO_TYPE_BIT(nd->type)))
+            ok = false;
+        for (size_t d = 0; d < ru->ndeny_nodes; d++)
+            if (ru->deny_nodes[d] == n)
+                ok = false;
+        if (ru->deny_methods & OMO_METHOD_BIT(method))
+            ok = false;
+        if (ru->safety_stock >= 0)
+            *safety = ru->safety_stock;
+    }
+    return ok;
+}
+
+static int cmp_ship_node(const void *a, const void *b)
+{
+    return ((const omo_shipment *)a)->node - ((const omo_shipment *)b)->node;
+}
+
+static int64_t order_units(const order_rec *o)
+{
+    int64_t u = 0;
+    for (int s = 0; s < o->nships; s++)
+        u += ship_units(&o->ships[s], o->nlines);
+    return u;
+}
+
+static void backlog_add(omo_engine *eng, int sku, int oi)
+{
+    if ((size_t)sku >= eng->capbacklog) {
+        size_t ncap = eng->capbacklog ? eng->capbacklog : 64;
+        while (ncap <= (size_t)sku)
+            ncap *= 2;
+        eng->backlog = omo_xrealloc(eng->backlog, sizeof(int_vec) * ncap);
+        memset(eng->backlog + eng->capbacklog, 0, sizeof(int_vec) * (ncap - eng->capbacklog));
+        eng->capbacklog = ncap;
+    }
+    int_vec *v = &eng->backlog[sku];
+    if (v->n && v->v[v->n - 1] == oi)
+        return;
+    vec_push(v, oi);
+}
+
+/* Numbers the shipments, computes objective, backorders and status, and reserves. */
+static void finish_decision(omo_engine *eng, int oi)
+{
+    order_rec *o = &eng->orders[oi];
+    const omo_rules *R = eng->rules;
+    qsort(o->ships, (size_t)o->nships, sizeof(omo_shipment), cmp_ship_node);
+    for (int s = 0; s < o->nships; s++) {
+        omo_shipment *sh = &o->ships[s];
+        if (sh->seq)
+            continue;
+        for (int p = 0; p < eng->nprev; p++)
+            if (eng->prev_node[p] == sh->node)
+                sh->seq = eng->prev_seq[p];
+        if (!sh->seq)
+            sh->seq = ++o->next_seq;
+    }
+    eng->nprev = 0;
+    int64_t obj = 0, maxh = 0, units = 0, total = 0;
+    for (int s = 0; s < o->nships; s++) {
+        const omo_shipment *sh = &o->ships[s];
+        int64_t u = ship_units(sh, o->nlines);
+        obj += sh->cost * 1000 + u * eng->net->nodes[sh->node].pick_cost_per_unit * 1000;
+        maxh = max64(maxh, sh->hours);
+        units += u;
+    }
+    if (o->nships)
+        obj += R->hour_cost * maxh + R->split_penalty * 1000 * (o->nships - 1);
+    o->objective = obj;
+    for (int l = 0; l < o->nlines; l++) {
+        int64_t got = 0;
+        for (int s = 0; s < o->nships; s++)
+            got += o->ships[s].qty[l];
+        o->backordered[l] = o->lines[l].qty - got;
+        total += o->lines[l].qty;
+        if (o->backordered[l] > 0)
+            backlog_add(eng, o->sku[l], oi);
+    }
+    o->status = units == total ? OMO_ALLOC_ALLOCATED
+                : units > 0    ? OMO_ALLOC_PARTIAL
+                               : OMO_ALLOC_BACKORDERED;
+    reserve_order(eng, oi);
+}
+
+/* Decides order oi at time now from scratch (its unfulfilled reservations must be released).
+ * Fills its shipments, backorders, status and objective, and reserves what it takes. */
+static void decide(omo_engine *eng, int oi, int64_t now)
+{
+    order_rec *o = &eng->orders[oi];
+    const omo_rules *R = eng->rules;
+    const omo_network *net = eng->net;
+    int L = o->nlines, G = o->ngroups;
+    o->decided_ms = now;
+    o->reason = NULL;
+
+    const omo_service *svc = NULL;
+    if (o->pickup) {
+        if (!net->nodes[o->store].pickup)
+            o->reason = "pickup_not_accepted";
+    } else {
+        int si = omo_rules_find_service(R, o->service);
+        if (si < 0)
+            o->reason = "unknown_service";
+        else
+            svc = &R->services[si];
+    }
+    if (o->reason) {
+        eng->nprev = 0;
+        o->status = OMO_ALLOC_REJECTED;
+        o->objective = 0;
+        for (int l = 0; l < L; l++)
+            o->backordered[l] = 0;
+        return;
+    }
+
+    /* Units still to place: fulfilled units stay where they are. */
+    for (int l = 0; l < L; l++) {
+        int64_t done = 0;
+        for (int s = 0; s < o->nships; s++)
+            done += o->ships[s].done[l];
+        eng->qty[l] = o->lines[l].qty - done;
+    }
+
+    size_t nr = R->nrules;
+    omo_grow((void **)&eng->rule_order_ok, &eng->cap_rule_order, nr + 1, 1);
+    omo_grow((void **)&eng->rule_line_ok, &eng->cap_rule_line, nr * (size_t)L + 1, 1);
+    for (size_t r = 0; r < nr; r++) {
+        eng->rule_order_ok[r] = rule_matches_order(&R->rules[r], o);
+        for (int l = 0; l < L; l++)
+            eng->rule_line_ok[(size_t)l * nr + r] =
+                eng->rule_order_ok[r] && rule_matches_sku(eng, &R->rules[r], o->lines[l].sku);
+    }
+
+    /* Candidates: nodes that hold a record of one of the order's SKUs. */
+    unsigned stamp = ++eng->stamp;
+    int nc = 0;
+    omo_method *methods = eng->methods;
+    for (int g = 0; g < G; g++) {
+        size_t nrec;
+        const int *recs = omo_inventory_records_of(eng->inv, o->sku[o->group_line[g]], &nrec);
+        for (size_t i = 0; i < nrec; i++) {
+            omo_stock *st = omo_inventory_at(eng->inv, recs[i]);
+            int n = st->node;
+            if (eng->node_stamp[n] != stamp) {
+                eng->node_stamp[n] = stamp;
+                eng->node_cand[n] = -1;
+                omo_method method;
+                int64_t fixed, hours;
+                if (!node_terms(eng, o, n, svc, &method, &fixed, &hours))
+                    continue;
+                const omo_node *nd = &net->nodes[n];
+                int64_t capacity = INT64_MAX;
+                if (nd->daily_capacity >= 0)
+                    capacity = max64(
+                        0, nd->daily_capacity -
+                               omo_inventory_day_used(eng->inv, n, omo_tz_local_day(nd->tz, now)));
+                if (capacity == 0)
+                    continue;
+                omo_grow((void **)&eng->cands, &eng->capcands, (size_t)nc + 1, sizeof(omo_cand));
+                omo_grow((void **)&eng->methods, &eng->capmethods, (size_t)nc + 1,
+                         sizeof(omo_method));
+                methods = eng->methods;
+                omo_grow((void **)&eng->atp_pool, &eng->cap_atp, (size_t)(nc + 1) * G,
+                         sizeof(int64_t));
+                omo_grow((void **)&eng->ok_pool, &eng->cap_ok, (size_t)(nc + 1) * L, 1);
+                eng->cands[nc] = (omo_cand){.node = n,
+                                            .fixed = fixed,
+                                            .hours = hours,
+                                            .pick = nd->pick_cost_per_unit,
+                                            .capacity = capacity};
+                methods[nc] = method;
+                for (int gg = 0; gg < G; gg++)
+                    eng->atp_pool[(size_t)nc * G + gg] = 0;
+                for (int l = 0; l < L; l++)
+                    eng->ok_pool[(size_t)nc * L + l] = 0;
+                eng->node_cand[n] = nc++;
+            }
+            int c = eng->node_cand[n];
+            if (c < 0)
+                continue;
+            int64_t safety = 0;
+            bool any = false;
+            for (int l = 0; l < L; l++) {
+                if (o->group[l] != g)
+                    continue;
+                int64_t sl;
+                if (rules_allow(eng, n, methods[c], l, &sl)) {
+                    eng->ok_pool[(size_t)c * L + l] = 1;
+                    any = true;
+                }
+                safety = sl; /* same SKU, same rules: the same safety for every line */
+            }
+            if (any)
+                eng->atp_pool[(size_t)c * G + g] = max64(0, st->on_hand - st->reserved - safety);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        eng->cands[c].atp = eng->atp_pool + (size_t)c * G;
+        eng->cands[c].ok = eng->ok_pool + (size_t)c * L;
+    }
+
+    omo_problem prob = {.nlines = L,
+                        .qty = eng->qty,
+                        .group = o->group,
+                        .ngroups = G,
+                        .cands = eng->cands,
+                        .ncands = nc,
+                        .hour_cost = R->hour_cost,
+                        .split_penalty = R->split_penalty,
+                        .max_shipments = R->max_shipments - o->nships,
+                        .split_lines = R->split_lines,
+                        .partial_deny = R->partial_deny};
+    if (prob.max_shipments < 1)
+        prob.max_shipments = 0;
+    uint64_t before = omo_solver_evaluated(eng->sv);
+    const omo_plan *plan = omo_solver_solve(eng->sv, &prob);
+    eng->stats.solver_sets += omo_solver_evaluated(eng->sv) - before;
+
+    /* The plan's shipments, merged with what was already fulfilled at the same node. */
+    for (int s = 0; s < plan->nships; s++) {
+        const omo_cand *c = &eng->cands[plan->cand[s]];
+        const omo_node *nd = &net->nodes[c->node];
+        omo_shipment *sh = NULL;
+        for (int t = 0; t < o->nships; t++)
+            if (o->ships[t].node == c->node)
+                sh = &o->ships[t];
+        if (!sh) {
+            omo_grow((void **)&o->ships, (size_t *)&o->capships, (size_t)o->nships + 1,
+                     sizeof(omo_shipment));
+            sh = &o->ships[o->nships++];
+            *sh = (omo_shipment){.seq = 0, .node = c->node};
+            sh->qty = omo_xcalloc((size_t)L, sizeof(int64_t));
+            sh->done = omo_xcalloc((size_t)L, sizeof(int64_t));
+        }
+        sh->method = eng->methods[plan->cand[s]];
+        sh->cost = c->fixed;
+        sh->hours = c->hours;
+        sh->day = omo_tz_local_day(nd->tz, now);
+        for (int l = 0; l < L; l++)
+            sh->qty[l] += plan->take[(size_t)s * L + l];
+    }
+    finish_decision(eng, oi);
+}
+
+static void emit(omo_engine *eng, int oi)
+{
+    order_rec *o = &eng->orders[oi];
+    o->revision++;
+    eng->stats.revisions++;
+    if (!eng->sink)
+        return;
+    omo_allocation a = {.order_id = o->id,
+                        .revision = o->revision,
+                        .status = o->status,
+                        .reason = o->reason,
+                        .decided_at_ms = o->decided_ms,
+                        .rules_version = eng->rules->version_hash,
+                        .objective = o->objective,
+                        .lines = o->lines,
+                        .nlines = o->nlines,
+                        .service = o->service,
+                        .pickup_store = o->pickup ? o->store : -1,
+                        .ships = o->status == OMO_ALLOC_CANCELLED ? NULL : o->ships,
+                        .nships = o->status == OMO_ALLOC_CANCELLED ? 0 : o->nships,
+                        .backordered = o->backordered};
+    eng->sink(eng->sink_ctx, &a);
+}
+
+static bool open_order(const order_rec *o)
+{
+    return o->status != OMO_ALLOC_CANCELLED && o->status != OMO_ALLOC_REJECTED;
+}
+
+/* Decides an order again at time now. A re-sourcing always becomes a revision; a retry only
+ * when it allocates more units than before, else the old allocation is put back. */
+static void redecide(omo_engine *eng, int oi, int64_t now, bool retry)
+{
+    order_rec *o = &eng->orders[oi];
+    saved_alloc old;
+    int64_t before = order_units(o);
+    if (retry)
+        save_alloc(o, &old);
+    release_order(eng, oi);
+    decide(eng, oi, now);
+    o = &eng->orders[oi];
+    if (retry) {
+        if (order_units(o) <= before) {
+            release_order(eng, oi);
+            free_ships(o->ships, o->nships);
+            o->nships = 0;
+            restore_alloc(o, &old);
+            reserve_order(eng, oi);
+            return;
+        }
+        drop_saved(&old);
+        eng->stats.retried++;
+    } else {
+        eng->stats.resourced++;
+    }
+    emit(eng, oi);
+}
+
+/* While on hand at the record is below what is reserved there, re-sources the newest order
+ * holding a reservation of it. */
+static void settle_oversell(omo_engine *eng, int node, int sku, int64_t now)
+{
+    for (;;) {
+        omo_stock *st = omo_inventory_get(eng->inv, node, sku, false);
+        if (!st || st->on_hand >= st->reserved || st->nholders == 0)
+            return;
+        int newest = st->holders[0];
+        for (size_t i = 1; i < st->nholders; i++)
+            if (st->holders[i] > newest)
+                newest = st->holders[i];
+        redecide(eng, newest, now, false);
+    }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Retries, oldest first, the orders with units of the skus backordered. */
+static void retry_backorders(omo_engine *eng, const int *skus, int nskus, int64_t now)
+{
+    int_vec *rv = &eng->retry;
+    rv->n = 0;
+    unsigned stamp = ++eng->stamp;
+    for (int i = 0; i < nskus; i++) {
+        if ((size_t)skus[i] >= eng->capbacklog)
+            continue;
+        int_vec *bl = &eng->backlog[skus[i]];
+        size_t keep = 0;
+        for (size_t j = 0; j < bl->n; j++) {
+            order_rec *o = &eng->orders[bl->v[j]];
+            bool still = false;
+            if (open_order(o))
+                for (int l = 0; l < o->nlines && !still; l++)
+                    still = o->sku[l] == skus[i] && o->backordered[l] > 0;
+            if (!still)
+                continue;
+            bl->v[keep++] = bl->v[j];
+            if (o->stamp != stamp) {
+                o->stamp = stamp;
+                vec_push(rv, bl->v[j]);
+            }
+        }
+        bl->n = keep;
+    }
+    qsort(rv->v, rv->n, sizeof(int), cmp_int);
+    /* redecide may push to the backlog but never to rv: copy rv out first. */
+    size_t n = rv->n;
+    int *list = omo_xmalloc(sizeof(int) * (n ? n : 1));
+    memcpy(list, rv->v, sizeof(int) * n);
+    for (size_t i = 0; i < n; i++)
+        redecide(eng, list[i], now, true);
+    free(list);
+}
+
+static void set_error(omo_event_error *err, const char *field, const char *reason, const char *fmt,
+                      const char *arg)
+{
+    if (!err)
+        return;
+    snprintf(err->field, sizeof err->field, "%s", field);
+    snprintf(err->reason, sizeof err->reason, "%s", reason);
+    snprintf(err->message, sizeof err->message, fmt, arg);
+}
+
+static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
+{
+    if (omo_strmap_get(&eng->order_ids, ev->order_id) >= 0)
+        return OMO_APPLY_DUPLICATE;
+    int oi = (int)eng->norders;
+    if (!omo_strmap_put(&eng->order_ids, ev->order_id, oi))
+        abort();
+    omo_grow((void **)&eng->orders, &eng->caporders, eng->norders + 1, sizeof(order_rec));
+    order_rec *o = &eng->orders[eng->norders++];
+    memset(o, 0, sizeof *o);
+    int L = (int)ev->nlines;
+    o->id = omo_xstrdup(ev->order_id);
+    o->created_ms = ev->at_ms;
+    snprintf(o->channel, sizeof o->channel, "%s", ev->channel);
+    snprintf(o->service, sizeof o->service, "%s", ev->pickup ? "pickup" : ev->service);
+    o->pickup = ev->pickup;
+    o->store = ev->pickup ? ev->store : -1;
+    o->lat = ev->cust_lat;
+    o->lon = ev->cust_lon;
+    o->nlines = L;
+    o->lines = omo_xmalloc(sizeof(omo_line) * (size_t)L);
+    memcpy(o->lines, ev->lines, sizeof(omo_line) * (size_t)L);
+    o->sku = omo_xmalloc(sizeof(int) * (size_t)L);
+    o->group = omo_xmalloc(sizeof(int) * (size_t)L);
+    o->group_line = omo_xmalloc(sizeof(int) * (size_t)L);
+    o->backordered = omo_xcalloc((size_t)L, sizeof(int64_t));
+    for (int l = 0; l < L; l++) {
+        o->sku[l] = omo_inventory_sku(eng->inv, ev->lines[l].sku, true);
+        o->group[l] = -1;
+        for (int j = 0; j < l; j++)
+            if (o->sku[j] == o->sku[l])
+                o->group[l] = o->group[j];
+        if (o->group[l] < 0) {
+            o->group_line[o->ngroups] = l;
+            o->group[l] = o->ngroups++;
+        }
+    }
+    eng->stats.orders++;
+    eng->stats.decisions++;
+    eng->nprev = 0;
+    decide(eng, oi, ev->at_ms);
+    emit(eng, oi);
+    return OMO_APPLY_OK;
+}
+
+static omo_apply_result order_cancelled(omo_engine *eng, const omo_event *ev, int64_t now,
+                                        omo_event_error *err)
+{
+    int oi = omo_strmap_get(&eng->order_ids, ev->order_id);
+    if (oi < 0) {
+        set_error(err, "order_id", "unknown_order", "order_id: no order '%s' was created",
+                  ev->order_id);
+        return OMO_APPLY_INVALID;
+    }
+    order_rec *o = &eng->orders[oi];
+    if (o->status == OMO_ALLOC_CANCELLED)
+        return OMO_APPLY_DUPLICATE;
+    /* What it releases, for the retries. */
+    int skus[OMO_MAX_LINES], n = 0;
+    for (int s = 0; s < o->nships; s++)
+        for (int l = 0; l < o->nlines; l++)
+            if (o->ships[s].qty[l] > o->ships[s].done[l]) {
+                bool seen = false;
+                for (int i = 0; i < n; i++)
+                    seen |= skus[i] == o->sku[l];
+                if (!seen)
+                    skus[n++] = o->sku[l];
+            }
+    release_order(eng, oi);
+    eng->nprev = 0;
+    o = &eng->orders[oi];
+    o->status = OMO_ALLOC_CANCELLED;
+    o->reason = NULL;
+    o->objective = 0;
+    o->decided_ms = now;
+    for (int l = 0; l < o->nlines; l++)
+        o->backordered[l] = 0;
+    emit(eng, oi);
+    retry_backorders(eng, skus, n, now);
+    return OMO_APPLY_OK;
+}
+
+static void consume(omo_engine *eng, order_rec *o, int oi, int node, int sku, int64_t units)
+{
+    for (int s = 0; s < o->nships && units > 0; s++) {
+        omo_shipment *sh = &o->ships[s];
+        if (sh->node != node)
+            continue;
+        for (int l = 0; l < o->nlines && units > 0; l++) {
+            if (o->sku[l] != sku)
+                continue;
+            int64_t c = min64(units, sh->qty[l] - sh->done[l]);
+            if (c <= 0)
+                continue;
+            sh->done[l] += c;
+            units -= c;
+            omo_stock *st = omo_inventory_get(eng->inv, node, sku, false);
+            st->reserved -= c;
+        }
+        bool open = false;
+        for (int l = 0; l < o->nlines; l++)
+            open |= o->sku[l] == sku && sh->qty[l] > sh->done[l];
+        if (!open)
+            omo_stock_unhold(omo_inventory_get(eng->inv, node, sku, false), oi);
+    }
+}
+
+static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_t now)
+{
+    if (omo_strmap_get(&eng->event_ids, ev->event_id) >= 0)
+        return OMO_APPLY_DUPLICATE;
+    if (!omo_strmap_put(&eng->event_ids, ev->event_id, 0))
+        abort();
+    int sku = omo_inventory_sku(eng->inv, ev->sku, true);
+    omo_stock *st = omo_inventory_get(eng->inv, ev->node, sku, true);
+    int64_t before = st->on_hand;
+    if (ev->type == OMO_EV_STOCK_SNAPSHOT) {
+        st->on_hand = ev->on_hand;
+        if (ev->bin[0])
+            snprintf(st->bin, sizeof st->bin, "%.15s", ev->bin);
+    } else {
+        st->on_hand = max64(0, st->on_hand + ev->delta);
+        if (ev->order_id[0] && ev->delta < 0) {
+            int oi = omo_strmap_get(&eng->order_ids, ev->order_id);
+            if (oi >= 0)
+                consume(eng, &eng->orders[oi], oi, ev->node, sku, before - st->on_hand);
+        }
+    }
+    st = omo_inventory_get(eng->inv, ev->node, sku, false);
+    if (st->on_hand < before)
+        settle_oversell(eng, ev->node, sku, now);
+    else if (st->on_hand > before)
+        retry_backorders(eng, &sku, 1, now);
+    return OMO_APPLY_OK;
+}
+
+omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_event_error *err)
+{
+    eng->stats.events++;
+    if (ev->has_at && ev->at_ms > eng->clock_ms)
+        eng->clock_ms = ev->at_ms;
+    int64_t now = ev->has_at ? ev->at_ms : eng->clock_ms;
+    omo_apply_result r;
+    switch (ev->type) {
+    case OMO_EV_ORDER_CREATED:
+        r = order_created(eng, ev);
+        break;
+    case OMO_EV_ORDER_CANCELLED:
+        r = order_cancelled(eng, ev, now, err);
+        break;
+    default:
+        r = stock_event(eng, ev, now);
+        break;
+    }
+    if (r == OMO_APPLY_DUPLICATE)
+        eng->stats.duplicates++;
+    else if (r == OMO_APPLY_INVALID)
+        eng->stats.invalid++;
+    return r;
+}
+
+void omo_engine_summary(const omo_engine *eng, omo_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < eng->norders; i++) {
+        const order_rec *o = &eng->orders[i];
+        out->orders++;
+        out->by_status[o->status]++;
+        for (int l = 0; l < o->nlines; l++) {
+            out->units_ordered += o->lines[l].qty;
+            out->units_backordered += o->backordered[l];
+        }
+        if (o->status == OMO_ALLOC_CANCELLED || o->status == OMO_ALLOC_REJECTED)
+            continue;
+        int64_t maxh = 0;
+        for (int s = 0; s < o->nships; s++) {
+            out->ships_by_method[o->ships[s].method]++;
+            out->units_allocated += ship_units(&o->ships[s], o->nlines);
+            maxh = max64(maxh, o->ships[s].hours);
+        }
+        if (o->nships > 1)
+            out->split_orders++;
+        if (o->nships) {
+            out->hours_sum += maxh;
+            out->hours_orders++;
+        }
+        out->objective += o->objective;
+    }
+}
+
+/* ---- JSON output ----------------------------------------------------------------------- */
+
+typedef struct sbuf {
+    char **buf;
+    size_t *cap;
+    size_t len;
+} sbuf;
+
+static void sb_put(sbuf *sb, const char *s, size_t n)
+{
+    if (sb->len + n + 1 > *sb->cap) {
+        size_t ncap = *sb->cap ? *sb->cap * 2 : 1024;
+        while (ncap < sb->len + n + 1)
+            ncap *= 2;
+        *sb->buf = omo_xrealloc(*sb->buf, ncap);
+        *sb->cap = ncap;
+    }
+    memcpy(*sb->buf + sb->len, s, n);
+    sb->len += n;
+    (*sb->buf)[sb->len] = 0;
+}
+
+static void sb_lit(sbuf *sb, const char *s)
+{
+    sb_put(sb, s, strlen(s));
+}
+
+static void sb_str(sbuf *sb, const char *s)
+{
+    sb_put(sb, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sb_put(sb, run, (size_t)(s - run));
+        char esc[8];
+        if (c == '"' || c == '\\')
+            snprintf(esc, sizeof esc, "\\%c", c);
+        else
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+        sb_lit(sb, esc);
+        run = s + 1;
+    }
+    sb_put(sb, run, (size_t)(s - run));
+    sb_put(sb, "\"", 1);
+}
+
+static void sb_int(sbuf *sb, int64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    sb_put(sb, tmp, (size_t)n);
+}
+
+static void sb_fixed(sbuf *sb, int64_t v, int64_t scale, int decimals)
+{
+    char tmp[48];
+    sb_lit(sb, omo_fixed_format(v, scale, decimals, tmp, sizeof tmp));
+}
+
+static void sb_lines(sbuf *sb, const omo_allocation *a, const int64_t *qty)
+{
+    sb_lit(sb, "[");
+    bool first = true;
+    for (int l = 0; l < a->nlines; l++) {
+        if (qty[l] <= 0)
+            continue;
+        sb_lit(sb, first ? "{\"line_id\":" : ",{\"line_id\":");
+        first = false;
+        sb_str(sb, a->lines[l].line_id);
+        sb_lit(sb, ",\"sku\":");
+        sb_str(sb, a->lines[l].sku);
+        sb_lit(sb, ",\"qty\":");
+        sb_int(sb, qty[l]);
+        sb_lit(sb, "}");
+    }
+    sb_lit(sb, "]");
+}
+
+size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char **buf, size_t *cap)
+{
+    sbuf sb = {buf, cap, 0};
+    char tbuf[40];
+    sb_lit(&sb, "{\"type\":\"allocation\",\"order_id\":");
+    sb_str(&sb, a->order_id);
+    sb_lit(&sb, ",\"revision\":");
+    sb_int(&sb, a->revision);
+    sb_lit(&sb, ",\"status\":\"");
+    sb_lit(&sb, omo_alloc_status_name(a->status));
+    sb_lit(&sb, "\"");
+    if (a->reason) {
+        sb_lit(&sb, ",\"reason\":");
+        sb_str(&sb, a->reason);
+    }
+    sb_lit(&sb, ",\"decided_at\":\"");
+    sb_lit(&sb, omo_time_format(a->decided_at_ms, tbuf, sizeof tbuf));
+    sb_lit(&sb, "\",\"rules_version\":");
+    sb_str(&sb, a->rules_version);
+    sb_lit(&sb, ",\"objective\":");
+    sb_fixed(&sb, a->objective, 1000000000LL, 6);
+    sb_lit(&sb, ",\"shipments\":[");
+    for (int s = 0; s < a->nships; s++) {
+        const omo_shipment *sh = &a->ships[s];
+        sb_lit(&sb, s ? ",{\"shipment_id\":" : "{\"shipment_id\":");
+        char sid[OMO_LONG_ID_MAX + 16];
+        snprintf(sid, sizeof sid, "%s/%d", a->order_id, sh->seq);
+        sb_str(&sb, sid);
+        sb_lit(&sb, ",\"node_id\":");
+        sb_str(&sb, net->nodes[sh->node].id);
+        sb_lit(&sb, ",\"method\":\"");
+        sb_lit(&sb, omo_method_name(sh->method));
+        sb_lit(&sb, "\"");
+        if (a->pickup_store >= 0) {
+            sb_lit(&sb, ",\"pickup_store_id\":");
+            sb_str(&sb, net->nodes[a->pickup_store].id);
+        }
+        sb_lit(&sb, ",\"service\":");
+        sb_str(&sb, a->service);
+        sb_lit(&sb, ",\"lines\":");
+        sb_lines(&sb, a, sh->qty);
+        sb_lit(&sb, ",\"cost\":");
+        sb_fixed(&sb, sh->cost, OMO_MICRO, 6);
+        sb_lit(&sb, ",\"hours\":");
+        sb_fixed(&sb, sh->hours, OMO_MILLI, 3);
+        sb_lit(&sb, "}");
+    }
+    sb_lit(&sb, "],\"backordered\":");
+    sb_lines(&sb, a, a->backordered);
+    sb_lit(&sb, "}\n");
+    return sb.len;
+}

@@ -1,0 +1,99 @@
+/* The decision engine: applies events in stream order to the inventory view, decides orders,
+ * re-sources reservations that no longer fit, retries backorders, and emits every revision.
+ * Single-threaded: one engine is driven by one thread. */
+#ifndef OMO_ENGINE_H
+#define OMO_ENGINE_H
+
+#include "event.h"
+#include "inventory.h"
+#include "rules.h"
+
+typedef enum omo_alloc_status {
+    OMO_ALLOC_ALLOCATED = 0,
+    OMO_ALLOC_PARTIAL,
+    OMO_ALLOC_BACKORDERED,
+    OMO_ALLOC_REJECTED,
+    OMO_ALLOC_CANCELLED
+} omo_alloc_status;
+const char *omo_alloc_status_name(omo_alloc_status s);
+
+/* One shipment of an allocation. qty[l] are the units of the order's line l. */
+typedef struct omo_shipment {
+    int seq; /* shipment id is ORDER/seq */
+    int node;
+    omo_method method;
+    int64_t cost;  /* micro */
+    int64_t hours; /* milli */
+    int64_t day;   /* local day its units count against capacity */
+    int64_t *qty;  /* per line: units */
+    int64_t *done; /* per line: units already fulfilled (consumed by a stock.delta) */
+} omo_shipment;
+
+/* A revision of an order's allocation, as handed to the sink. Valid during the call only. */
+typedef struct omo_allocation {
+    const char *order_id;
+    int revision;
+    omo_alloc_status status;
+    const char *reason; /* rejected: why; else NULL */
+    int64_t decided_at_ms;
+    const char *rules_version;
+    int64_t objective; /* nano */
+    const omo_line *lines;
+    int nlines;
+    const char *service; /* ship: the service; pickup: "pickup" */
+    int pickup_store;    /* node index, or -1 */
+    const omo_shipment *ships;
+    int nships;
+    const int64_t *backordered; /* per line */
+} omo_allocation;
+
+typedef void (*omo_sink_fn)(void *ctx, const omo_allocation *alloc);
+
+typedef enum omo_apply_result {
+    OMO_APPLY_OK = 0,
+    OMO_APPLY_DUPLICATE, /* already applied: no effect */
+    OMO_APPLY_INVALID    /* refused; err says why */
+} omo_apply_result;
+
+typedef struct omo_engine_stats {
+    uint64_t events, duplicates, invalid;
+    uint64_t orders, decisions, revisions, resourced, retried;
+    uint64_t solver_sets;
+} omo_engine_stats;
+
+typedef struct omo_engine omo_engine;
+
+/* Creates an engine over net and rules (both borrowed: they must outlive the engine, or be
+ * replaced with omo_engine_set_rules). sink receives every revision, in order. */
+omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, omo_sink_fn sink,
+                              void *sink_ctx);
+void omo_engine_destroy(omo_engine *eng);
+
+/* Swaps the rules used by every later decision. */
+void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules);
+
+/* Applies one parsed event. Revisions it causes reach the sink before it returns. */
+omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_event_error *err);
+
+const omo_engine_stats *omo_engine_stats_get(const omo_engine *eng);
+omo_inventory *omo_engine_inventory(omo_engine *eng);
+
+/* The summary of the current state, over every order seen. */
+typedef struct omo_summary {
+    uint64_t orders;
+    uint64_t by_status[5];
+    int64_t units_ordered, units_allocated, units_backordered;
+    uint64_t ships_by_method[OMO_METHODS];
+    uint64_t split_orders; /* orders with more than one shipment */
+    int64_t objective;     /* nano, sum over orders */
+    int64_t hours_sum;     /* milli, sum of promised hours over orders with shipments */
+    uint64_t hours_orders;
+} omo_summary;
+void omo_engine_summary(const omo_engine *eng, omo_summary *out);
+
+/* Writes the allocation as one JSON line (with '\n') into *buf (grown with realloc). Returns
+ * its length. */
+size_t omo_allocation_json(const omo_allocation *alloc, const omo_network *net, char **buf,
+                           size_t *cap);
+
+#endif
