@@ -497,7 +497,7 @@ bool omo_event_parse(const char *text, size_t len, const omo_network *net, omo_e
                      describe(root, desc, sizeof desc));
         goto done;
     }
-    omo_event_type type;
+    omo_event_type type = OMO_EV_ORDER_CREATED;
     if (!parse_type(root, &type, err))
         goto done;
     event_reset(ev);

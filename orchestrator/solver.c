@@ -130,8 +130,8 @@ static void offer(omo_solver *sv, int k)
 {
     const omo_problem *p = sv->prob;
     int L = sv->L;
-    int64_t units = 0, per[OMO_PLAN_MAX_SHIP];
-    int cands[OMO_PLAN_MAX_SHIP];
+    int64_t units = 0, per[OMO_PLAN_MAX_SHIP] = {0};
+    int cands[OMO_PLAN_MAX_SHIP] = {0};
     for (int s = 0; s < k; s++) {
         per[s] = 0;
         for (int l = 0; l < L; l++)
