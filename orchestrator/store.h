@@ -1,0 +1,100 @@
+/* The state store as the core sees it: PostgreSQL is the source of truth. Every batch of
+ * applied events is committed in one transaction together with the input positions it came
+ * from, the messages it produced (the outbox) and the rows it changed. Implemented by
+ * connectors/postgres. */
+#ifndef OMO_STORE_H
+#define OMO_STORE_H
+
+#include "bus.h"
+
+typedef struct omo_position {
+    omo_topic topic;
+    int32_t partition;
+    int64_t next_offset; /* the next offset to read */
+} omo_position;
+
+/* An input event as applied, in apply order (seq). Replaying these through an engine rebuilds
+ * the in-memory view exactly. */
+typedef struct omo_applied_event {
+    int64_t seq;
+    omo_topic topic;
+    int32_t partition;
+    int64_t offset;
+    const char *value;
+    size_t value_len;
+    const char *rules_version; /* rules in force when it was applied */
+} omo_applied_event;
+
+typedef struct omo_stock_row {
+    const char *node_id, *sku;
+    int64_t on_hand, reserved;
+    const char *bin; /* "" when none */
+} omo_stock_row;
+
+/* One revision of an order's allocation (the JSON of contract section 4). */
+typedef struct omo_revision_row {
+    const char *order_id;
+    int revision;
+    const char *status;
+    const char *body;
+    size_t body_len;
+} omo_revision_row;
+
+/* An outbox message confirmed written to its topic. */
+typedef struct omo_delivery {
+    int64_t seq;
+    int32_t partition;
+    int64_t offset;
+} omo_delivery;
+
+typedef struct omo_batch {
+    const omo_applied_event *events;
+    size_t nevents;
+    const omo_position *positions; /* input positions after this batch */
+    size_t npositions;
+    const omo_out_msg *outbox; /* new output messages */
+    size_t noutbox;
+    const omo_revision_row *revisions;
+    size_t nrevisions;
+    const omo_stock_row *stock; /* stock rows changed by this batch */
+    size_t nstock;
+    const omo_delivery *delivered; /* earlier outbox messages now confirmed */
+    size_t ndelivered;
+} omo_batch;
+
+typedef struct omo_store_ops {
+    /* Commits the whole batch in one transaction, or nothing of it. */
+    omo_io (*commit)(void *self, const omo_batch *batch, char *err, size_t errlen);
+    /* Every stored input position. */
+    omo_io (*positions)(void *self, void (*cb)(void *ctx, const omo_position *pos), void *ctx,
+                        char *err, size_t errlen);
+    /* Every applied event with seq > after, in seq order, streamed (not all in memory). */
+    omo_io (*replay)(void *self, int64_t after, void (*cb)(void *ctx, const omo_applied_event *ev),
+                     void *ctx, char *err, size_t errlen);
+    /* Outbox messages not yet confirmed delivered, in seq order. */
+    omo_io (*pending)(void *self, void (*cb)(void *ctx, const omo_out_msg *msg), void *ctx,
+                      char *err, size_t errlen);
+    /* For an output partition, one past the highest confirmed offset (0 when none): where a
+     * read-back after a crash starts. */
+    omo_io (*confirmed_end)(void *self, omo_topic topic, int32_t partition, int64_t *next,
+                            char *err, size_t errlen);
+    /* Highest applied event seq and outbox seq (0 when empty). */
+    omo_io (*max_seqs)(void *self, int64_t *applied, int64_t *outbox, char *err, size_t errlen);
+    /* Keeps a rules version that went live (text, hash, who). Idempotent per hash. */
+    omo_io (*save_rules)(void *self, const char *hash, const char *text, const char *by,
+                         char *err, size_t errlen);
+    /* Every revision of one order in order, as JSON bodies. */
+    omo_io (*order_revisions)(void *self, const char *order_id,
+                              void (*cb)(void *ctx, const omo_revision_row *row), void *ctx,
+                              char *err, size_t errlen);
+    /* True when the database answers (for /readyz). */
+    bool (*ready)(void *self);
+    void (*destroy)(void *self);
+} omo_store_ops;
+
+typedef struct omo_store {
+    const omo_store_ops *ops;
+    void *self;
+} omo_store;
+
+#endif

@@ -1,0 +1,48 @@
+/* Service configuration (omo.yaml, contract section 9). */
+#ifndef OMO_SVCCONF_H
+#define OMO_SVCCONF_H
+
+#include "util.h"
+
+typedef enum omo_role { OMO_ROLE_OPS = 0, OMO_ROLE_STORE = 1 } omo_role;
+
+typedef struct omo_token {
+    char *token;
+    omo_role role;
+    char *store; /* store tokens: the store's node id */
+} omo_token;
+
+typedef struct omo_kv {
+    char *key, *value;
+} omo_kv;
+
+typedef struct omo_svcconf {
+    char *path;
+    /* kafka */
+    char *brokers;
+    char *group;
+    char *topic_orders, *topic_stock, *topic_allocations, *topic_shipments, *topic_dead_letter;
+    omo_kv *kafka_props; /* passed to librdkafka as they are */
+    size_t nkafka_props;
+    /* postgres */
+    char *dsn;
+    /* files, resolved relative to the directory of omo.yaml */
+    char *network_path;
+    char *routing_path;
+    /* http */
+    char *listen; /* "127.0.0.1:8080"; NULL or "" = no HTTP */
+    omo_token *tokens;
+    size_t ntokens;
+} omo_svcconf;
+
+/* Loads omo.yaml. `${NAME}` inside any scalar is replaced by the environment variable NAME (an
+ * unset variable is an error at its place). Defaults: topics omo.orders, omo.stock,
+ * omo.allocations, omo.shipments, omo.dead-letter; group omo. Returns NULL and fills diag
+ * (`FILE:LINE:COL: error: WHAT`) on any error. */
+omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag);
+void omo_svcconf_destroy(omo_svcconf *conf);
+
+/* The token's entry, or NULL. */
+const omo_token *omo_svcconf_token(const omo_svcconf *conf, const char *token);
+
+#endif
