@@ -217,8 +217,10 @@ omo_network *omo_network_parse(const char *name, const char *buf, size_t len, om
                 abort();
         }
     }
-    if (diag->count > start)
+    if (diag->count > start) {
+        omo_yaml_diag_sort(diag, start, net->path);
         goto fail;
+    }
 
     qsort(net->nodes, net->nnodes, sizeof *net->nodes, node_cmp);
     for (size_t i = 0; i < net->nnodes; i++) {

@@ -333,8 +333,10 @@ omo_rules *omo_rules_parse(const char *name, const char *buf, size_t len, const 
         for (size_t i = 0; i < list->nkids; i++)
             read_rule(rules, &rules->rules[rules->nrules++], list->kids[i], net, diag);
     }
-    if (diag->count > start)
+    if (diag->count > start) {
+        omo_yaml_diag_sort(diag, start, rules->path);
         goto fail;
+    }
     omo_ydoc_destroy(doc);
     return rules;
 

@@ -2,6 +2,7 @@
 #include "yamldoc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +314,48 @@ fail:
         fclose(f);
     free(data);
     return false;
+}
+
+typedef struct diag_line {
+    long line, col;
+    size_t order;
+    char *text;
+} diag_line;
+
+static int diag_line_cmp(const void *a, const void *b)
+{
+    const diag_line *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void omo_yaml_diag_sort(omo_diag *diag, size_t start, const char *file)
+{
+    if (diag->count <= start + 1)
+        return;
+    size_t n = diag->count - start, flen = strlen(file);
+    diag_line *lines = omo_xcalloc(n, sizeof *lines);
+    for (size_t i = 0; i < n; i++) {
+        char *text = diag->lines[start + i], *end;
+        lines[i] = (diag_line){LONG_MAX, LONG_MAX, i, text};
+        if (strncmp(text, file, flen) || text[flen] != ':')
+            continue;
+        long line = strtol(text + flen + 1, &end, 10);
+        if (*end != ':')
+            continue;
+        long col = strtol(end + 1, &end, 10);
+        if (*end != ':')
+            continue;
+        lines[i].line = line;
+        lines[i].col = col;
+    }
+    qsort(lines, n, sizeof *lines, diag_line_cmp);
+    for (size_t i = 0; i < n; i++)
+        diag->lines[start + i] = lines[i].text;
+    free(lines);
 }
 
 bool omo_ynode_is_null(const omo_ynode *node)

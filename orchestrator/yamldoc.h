@@ -33,6 +33,10 @@ const omo_ynode *omo_ydoc_root(const omo_ydoc *doc);
  * `PATH: error: ...` to diag and returns false. */
 OMO_MUST_CHECK bool omo_yaml_read_file(const char *path, char **buf, size_t *len, omo_diag *diag);
 
+/* Puts the lines diag gained since `start` in file order, by the line and column that follow
+ * `file:`; lines without them keep their order after the others. */
+void omo_yaml_diag_sort(omo_diag *diag, size_t start, const char *file);
+
 /* True for a plain `~`, `null`, `Null`, `NULL` or empty scalar. */
 bool omo_ynode_is_null(const omo_ynode *node);
 /* Number of key/value pairs of a mapping. */

@@ -326,3 +326,19 @@ Test(network, key_map_reads_fixed_point_exactly)
     cr_assert_eq(diag.count, 0);
     omo_ydoc_destroy(doc);
 }
+
+Test(network, errors_come_in_file_order)
+{
+    /* The duplicate key is found while parsing, the latitude while validating afterwards. */
+    const char *yaml = "nodes:\n"
+                       "  - {id: A, type: store, lat: 95, lon: 2}\n"
+                       "  - {id: B, type: store, lat: 1, lon: 2, lon: 3}\n";
+    omo_diag diag = {0};
+    cr_assert_null(omo_network_parse("net.yaml", yaml, strlen(yaml), &diag));
+    const char *lines[] = {
+        "net.yaml:2:31: error: lat must be between -90 and 90",
+        "net.yaml:3:42: error: duplicate key 'lon' (first at line 3)",
+    };
+    assert_diag(&diag, 2, lines);
+    omo_diag_clear(&diag);
+}

@@ -306,7 +306,7 @@ Test(rules, service_errors)
                         "\n",
                         1, "r.yaml:2:12: ", "reserved");
     expect_buffer_error("version: 1\nservices: {s: {zone: [{max_km: 5, cost: 1, hours: 1}]}}\n", 2,
-                        "r.yaml:2:16: ", "unknown key 'zone' (valid keys: from, zones)");
+                        "r.yaml:2:15: ", "missing required key 'zones'");
     expect_buffer_error("version: 1\n" SVC "pickup: {transfer: {zones: [{max_km: 5, cost: 1, "
                         "hours: 1}]}, own: true}\n",
                         1, "r.yaml:3:63: ", "unknown key 'own' (valid keys: transfer)");
