@@ -3,6 +3,7 @@
 #include "solver.h"
 #include "tz.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,13 @@ struct omo_engine {
     size_t capprev;
     int_vec retry;
 
+    double *unit; /* per node: position on the unit sphere (x, y, z) */
+    double target[3];
+    double *zone_cos; /* per zone of the service in use: cos(max_km / R) */
+    size_t cap_zone_cos;
+    unsigned tz_stamp[256]; /* local day per time zone, for the decision being made */
+    int64_t tz_day[256];
+
     int64_t clock_ms;
     omo_engine_stats stats;
 };
@@ -94,6 +102,16 @@ const char *omo_alloc_status_name(omo_alloc_status s)
 {
     static const char *names[] = {"allocated", "partial", "backordered", "rejected", "cancelled"};
     return names[s];
+}
+
+#define EARTH_KM 6371.0
+
+static void unit_vector(double lat, double lon, double *v)
+{
+    const double rad = M_PI / 180.0;
+    v[0] = cos(lat * rad) * cos(lon * rad);
+    v[1] = cos(lat * rad) * sin(lon * rad);
+    v[2] = sin(lat * rad);
 }
 
 static void vec_push(int_vec *v, int x)
@@ -114,6 +132,9 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
     eng->sv = omo_solver_create();
     eng->node_stamp = omo_xcalloc(net->nnodes, sizeof(unsigned));
     eng->node_cand = omo_xcalloc(net->nnodes, sizeof(int));
+    eng->unit = omo_xmalloc(sizeof(double) * 3 * (net->nnodes ? net->nnodes : 1));
+    for (size_t n = 0; n < net->nnodes; n++)
+        unit_vector(net->nodes[n].lat, net->nodes[n].lon, &eng->unit[3 * n]);
     return eng;
 }
 
@@ -154,6 +175,8 @@ void omo_engine_destroy(omo_engine *eng)
     omo_solver_destroy(eng->sv);
     free(eng->node_stamp);
     free(eng->node_cand);
+    free(eng->unit);
+    free(eng->zone_cos);
     free(eng->cands);
     free(eng->atp_pool);
     free(eng->ok_pool);
@@ -188,12 +211,51 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-static const omo_zone *zone_for(const omo_service *svc, double km)
+/* Prepares zone_for for the service's zones and the point the distances are measured to. */
+static void zones_prepare(omo_engine *eng, const omo_service *svc, double lat, double lon)
 {
-    for (size_t z = 0; z < svc->nzones; z++)
-        if (km <= svc->zones[z].max_km)
+    unit_vector(lat, lon, eng->target);
+    if (!svc)
+        return;
+    omo_grow((void **)&eng->zone_cos, &eng->cap_zone_cos, svc->nzones + 1, sizeof(double));
+    for (size_t z = 0; z < svc->nzones; z++) {
+        double ang = svc->zones[z].max_km / EARTH_KM;
+        eng->zone_cos[z] = ang >= M_PI ? -2.0 : cos(ang);
+    }
+}
+
+/* The first zone covering the great-circle distance from node n to the prepared point. The dot
+ * product of unit vectors decides; only within rounding of a zone's edge is the distance itself
+ * computed, so the answer is the one the haversine distance gives. */
+static const omo_zone *zone_for(const omo_engine *eng, const omo_service *svc, int n, double lat,
+                                double lon)
+{
+    const double *u = &eng->unit[3 * n];
+    double dot = u[0] * eng->target[0] + u[1] * eng->target[1] + u[2] * eng->target[2];
+    for (size_t z = 0; z < svc->nzones; z++) {
+        double c = eng->zone_cos[z];
+        if (dot > c + 1e-9)
             return &svc->zones[z];
+        if (dot >= c - 1e-9) {
+            const omo_node *nd = &eng->net->nodes[n];
+            if (omo_distance_km(nd->lat, nd->lon, lat, lon) <= svc->zones[z].max_km)
+                return &svc->zones[z];
+        }
+    }
     return NULL;
+}
+
+/* The local day of now at node n, cached per time zone for the decision being made. */
+static int64_t local_day(omo_engine *eng, int n, int64_t now)
+{
+    int tz = eng->net->nodes[n].tz;
+    if (tz < 0 || tz >= 256)
+        return omo_tz_local_day(tz, now);
+    if (eng->tz_stamp[tz] != eng->stamp) {
+        eng->tz_stamp[tz] = eng->stamp;
+        eng->tz_day[tz] = omo_tz_local_day(tz, now);
+    }
+    return eng->tz_day[tz];
 }
 
 /* ---- reservations ---------------------------------------------------------------------- */
@@ -220,6 +282,7 @@ static void reserve_order(omo_engine *eng, int oi)
             omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], true);
             st->reserved += u;
             omo_stock_hold(st, oi);
+            omo_inventory_touch(eng->inv, st);
             open += u;
         }
         if (open)
@@ -253,6 +316,7 @@ static void release_order(omo_engine *eng, int oi)
                 omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], false);
                 st->reserved -= u;
                 omo_stock_unhold(st, oi);
+                omo_inventory_touch(eng->inv, st);
                 open += u;
             }
             sh->qty[l] = sh->done[l];
@@ -352,13 +416,13 @@ static bool node_terms(const omo_engine *eng, const order_rec *o, int n, const o
         if (!R->has_transfer || !(R->transfer.from_mask & OMO_TYPE_BIT(nd->type)))
             return false;
         const omo_node *p = &eng->net->nodes[o->store];
-        z = zone_for(&R->transfer, omo_distance_km(nd->lat, nd->lon, p->lat, p->lon));
+        z = zone_for(eng, &R->transfer, n, p->lat, p->lon);
     } else {
         if (!nd->ship || !(svc->from_mask & OMO_TYPE_BIT(nd->type)))
             return false;
         *method =
             nd->type == OMO_NODE_WAREHOUSE ? OMO_METHOD_WAREHOUSE : OMO_METHOD_SHIP_FROM_STORE;
-        z = zone_for(svc, omo_distance_km(nd->lat, nd->lon, o->lat, o->lon));
+        z = zone_for(eng, svc, n, o->lat, o->lon);
     }
     if (!z)
         return false;
@@ -517,6 +581,11 @@ static void decide(omo_engine *eng, int oi, int64_t now)
 
     /* Candidates: nodes that hold a record of one of the order's SKUs. */
     unsigned stamp = ++eng->stamp;
+    if (o->pickup)
+        zones_prepare(eng, R->has_transfer ? &R->transfer : NULL, net->nodes[o->store].lat,
+                      net->nodes[o->store].lon);
+    else
+        zones_prepare(eng, svc, o->lat, o->lon);
     int nc = 0;
     omo_method *methods = eng->methods;
     for (int g = 0; g < G; g++) {
@@ -524,6 +593,8 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         const int *recs = omo_inventory_records_of(eng->inv, o->sku[o->group_line[g]], &nrec);
         for (size_t i = 0; i < nrec; i++) {
             omo_stock *st = omo_inventory_at(eng->inv, recs[i]);
+            if (st->on_hand - st->reserved <= 0)
+                continue; /* nothing to promise whatever the safety stock */
             int n = st->node;
             if (eng->node_stamp[n] != stamp) {
                 eng->node_stamp[n] = stamp;
@@ -535,9 +606,9 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                 const omo_node *nd = &net->nodes[n];
                 int64_t capacity = INT64_MAX;
                 if (nd->daily_capacity >= 0)
-                    capacity = max64(
-                        0, nd->daily_capacity -
-                               omo_inventory_day_used(eng->inv, n, omo_tz_local_day(nd->tz, now)));
+                    capacity =
+                        max64(0, nd->daily_capacity -
+                                     omo_inventory_day_used(eng->inv, n, local_day(eng, n, now)));
                 if (capacity == 0)
                     continue;
                 omo_grow((void **)&eng->cands, &eng->capcands, (size_t)nc + 1, sizeof(omo_cand));
@@ -603,7 +674,6 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     /* The plan's shipments, merged with what was already fulfilled at the same node. */
     for (int s = 0; s < plan->nships; s++) {
         const omo_cand *c = &eng->cands[plan->cand[s]];
-        const omo_node *nd = &net->nodes[c->node];
         omo_shipment *sh = NULL;
         for (int t = 0; t < o->nships; t++)
             if (o->ships[t].node == c->node)
@@ -619,7 +689,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         sh->method = eng->methods[plan->cand[s]];
         sh->cost = c->fixed;
         sh->hours = c->hours;
-        sh->day = omo_tz_local_day(nd->tz, now);
+        sh->day = local_day(eng, c->node, now);
         for (int l = 0; l < L; l++)
             sh->qty[l] += plan->take[(size_t)s * L + l];
     }
@@ -733,7 +803,8 @@ static void retry_backorders(omo_engine *eng, const int *skus, int nskus, int64_
         }
         bl->n = keep;
     }
-    qsort(rv->v, rv->n, sizeof(int), cmp_int);
+    if (rv->n > 1)
+        qsort(rv->v, rv->n, sizeof(int), cmp_int);
     /* redecide may push to the backlog but never to rv: copy rv out first. */
     size_t n = rv->n;
     int *list = omo_xmalloc(sizeof(int) * (n ? n : 1));
@@ -851,6 +922,7 @@ static void consume(omo_engine *eng, order_rec *o, int oi, int node, int sku, in
             units -= c;
             omo_stock *st = omo_inventory_get(eng->inv, node, sku, false);
             st->reserved -= c;
+            omo_inventory_touch(eng->inv, st);
         }
         bool open = false;
         for (int l = 0; l < o->nlines; l++)
@@ -869,6 +941,7 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
     int sku = omo_inventory_sku(eng->inv, ev->sku, true);
     omo_stock *st = omo_inventory_get(eng->inv, ev->node, sku, true);
     int64_t before = st->on_hand;
+    omo_inventory_touch(eng->inv, st);
     if (ev->type == OMO_EV_STOCK_SNAPSHOT) {
         st->on_hand = ev->on_hand;
         if (ev->bin[0])

@@ -82,6 +82,8 @@ struct omo_inventory {
     size_t nstock, capstock;
     i64map stock_index; /* node << 32 | sku -> record */
     i64map day_used;    /* node << 40 ^ day -> units */
+    int *dirty;
+    size_t ndirty, capdirty;
 };
 
 omo_inventory *omo_inventory_create(void)
@@ -101,6 +103,7 @@ void omo_inventory_destroy(omo_inventory *inv)
         free(inv->stock[i].holders);
     free(inv->skus);
     free(inv->stock);
+    free(inv->dirty);
     omo_strmap_free(&inv->sku_ids);
     i64map_free(&inv->stock_index);
     i64map_free(&inv->day_used);
@@ -196,4 +199,25 @@ int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day)
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units)
 {
     *i64map_find(&inv->day_used, day_key(node, day), true) += units;
+}
+
+void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
+{
+    if (st->dirty)
+        return;
+    st->dirty = true;
+    omo_grow((void **)&inv->dirty, &inv->capdirty, inv->ndirty + 1, sizeof(int));
+    inv->dirty[inv->ndirty++] = (int)(st - inv->stock);
+}
+
+void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const omo_stock *st),
+                               void *ctx)
+{
+    for (size_t i = 0; i < inv->ndirty; i++) {
+        omo_stock *st = &inv->stock[inv->dirty[i]];
+        st->dirty = false;
+        if (cb)
+            cb(ctx, st);
+    }
+    inv->ndirty = 0;
 }

@@ -12,6 +12,7 @@ typedef struct omo_stock {
     char bin[16];     /* "AISLE-BAY-SHELF" or "" */
     int *holders;     /* orders (engine indices) holding a reservation here */
     size_t nholders, capholders;
+    bool dirty; /* changed since the last omo_inventory_drain_dirty */
 } omo_stock;
 
 typedef struct omo_inventory omo_inventory;
@@ -34,6 +35,12 @@ size_t omo_inventory_nrecords(const omo_inventory *inv);
 
 void omo_stock_hold(omo_stock *st, int order);
 void omo_stock_unhold(omo_stock *st, int order);
+
+/* Marks the record changed, for whoever persists the view. */
+void omo_inventory_touch(omo_inventory *inv, omo_stock *st);
+/* Calls cb for every record changed since the last call, and clears the marks. */
+void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const omo_stock *st),
+                               void *ctx);
 
 /* Units taken at node on its local day. */
 int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day);
