@@ -590,12 +590,13 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     omo_method *methods = eng->methods;
     for (int g = 0; g < G; g++) {
         size_t nrec;
-        const int *recs = omo_inventory_records_of(eng->inv, o->sku[o->group_line[g]], &nrec);
+        const int *hnodes;
+        const int64_t *hfree;
+        omo_inventory_holders(eng->inv, o->sku[o->group_line[g]], &hnodes, &hfree, &nrec);
         for (size_t i = 0; i < nrec; i++) {
-            omo_stock *st = omo_inventory_at(eng->inv, recs[i]);
-            if (st->on_hand - st->reserved <= 0)
+            if (hfree[i] <= 0)
                 continue; /* nothing to promise whatever the safety stock */
-            int n = st->node;
+            int n = hnodes[i];
             if (eng->node_stamp[n] != stamp) {
                 eng->node_stamp[n] = stamp;
                 eng->node_cand[n] = -1;
@@ -646,7 +647,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                 safety = sl; /* same SKU, same rules: the same safety for every line */
             }
             if (any)
-                eng->atp_pool[(size_t)c * G + g] = max64(0, st->on_hand - st->reserved - safety);
+                eng->atp_pool[(size_t)c * G + g] = max64(0, hfree[i] - safety);
         }
     }
     for (int c = 0; c < nc; c++) {
@@ -941,7 +942,6 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
     int sku = omo_inventory_sku(eng->inv, ev->sku, true);
     omo_stock *st = omo_inventory_get(eng->inv, ev->node, sku, true);
     int64_t before = st->on_hand;
-    omo_inventory_touch(eng->inv, st);
     if (ev->type == OMO_EV_STOCK_SNAPSHOT) {
         st->on_hand = ev->on_hand;
         if (ev->bin[0])
@@ -955,6 +955,7 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
         }
     }
     st = omo_inventory_get(eng->inv, ev->node, sku, false);
+    omo_inventory_touch(eng->inv, st);
     if (st->on_hand < before)
         settle_oversell(eng, ev->node, sku, now);
     else if (st->on_hand > before)

@@ -71,6 +71,8 @@ static void i64map_free(i64map *m)
 typedef struct sku_entry {
     char *name;
     int *records;
+    int *nodes;
+    int64_t *free;
     size_t nrecords, cap;
 } sku_entry;
 
@@ -98,6 +100,8 @@ void omo_inventory_destroy(omo_inventory *inv)
     for (size_t i = 0; i < inv->nskus; i++) {
         free(inv->skus[i].name);
         free(inv->skus[i].records);
+        free(inv->skus[i].nodes);
+        free(inv->skus[i].free);
     }
     for (size_t i = 0; i < inv->nstock; i++)
         free(inv->stock[i].holders);
@@ -146,8 +150,17 @@ omo_stock *omo_inventory_get(omo_inventory *inv, int node, int sku, bool create)
     inv->stock[rec] = (omo_stock){.node = node, .sku = sku};
     *i64map_find(&inv->stock_index, key, true) = rec;
     sku_entry *se = &inv->skus[sku];
-    omo_grow((void **)&se->records, &se->cap, se->nrecords + 1, sizeof(int));
-    se->records[se->nrecords++] = rec;
+    if (se->nrecords + 1 > se->cap) {
+        se->cap = se->cap ? se->cap * 2 : 4;
+        se->records = omo_xrealloc(se->records, sizeof(int) * se->cap);
+        se->nodes = omo_xrealloc(se->nodes, sizeof(int) * se->cap);
+        se->free = omo_xrealloc(se->free, sizeof(int64_t) * se->cap);
+    }
+    inv->stock[rec].slot = (int)se->nrecords;
+    se->records[se->nrecords] = rec;
+    se->nodes[se->nrecords] = node;
+    se->free[se->nrecords] = 0;
+    se->nrecords++;
     return &inv->stock[rec];
 }
 
@@ -201,8 +214,17 @@ void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t un
     *i64map_find(&inv->day_used, day_key(node, day), true) += units;
 }
 
+void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
+                           const int64_t **free, size_t *n)
+{
+    *nodes = inv->skus[sku].nodes;
+    *free = inv->skus[sku].free;
+    *n = inv->skus[sku].nrecords;
+}
+
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
 {
+    inv->skus[st->sku].free[st->slot] = st->on_hand - st->reserved;
     if (st->dirty)
         return;
     st->dirty = true;

@@ -13,6 +13,7 @@ typedef struct omo_stock {
     int *holders;     /* orders (engine indices) holding a reservation here */
     size_t nholders, capholders;
     bool dirty; /* changed since the last omo_inventory_drain_dirty */
+    int slot;   /* its place in the SKU's dense arrays */
 } omo_stock;
 
 typedef struct omo_inventory omo_inventory;
@@ -36,7 +37,13 @@ size_t omo_inventory_nrecords(const omo_inventory *inv);
 void omo_stock_hold(omo_stock *st, int order);
 void omo_stock_unhold(omo_stock *st, int order);
 
-/* Marks the record changed, for whoever persists the view. */
+/* The SKU's records as dense arrays, for scanning holders without touching the records:
+ * nodes[i] and on hand minus reserved, free[i], of record records[i]. */
+void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
+                           const int64_t **free, size_t *n);
+
+/* Call after every change to a record's on hand or reserved: refreshes the SKU's dense arrays
+ * and marks the record changed, for whoever persists the view. */
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st);
 /* Calls cb for every record changed since the last call, and clears the marks. */
 void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const omo_stock *st),
