@@ -84,6 +84,9 @@ struct omo_inventory {
     size_t nstock, capstock;
     i64map stock_index; /* node << 32 | sku -> record */
     i64map day_used;    /* node << 40 ^ day -> units */
+    int64_t *cache_day; /* per node: the day last asked about, and its units (a mirror) */
+    int64_t *cache_used;
+    size_t cap_cache;
     int *dirty;
     size_t ndirty, capdirty;
 };
@@ -111,6 +114,8 @@ void omo_inventory_destroy(omo_inventory *inv)
     omo_strmap_free(&inv->sku_ids);
     i64map_free(&inv->stock_index);
     i64map_free(&inv->day_used);
+    free(inv->cache_day);
+    free(inv->cache_used);
     free(inv);
 }
 
@@ -205,13 +210,30 @@ static uint64_t day_key(int node, int64_t day)
 
 int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day)
 {
-    int64_t *v = i64map_find((i64map *)&inv->day_used, day_key(node, day), false);
-    return v ? *v : 0;
+    omo_inventory *mut = (omo_inventory *)inv;
+    if ((size_t)node >= mut->cap_cache) {
+        size_t ncap = mut->cap_cache ? mut->cap_cache : 64;
+        while (ncap <= (size_t)node)
+            ncap *= 2;
+        mut->cache_day = omo_xrealloc(mut->cache_day, sizeof(int64_t) * ncap);
+        mut->cache_used = omo_xrealloc(mut->cache_used, sizeof(int64_t) * ncap);
+        for (size_t i = mut->cap_cache; i < ncap; i++)
+            mut->cache_day[i] = INT64_MIN;
+        mut->cap_cache = ncap;
+    }
+    if (mut->cache_day[node] != day) {
+        int64_t *v = i64map_find(&mut->day_used, day_key(node, day), false);
+        mut->cache_day[node] = day;
+        mut->cache_used[node] = v ? *v : 0;
+    }
+    return mut->cache_used[node];
 }
 
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units)
 {
     *i64map_find(&inv->day_used, day_key(node, day), true) += units;
+    if ((size_t)node < inv->cap_cache && inv->cache_day[node] == day)
+        inv->cache_used[node] += units;
 }
 
 void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,

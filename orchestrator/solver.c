@@ -435,6 +435,19 @@ static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64
     }
 }
 
+/* avail[pos][l]: what the candidate at position pos can give line l on its own. */
+static void fill_avail(omo_solver *sv)
+{
+    const omo_problem *p = sv->prob;
+    int L = sv->L;
+    for (int i = 0; i < sv->n; i++) {
+        const omo_cand *c = &p->cands[sv->ord[i]];
+        for (int l = 0; l < L; l++)
+            sv->avail[(size_t)i * L + l] =
+                c->ok[l] ? min64(min64(p->qty[l], c->atp[p->group[l]]), c->capacity) : 0;
+    }
+}
+
 static void reserve(omo_solver *sv, int n, int L)
 {
     if ((size_t)n > sv->cap_n) {
@@ -483,35 +496,68 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
         if (any)
             sv->ord[n++] = c;
     }
-    sort_ctx = sv;
-    qsort(sv->ord, (size_t)n, sizeof(int), cmp_pos);
     sv->n = n;
     sv->minpick = INT64_MAX;
+    int64_t minh = INT64_MAX, f1 = INT64_MAX, f2 = INT64_MAX;
+    fill_avail(sv);
     for (int i = 0; i < n; i++) {
         const omo_cand *c = &p->cands[sv->ord[i]];
         sv->minpick = min64(sv->minpick, c->pick);
-        for (int l = 0; l < L; l++)
-            sv->avail[(size_t)i * L + l] =
-                c->ok[l] ? min64(min64(p->qty[l], c->atp[p->group[l]]), c->capacity) : 0;
+        minh = min64(minh, c->hours);
+        if (c->fixed < f1) {
+            f2 = f1;
+            f1 = c->fixed;
+        } else if (c->fixed < f2) {
+            f2 = c->fixed;
+        }
     }
-    for (int l = 0; l < L; l++)
-        sv->sufmax[(size_t)n * L + l] = 0;
-    sv->minhsuf[n] = INT64_MAX;
-    for (int i = n - 1; i >= 0; i--) {
-        for (int l = 0; l < L; l++)
-            sv->sufmax[(size_t)i * L + l] =
-                max64(sv->avail[(size_t)i * L + l], sv->sufmax[(size_t)(i + 1) * L + l]);
-        sv->minhsuf[i] = min64(p->cands[sv->ord[i]].hours, sv->minhsuf[i + 1]);
+
+    /* One shipment: every candidate, in any order. */
+    sv->k = 1;
+    for (int i = 0; i < n; i++) {
+        sv->set[0] = i;
+        evaluate(sv, 1);
     }
-    for (int l = 0; l < L; l++)
-        sv->cover[l] = 0;
 
     int kmax = p->max_shipments < OMO_PLAN_MAX_SHIP ? p->max_shipments : OMO_PLAN_MAX_SHIP;
     if (kmax > n)
         kmax = n;
-    for (int k = 1; k <= kmax; k++) {
-        sv->k = k;
-        search(sv, 0, 0, 0, 0);
+    if (kmax >= 2 && sv->have) {
+        /* Skip the search when no larger set can allocate more, nor cost less even with the two
+         * cheapest candidates, the fastest hours and the cheapest picking. */
+        int64_t most = 0;
+        for (int l = 0; l < L; l++) {
+            int64_t u = 0;
+            for (int i = 0; i < n; i++) {
+                int64_t a = sv->avail[(size_t)i * L + l];
+                u = p->split_lines ? u + a : max64(u, a);
+            }
+            most += min64(u, p->qty[l]);
+        }
+        int64_t lb = (f1 + f2) * 1000 + sv->best.units * sv->minpick * 1000 + p->hour_cost * minh +
+                     p->split_penalty * 1000;
+        if (sv->best.units >= most && lb > sv->best.objective)
+            kmax = 1;
+    }
+    if (kmax >= 2) {
+        sort_ctx = sv;
+        qsort(sv->ord, (size_t)n, sizeof(int), cmp_pos);
+        fill_avail(sv);
+        for (int l = 0; l < L; l++)
+            sv->sufmax[(size_t)n * L + l] = 0;
+        sv->minhsuf[n] = INT64_MAX;
+        for (int i = n - 1; i >= 0; i--) {
+            for (int l = 0; l < L; l++)
+                sv->sufmax[(size_t)i * L + l] =
+                    max64(sv->avail[(size_t)i * L + l], sv->sufmax[(size_t)(i + 1) * L + l]);
+            sv->minhsuf[i] = min64(p->cands[sv->ord[i]].hours, sv->minhsuf[i + 1]);
+        }
+        for (int l = 0; l < L; l++)
+            sv->cover[l] = 0;
+        for (int k = 2; k <= kmax; k++) {
+            sv->k = k;
+            search(sv, 0, 0, 0, 0);
+        }
     }
     if (!sv->have) {
         sv->best.units = 0;

@@ -351,9 +351,26 @@ bool omo_strmap_put(omo_strmap *map, const char *key, int val)
     uint64_t h = omo_hash_str(key);
     size_t i = strmap_slot(map, key, h);
     if (!map->keys[i]) {
-        map->keys[i] = strdup(key);
-        if (!map->keys[i])
-            return false;
+        size_t n = strlen(key) + 1;
+        enum { CHUNK = 1 << 16 };
+        if (!map->nchunks || map->chunk_used + n > CHUNK) {
+            if (map->nchunks == map->capchunks) {
+                size_t ncap = map->capchunks ? map->capchunks * 2 : 8;
+                char **nc = realloc(map->chunks, sizeof(char *) * ncap);
+                if (!nc)
+                    return false;
+                map->chunks = nc;
+                map->capchunks = ncap;
+            }
+            char *chunk = malloc(n > CHUNK ? n : CHUNK);
+            if (!chunk)
+                return false;
+            map->chunks[map->nchunks++] = chunk;
+            map->chunk_used = 0;
+        }
+        map->keys[i] = map->chunks[map->nchunks - 1] + map->chunk_used;
+        memcpy(map->keys[i], key, n);
+        map->chunk_used += n;
         map->hashes[i] = h;
         map->count++;
     }
@@ -363,8 +380,9 @@ bool omo_strmap_put(omo_strmap *map, const char *key, int val)
 
 void omo_strmap_free(omo_strmap *map)
 {
-    for (size_t i = 0; i < map->cap; i++)
-        free(map->keys[i]);
+    for (size_t i = 0; i < map->nchunks; i++)
+        free(map->chunks[i]);
+    free(map->chunks);
     free(map->keys);
     free(map->vals);
     free(map->hashes);

@@ -13,7 +13,7 @@
 #define OMO_MILLI 1000LL
 
 /* Identifiers (node, SKU, line ids): at most this many bytes. Order and event ids: twice. */
-#define OMO_ID_MAX 64
+#define OMO_ID_MAX      64
 #define OMO_LONG_ID_MAX 128
 
 /* Where a configuration value came from. */
@@ -62,10 +62,12 @@ bool omo_id_valid(const char *s);
 
 /* Open-addressing map from strings to non-negative ints; keys are copied. */
 typedef struct omo_strmap {
-    char **keys;
+    char **keys; /* point into chunks */
     int *vals;
     uint64_t *hashes;
     size_t cap, count;
+    char **chunks; /* key storage, freed together */
+    size_t nchunks, capchunks, chunk_used;
 } omo_strmap;
 
 /* Returns the value for key, or -1. */
