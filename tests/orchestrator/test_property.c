@@ -172,6 +172,9 @@ typedef struct pfamily {
     int min_orders, max_orders;
     int max_gap_min;
     double p_reject;
+    double p_stock;   /* a (node, SKU) starts with a snapshot */
+    int stock_max;    /* of that snapshot */
+    double p_uniform; /* every node has the same costs and hours */
 } pfamily;
 
 typedef struct pinst {
@@ -235,12 +238,14 @@ static int64_t cents(prng *r, int lo, int hi)
 static void gen_service(prng *r, pservice *sv, int nz_max, double first_lo, double first_hi)
 {
     sv->nz = rnd_int(r, 1, nz_max);
-    double km = rnd_real(r, first_lo, first_hi);
+    /* a lone zone is drawn wider, so that most orders still find a node or two */
+    double km =
+        sv->nz == 1 ? rnd_real(r, first_hi * 0.6, first_hi * 1.6) : rnd_real(r, first_lo, first_hi);
     for (int i = 0; i < sv->nz; i++) {
         sv->z[i].max_km = round(km);
         sv->z[i].cost = cents(r, 0, 999);
         sv->z[i].hours = (int64_t)rnd_int(r, 1, 96) * 1000 + (rnd_p(r, 0.2) ? 500 : 0);
-        km = sv->z[i].max_km + rnd_real(r, 40, 350);
+        km = sv->z[i].max_km + rnd_real(r, 100, 400);
     }
     sv->from = 3;
     sv->from_given = false;
@@ -311,16 +316,16 @@ static void gen_instance(const pfamily *f, uint64_t seed, pinst *I)
     I->max_ship = rnd_int(r, 1, 3);
 
     I->nsv = rnd_p(r, 0.5) ? 2 : 1;
-    gen_service(r, &I->sv[0], 3, 20, 150);
+    gen_service(r, &I->sv[0], 3, 40, 250);
     if (I->nsv == 2) {
-        gen_service(r, &I->sv[1], 1, 30, 250);
+        gen_service(r, &I->sv[1], 1, 40, 250);
         static const unsigned froms[] = {2, 2, 1, 3};
         I->sv[1].from = froms[rnd_int(r, 0, 3)];
         I->sv[1].from_given = true;
     }
     I->has_transfer = rnd_p(r, f->p_transfer);
     if (I->has_transfer) {
-        gen_service(r, &I->transfer, 2, 60, 300);
+        gen_service(r, &I->transfer, 2, 50, 250);
         static const unsigned froms[] = {1, 1, 2, 3};
         I->transfer.from = froms[rnd_int(r, 0, 3)];
         I->transfer.from_given = true;
@@ -342,8 +347,8 @@ static void gen_instance(const pfamily *f, uint64_t seed, pinst *I)
         snprintf(n->id, sizeof n->id, "%s", node_id_pool[picked[i]]);
         n->type = rnd_p(r, 0.4) ? WH : ST;
         for (int tries = 0; tries < 100; tries++) {
-            n->lat = round(rnd_real(r, 43.0, 47.0) * 1e4) / 1e4;
-            n->lon = round(rnd_real(r, 2.0, 8.0) * 1e4) / 1e4;
+            n->lat = round(rnd_real(r, 44.0, 46.5) * 1e4) / 1e4;
+            n->lon = round(rnd_real(r, 3.0, 7.0) * 1e4) / 1e4;
             bool bad = false;
             for (int j = 0; j < i && I->has_transfer; j++)
                 bad |= near_edge(&I->transfer, dist_km(n->lat, n->lon, I->n[j].lat, I->n[j].lon));
@@ -360,6 +365,13 @@ static void gen_instance(const pfamily *f, uint64_t seed, pinst *I)
         n->cap = rnd_p(r, f->p_cap) ? rnd_int(r, 1, 6) : -1;
         n->safety = rnd_p(r, 0.25) ? rnd_int(r, 1, 2) : 0;
     }
+    /* Identical nodes make objectives tie, so that the node-id order decides. */
+    if (rnd_p(r, f->p_uniform))
+        for (int i = 1; i < I->nn; i++) {
+            I->n[i].pc = I->n[0].pc;
+            I->n[i].hc = I->n[0].hc;
+            I->n[i].hh = I->n[0].hh;
+        }
     for (int i = 0; i < I->nn; i++) {
         I->rank[i] = 0;
         for (int j = 0; j < I->nn; j++)
@@ -397,8 +409,8 @@ static void gen_instance(const pfamily *f, uint64_t seed, pinst *I)
 
     for (int n = 0; n < I->nn; n++)
         for (int s = 0; s < I->ns; s++)
-            if (rnd_p(r, 0.7)) {
-                onhand[n][s] = rnd_int(r, 0, 6);
+            if (rnd_p(r, f->p_stock)) {
+                onhand[n][s] = rnd_int(r, 0, f->stock_max);
                 ADD_EVENT(.kind = EV_SNAP, .at = t, .node = n, .sku = s, .val = onhand[n][s],
                           .id = next_ev_id++);
             }
@@ -431,8 +443,8 @@ static void gen_instance(const pfamily *f, uint64_t seed, pinst *I)
             o->svc = rnd_p(r, f->p_reject / 2) ? -1 : rnd_int(r, 0, I->nsv - 1);
             rejected[oi] = o->svc < 0;
             for (int tries = 0; tries < 100; tries++) {
-                o->clat = round(rnd_real(r, 43.0, 47.0) * 1e4) / 1e4;
-                o->clon = round(rnd_real(r, 2.0, 8.0) * 1e4) / 1e4;
+                o->clat = round(rnd_real(r, 44.0, 46.5) * 1e4) / 1e4;
+                o->clon = round(rnd_real(r, 3.0, 7.0) * 1e4) / 1e4;
                 bool bad = false;
                 for (int n = 0; n < I->nn && o->svc >= 0; n++)
                     bad |= near_edge(&I->sv[o->svc],
@@ -1096,6 +1108,50 @@ static pkey brute_best(const pinst *I, const pctx *c)
     return b.best;
 }
 
+/* How many plans (distinct units per node and line) reach the best key; only for the ties
+ * statistic, so plain lines only (split plans are counted as one). */
+static int count_best_rec(const pinst *I, const pctx *c, const pkey *best, int l, int q[MAXL],
+                          int at[MAXL])
+{
+    const porder *o = &I->o[c->order];
+    if (l == o->nl) {
+        int64_t u[MAXN] = {0}, per[MAXN][MAXS] = {{0}}, total = 0;
+        for (int i = 0; i < o->nl; i++)
+            if (q[i] > 0) {
+                u[at[i]] += q[i];
+                per[at[i]][o->sku[i]] += q[i];
+                total += q[i];
+            }
+        for (int n = 0; n < I->nn; n++) {
+            if (u[n] > c->cap[n])
+                return 0;
+            for (int s = 0; s < I->ns; s++)
+                if (per[n][s] > c->atp[n][s])
+                    return 0;
+        }
+        pkey k;
+        plan_key(I, c, u, &k);
+        return k.nship <= I->max_ship && key_cmp(&k, best) == 0;
+    }
+    q[l] = 0;
+    int count = count_best_rec(I, c, best, l + 1, q, at);
+    for (int n = 0; n < I->nn; n++)
+        if (c->elig[n][l])
+            for (q[l] = 1; q[l] <= o->qty[l]; q[l]++) {
+                at[l] = n;
+                count += count_best_rec(I, c, best, l + 1, q, at);
+            }
+    return count;
+}
+
+static int count_best(const pinst *I, const pctx *c, const pkey *best)
+{
+    if (I->split || I->deny || best->units == 0)
+        return 1;
+    int q[MAXL], at[MAXL];
+    return count_best_rec(I, c, best, 0, q, at);
+}
+
 static void key_str(const pinst *I, const pkey *k, char *buf, size_t len)
 {
     int w = snprintf(buf, len,
@@ -1306,6 +1362,14 @@ static bool check_plan(const pinst *I, const pctx *c, const pkey *best, json_t *
 
 /* ---------------------------------------------------------------- replaying the stream */
 
+/* What the instances of a family exercised, to show the generator reaches every case. */
+typedef struct pstats {
+    long instances, allocations, first, resourced, retried, retries_idle, cancelled, rejected;
+    long allocated, partial, backordered, multi_ship, split_line, ties;
+} pstats;
+
+static pstats stats;
+
 typedef struct preplay {
     const pinst *I;
     psim S;
@@ -1391,8 +1455,10 @@ static bool decide(preplay *R, int oi, int64_t t, const char *cause, bool retry)
     pctx c;
     build_ctx(I, &R->S, oi, t, &c);
     pkey best = brute_best(I, &c);
-    if (retry && best.units <= order_units(so, I->o[oi].nl))
+    if (retry && best.units <= order_units(so, I->o[oi].nl)) {
+        stats.retries_idle++;
         return true;
+    }
     json_t *j = next_alloc(R, oi, cause);
     if (!j)
         return false;
@@ -1407,6 +1473,29 @@ static bool decide(preplay *R, int oi, int64_t t, const char *cause, bool retry)
     so->nsh = nsh;
     so->rev++;
     R->cursor++;
+    stats.allocations++;
+    if (retry)
+        stats.retried++;
+    else if (so->rev == 1)
+        stats.first++;
+    else
+        stats.resourced++;
+    int64_t units = order_units(so, I->o[oi].nl), demand = 0;
+    for (int l = 0; l < I->o[oi].nl; l++) {
+        demand += I->o[oi].qty[l];
+        int from = 0;
+        for (int i = 0; i < nsh; i++)
+            from += sh[i].qty[l] > 0;
+        stats.split_line += from > 1;
+    }
+    if (units == 0)
+        stats.backordered++;
+    else if (units == demand)
+        stats.allocated++;
+    else
+        stats.partial++;
+    stats.multi_ship += nsh > 1;
+    stats.ties += count_best(I, &c, &best) > 1;
     return true;
 }
 
@@ -1479,6 +1568,7 @@ static bool apply_event(preplay *R, const pevent *e)
         if (json_array_size(json_object_get(j, "shipments")) != 0)
             return replay_fail(R, "a rejected order has shipments");
         so->rejected = true;
+        stats.rejected++;
         so->rev++;
         R->cursor++;
         return true;
@@ -1501,6 +1591,7 @@ static bool apply_event(preplay *R, const pevent *e)
         if (json_array_size(json_object_get(j, "shipments")) != 0)
             return replay_fail(R, "a cancelled order has shipments");
         so->cancelled = true;
+        stats.cancelled++;
         so->nsh = 0;
         so->rev++;
         R->cursor++;
@@ -1724,105 +1815,196 @@ static void run_family(const pfamily *f, uint64_t base, int count)
 {
     uint64_t seed0 = env_u64("OMO_PROP_SEED", base);
     int n = (int)env_u64("OMO_PROP_COUNT", (uint64_t)count);
+    memset(&stats, 0, sizeof stats);
     for (int i = 0; i < n; i++) {
+        stats.instances++;
         uint64_t seed = seed0 + (uint64_t)i;
         if (!run_instance(f, seed))
             cr_assert_fail("property/%s: seed %" PRIu64 " disagrees with the model (details above; "
                            "replay with OMO_PROP_SEED=%" PRIu64 " OMO_PROP_COUNT=1)",
                            f->name, seed, seed);
     }
+    fprintf(stderr,
+            "property/%s: %ld instances, %ld allocations checked (%ld first, %ld re-sourced, "
+            "%ld retried, %ld idle retries, %ld cancelled, %ld rejected); %ld allocated, %ld "
+            "partial, %ld backordered; %ld with several shipments, %ld split lines, %ld with "
+            "tied optima\n",
+            f->name, stats.instances, stats.allocations, stats.first, stats.resourced,
+            stats.retried, stats.retries_idle, stats.cancelled, stats.rejected, stats.allocated,
+            stats.partial, stats.backordered, stats.multi_ship, stats.split_line, stats.ties);
+    cr_expect(n == 0 || stats.allocations > 0, "the family produced no allocations");
 }
 
 /* ---------------------------------------------------------------- families */
 
-/*                                 name  nodes qty pick  xfer split deny  cap   tz  rules
- *                                 walk  rcpt  snap  cncl  dup  orders gap  reject */
-static const pfamily fam_plain = {"plain_ship", 2,    6,    4,   0.0,  0.0, 0.0, 0.0, 0.0, 0.0, 0,
-                                  0.15,         0.15, 0.05, 0.1, 0.05, 3,   8,   120, 0.0};
-static const pfamily fam_pickup = {"pickup_transfer",
-                                   2,
-                                   6,
-                                   4,
-                                   0.7,
-                                   0.7,
-                                   0.0,
-                                   0.0,
-                                   0.2,
-                                   0.0,
-                                   2,
-                                   0.15,
-                                   0.2,
-                                   0.1,
-                                   0.1,
-                                   0.05,
-                                   3,
-                                   8,
-                                   120,
-                                   0.05};
-static const pfamily fam_split = {"split_lines", 2,   4,   3,    0.3,  0.5, 1.0, 0.2, 0.3, 0.0, 2,
-                                  0.2,           0.2, 0.1, 0.15, 0.05, 3,   8,   120, 0.0};
-static const pfamily fam_caprules = {"capacity_rules",
-                                     2,
-                                     6,
-                                     4,
-                                     0.3,
-                                     0.5,
-                                     0.2,
-                                     0.1,
-                                     0.7,
-                                     0.5,
-                                     5,
-                                     0.15,
-                                     0.2,
-                                     0.1,
-                                     0.15,
-                                     0.05,
-                                     3,
-                                     8,
-                                     600,
-                                     0.03};
-static const pfamily fam_resource = {"resourcing_retries",
-                                     2,
-                                     6,
-                                     4,
-                                     0.3,
-                                     0.5,
-                                     0.3,
-                                     0.1,
-                                     0.3,
-                                     0.2,
-                                     2,
-                                     0.6,
-                                     0.5,
-                                     0.6,
-                                     0.4,
-                                     0.2,
-                                     4,
-                                     8,
-                                     180,
-                                     0.02};
-static const pfamily fam_deny = {"partial_deny",
-                                 2,
-                                 6,
-                                 4,
-                                 0.3,
-                                 0.5,
-                                 0.3,
-                                 1.0,
-                                 0.3,
-                                 0.2,
-                                 2,
-                                 0.3,
-                                 0.4,
-                                 0.3,
-                                 0.3,
-                                 0.1,
-                                 3,
-                                 8,
-                                 180,
-                                 0.0};
-static const pfamily fam_mixed = {"mixed", 2,   6,   4,   0.4,  0.5, 0.3, 0.3, 0.4, 0.3,
-                                  4,       0.3, 0.3, 0.3, 0.25, 0.1, 3,   8,   300, 0.03};
+/* Unset fields are 0: no pickups, no transfer, no rules, and so on. */
+static const pfamily fam_plain = {
+    .name = "plain_ship",
+    .min_nodes = 2,
+    .max_nodes = 6,
+    .max_qty = 4,
+    .p_walkin = 0.15,
+    .p_receipt = 0.15,
+    .p_snapdown = 0.05,
+    .p_cancel = 0.1,
+    .p_dup = 0.05,
+    .min_orders = 3,
+    .max_orders = 8,
+    .max_gap_min = 120,
+    .p_stock = 0.8,
+    .stock_max = 8,
+    .p_uniform = 0.25,
+};
+
+static const pfamily fam_pickup = {
+    .name = "pickup_transfer",
+    .min_nodes = 2,
+    .max_nodes = 6,
+    .max_qty = 4,
+    .p_pickup_order = 0.7,
+    .p_transfer = 0.7,
+    .p_cap = 0.2,
+    .max_rules = 2,
+    .p_walkin = 0.15,
+    .p_receipt = 0.2,
+    .p_snapdown = 0.1,
+    .p_cancel = 0.1,
+    .p_dup = 0.05,
+    .min_orders = 3,
+    .max_orders = 8,
+    .max_gap_min = 120,
+    .p_reject = 0.05,
+    .p_stock = 0.8,
+    .stock_max = 8,
+    .p_uniform = 0.25,
+};
+
+static const pfamily fam_split = {
+    .name = "split_lines",
+    .min_nodes = 2,
+    .max_nodes = 4,
+    .max_qty = 3,
+    .p_pickup_order = 0.3,
+    .p_transfer = 0.5,
+    .p_split = 1.0,
+    .p_deny = 0.2,
+    .p_cap = 0.3,
+    .max_rules = 2,
+    .p_walkin = 0.2,
+    .p_receipt = 0.2,
+    .p_snapdown = 0.1,
+    .p_cancel = 0.15,
+    .p_dup = 0.05,
+    .min_orders = 3,
+    .max_orders = 8,
+    .max_gap_min = 120,
+    .p_stock = 0.8,
+    .stock_max = 4,
+    .p_uniform = 0.25,
+};
+
+static const pfamily fam_caprules = {
+    .name = "capacity_rules",
+    .min_nodes = 2,
+    .max_nodes = 6,
+    .max_qty = 4,
+    .p_pickup_order = 0.3,
+    .p_transfer = 0.5,
+    .p_split = 0.2,
+    .p_deny = 0.1,
+    .p_cap = 0.7,
+    .p_tz = 0.5,
+    .max_rules = 5,
+    .p_walkin = 0.15,
+    .p_receipt = 0.2,
+    .p_snapdown = 0.1,
+    .p_cancel = 0.15,
+    .p_dup = 0.05,
+    .min_orders = 3,
+    .max_orders = 8,
+    .max_gap_min = 600,
+    .p_reject = 0.03,
+    .p_stock = 0.8,
+    .stock_max = 8,
+    .p_uniform = 0.25,
+};
+
+static const pfamily fam_resource = {
+    .name = "resourcing_retries",
+    .min_nodes = 2,
+    .max_nodes = 6,
+    .max_qty = 4,
+    .p_pickup_order = 0.3,
+    .p_transfer = 0.5,
+    .p_split = 0.3,
+    .p_deny = 0.1,
+    .p_cap = 0.3,
+    .p_tz = 0.2,
+    .max_rules = 2,
+    .p_walkin = 0.6,
+    .p_receipt = 0.5,
+    .p_snapdown = 0.6,
+    .p_cancel = 0.4,
+    .p_dup = 0.2,
+    .min_orders = 4,
+    .max_orders = 8,
+    .max_gap_min = 180,
+    .p_reject = 0.02,
+    .p_stock = 0.8,
+    .stock_max = 5,
+    .p_uniform = 0.25,
+};
+
+static const pfamily fam_deny = {
+    .name = "partial_deny",
+    .min_nodes = 2,
+    .max_nodes = 6,
+    .max_qty = 4,
+    .p_pickup_order = 0.3,
+    .p_transfer = 0.5,
+    .p_split = 0.3,
+    .p_deny = 1.0,
+    .p_cap = 0.3,
+    .p_tz = 0.2,
+    .max_rules = 2,
+    .p_walkin = 0.3,
+    .p_receipt = 0.4,
+    .p_snapdown = 0.3,
+    .p_cancel = 0.3,
+    .p_dup = 0.1,
+    .min_orders = 3,
+    .max_orders = 8,
+    .max_gap_min = 180,
+    .p_stock = 0.8,
+    .stock_max = 5,
+    .p_uniform = 0.25,
+};
+
+static const pfamily fam_mixed = {
+    .name = "mixed",
+    .min_nodes = 2,
+    .max_nodes = 6,
+    .max_qty = 4,
+    .p_pickup_order = 0.4,
+    .p_transfer = 0.5,
+    .p_split = 0.3,
+    .p_deny = 0.3,
+    .p_cap = 0.4,
+    .p_tz = 0.3,
+    .max_rules = 4,
+    .p_walkin = 0.3,
+    .p_receipt = 0.3,
+    .p_snapdown = 0.3,
+    .p_cancel = 0.25,
+    .p_dup = 0.1,
+    .min_orders = 3,
+    .max_orders = 8,
+    .max_gap_min = 300,
+    .p_reject = 0.03,
+    .p_stock = 0.8,
+    .stock_max = 5,
+    .p_uniform = 0.25,
+};
 
 #define PER_FAMILY 300
 
