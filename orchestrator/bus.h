@@ -66,8 +66,8 @@ typedef struct omo_bus_events {
 
 typedef struct omo_bus_ops {
     /* Reads up to max input messages, waiting at most timeout_ms for the first. */
-    omo_io (*poll)(void *self, omo_in_msg *msgs, size_t max, size_t *n, int timeout_ms,
-                   char *err, size_t errlen);
+    omo_io (*poll)(void *self, omo_in_msg *msgs, size_t max, size_t *n, int timeout_ms, char *err,
+                   size_t errlen);
     /* Queues one output message; delivery is reported through omo_bus_events.delivered. */
     omo_io (*produce)(void *self, const omo_out_msg *msg, char *err, size_t errlen);
     /* Waits until every queued output message is reported delivered, or timeout_ms passes

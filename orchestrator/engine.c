@@ -827,19 +827,21 @@ static void set_error(omo_event_error *err, const char *field, const char *reaso
 
 static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
 {
-    if (omo_strmap_get(&eng->order_ids, ev->order_id) >= 0)
-        return OMO_APPLY_DUPLICATE;
     int oi = (int)eng->norders;
-    if (!omo_strmap_put(&eng->order_ids, ev->order_id, oi))
+    bool added;
+    if (omo_strmap_add(&eng->order_ids, ev->order_id, oi, &added) < 0)
         abort();
+    if (!added)
+        return OMO_APPLY_DUPLICATE;
     omo_grow((void **)&eng->orders, &eng->caporders, eng->norders + 1, sizeof(order_rec));
     order_rec *o = &eng->orders[eng->norders++];
     memset(o, 0, sizeof *o);
     int L = (int)ev->nlines;
     o->id = omo_xstrdup(ev->order_id);
     o->created_ms = ev->at_ms;
-    snprintf(o->channel, sizeof o->channel, "%s", ev->channel);
-    snprintf(o->service, sizeof o->service, "%s", ev->pickup ? "pickup" : ev->service);
+    memcpy(o->channel, ev->channel, sizeof o->channel);
+    memcpy(o->service, ev->pickup ? "pickup" : ev->service,
+           ev->pickup ? sizeof "pickup" : sizeof o->service);
     o->pickup = ev->pickup;
     o->store = ev->pickup ? ev->store : -1;
     o->lat = ev->cust_lat;
@@ -935,10 +937,11 @@ static void consume(omo_engine *eng, order_rec *o, int oi, int node, int sku, in
 
 static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_t now)
 {
-    if (omo_strmap_get(&eng->event_ids, ev->event_id) >= 0)
-        return OMO_APPLY_DUPLICATE;
-    if (!omo_strmap_put(&eng->event_ids, ev->event_id, 0))
+    bool added;
+    if (omo_strmap_add(&eng->event_ids, ev->event_id, 0, &added) < 0)
         abort();
+    if (!added)
+        return OMO_APPLY_DUPLICATE;
     int sku = omo_inventory_sku(eng->inv, ev->sku, true);
     omo_stock *st = omo_inventory_get(eng->inv, ev->node, sku, true);
     int64_t before = st->on_hand;
@@ -1067,9 +1070,15 @@ static void sb_str(sbuf *sb, const char *s)
 
 static void sb_int(sbuf *sb, int64_t v)
 {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sb_put(sb, tmp, (size_t)n);
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    sb_put(sb, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static void sb_fixed(sbuf *sb, int64_t v, int64_t scale, int decimals)
@@ -1122,9 +1131,11 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
     for (int s = 0; s < a->nships; s++) {
         const omo_shipment *sh = &a->ships[s];
         sb_lit(&sb, s ? ",{\"shipment_id\":" : "{\"shipment_id\":");
-        char sid[OMO_LONG_ID_MAX + 16];
-        snprintf(sid, sizeof sid, "%s/%d", a->order_id, sh->seq);
-        sb_str(&sb, sid);
+        sb_str(&sb, a->order_id);
+        sb.len--; /* reopen the string for "/seq" */
+        sb_lit(&sb, "/");
+        sb_int(&sb, sh->seq);
+        sb_lit(&sb, "\"");
         sb_lit(&sb, ",\"node_id\":");
         sb_str(&sb, net->nodes[sh->node].id);
         sb_lit(&sb, ",\"method\":\"");

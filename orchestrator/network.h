@@ -5,7 +5,7 @@
 #include "util.h"
 
 typedef enum omo_node_type { OMO_NODE_WAREHOUSE = 0, OMO_NODE_STORE = 1 } omo_node_type;
-#define OMO_NODE_TYPES 2
+#define OMO_NODE_TYPES  2
 #define OMO_TYPE_BIT(t) (1u << (t))
 
 typedef struct omo_node {

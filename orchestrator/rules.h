@@ -9,7 +9,7 @@ typedef enum omo_method {
     OMO_METHOD_SHIP_FROM_STORE = 1,
     OMO_METHOD_CLICK_AND_COLLECT = 2
 } omo_method;
-#define OMO_METHODS 3
+#define OMO_METHODS       3
 #define OMO_METHOD_BIT(m) (1u << (m))
 const char *omo_method_name(omo_method m);
 

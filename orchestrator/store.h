@@ -81,8 +81,8 @@ typedef struct omo_store_ops {
     /* Highest applied event seq and outbox seq (0 when empty). */
     omo_io (*max_seqs)(void *self, int64_t *applied, int64_t *outbox, char *err, size_t errlen);
     /* Keeps a rules version that went live (text, hash, who). Idempotent per hash. */
-    omo_io (*save_rules)(void *self, const char *hash, const char *text, const char *by,
-                         char *err, size_t errlen);
+    omo_io (*save_rules)(void *self, const char *hash, const char *text, const char *by, char *err,
+                         size_t errlen);
     /* Every revision of one order in order, as JSON bodies. */
     omo_io (*order_revisions)(void *self, const char *order_id,
                               void (*cb)(void *ctx, const omo_revision_row *row), void *ctx,

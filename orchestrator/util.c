@@ -319,7 +319,7 @@ int omo_strmap_get(const omo_strmap *map, const char *key)
     return map->keys[i] ? map->vals[i] : -1;
 }
 
-bool omo_strmap_put(omo_strmap *map, const char *key, int val)
+int omo_strmap_add(omo_strmap *map, const char *key, int val, bool *added)
 {
     if ((map->count + 1) * 2 > map->cap) {
         omo_strmap old = *map;
@@ -332,7 +332,7 @@ bool omo_strmap_put(omo_strmap *map, const char *key, int val)
             free(map->vals);
             free(map->hashes);
             *map = old;
-            return false;
+            return -1;
         }
         map->count = 0;
         for (size_t i = 0; i < old.cap; i++) {
@@ -350,6 +350,7 @@ bool omo_strmap_put(omo_strmap *map, const char *key, int val)
     }
     uint64_t h = omo_hash_str(key);
     size_t i = strmap_slot(map, key, h);
+    *added = !map->keys[i];
     if (!map->keys[i]) {
         size_t n = strlen(key) + 1;
         enum { CHUNK = 1 << 16 };
@@ -358,13 +359,13 @@ bool omo_strmap_put(omo_strmap *map, const char *key, int val)
                 size_t ncap = map->capchunks ? map->capchunks * 2 : 8;
                 char **nc = realloc(map->chunks, sizeof(char *) * ncap);
                 if (!nc)
-                    return false;
+                    return -1;
                 map->chunks = nc;
                 map->capchunks = ncap;
             }
             char *chunk = malloc(n > CHUNK ? n : CHUNK);
             if (!chunk)
-                return false;
+                return -1;
             map->chunks[map->nchunks++] = chunk;
             map->chunk_used = 0;
         }
@@ -374,7 +375,21 @@ bool omo_strmap_put(omo_strmap *map, const char *key, int val)
         map->hashes[i] = h;
         map->count++;
     }
-    map->vals[i] = val;
+    if (*added)
+        map->vals[i] = val;
+    return map->vals[i];
+}
+
+bool omo_strmap_put(omo_strmap *map, const char *key, int val)
+{
+    bool added;
+    int v = omo_strmap_add(map, key, val, &added);
+    if (v < 0)
+        return false;
+    if (!added) {
+        size_t i = strmap_slot(map, key, omo_hash_str(key));
+        map->vals[i] = val;
+    }
     return true;
 }
 

@@ -74,6 +74,9 @@ typedef struct omo_strmap {
 int omo_strmap_get(const omo_strmap *map, const char *key);
 /* Sets key to val (val >= 0). Returns false only when out of memory. */
 OMO_MUST_CHECK bool omo_strmap_put(omo_strmap *map, const char *key, int val);
+/* Adds key with val unless present. Returns the key's value (val when added; *added says
+ * which), or -1 when out of memory. */
+int omo_strmap_add(omo_strmap *map, const char *key, int val, bool *added);
 void omo_strmap_free(omo_strmap *map);
 
 void *omo_xmalloc(size_t n);
