@@ -1,0 +1,896 @@
+#include "stream.h"
+
+#include "engine.h"
+#include "event.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LATENCY_BUCKETS 12
+static const double latency_bounds[LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
+#define BATCH_BUCKETS 8
+static const double batch_bounds[BATCH_BUCKETS] = {1, 10, 50, 100, 500, 1000, 2000, 5000};
+
+/* A queued HTTP request, answered by the service thread. */
+typedef struct http_job {
+    const omo_http_request *req;
+    omo_http_response *resp;
+    bool done;
+    struct http_job *next;
+} http_job;
+
+/* Counters for /metrics, by label. */
+typedef struct counter {
+    char labels[160];
+    uint64_t value;
+} counter;
+
+typedef struct counter_set {
+    counter *v;
+    size_t n, cap;
+} counter_set;
+
+typedef struct histogram {
+    uint64_t buckets[16];
+    uint64_t count;
+    double sum;
+} histogram;
+
+struct omo_stream {
+    const omo_svcconf *conf;
+    omo_network *net;
+    omo_rules *rules;
+    omo_engine *eng;
+    omo_bus bus;
+    omo_bus_events bus_events;
+    omo_store store;
+    omo_stream_opts opts;
+    int32_t out_parts[OMO_TOPICS];
+    bool replaying;
+
+    int64_t next_applied_seq, next_outbox_seq;
+    omo_position *positions;
+    size_t npositions, cappositions;
+    bool *position_dirty;
+
+    /* the batch in hand */
+    omo_applied_event *events;
+    size_t nevents, capevents;
+    omo_out_msg *outbox;
+    size_t noutbox, capoutbox;
+    omo_revision_row *revisions;
+    size_t nrevisions, caprevisions;
+    omo_stock_row *stock;
+    size_t nstock, capstock;
+    omo_delivery *delivered;
+    size_t ndelivered, capdelivered;
+    char *json;
+    size_t capjson;
+    omo_event ev;
+    omo_in_msg msgs[4096];
+    double batch_arrival; /* when the batch's first message was read */
+    size_t inflight;      /* produced, not yet confirmed */
+
+    /* metrics */
+    counter_set events_by, decisions_by, ships_by, dead_by;
+    histogram latency, batch_sizes;
+    omo_stream_stats stats;
+    double started;
+
+    /* HTTP jobs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    http_job *jobs;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static const char *topic_label(omo_topic t)
+{
+    static const char *names[] = {"orders", "stock", "allocations", "shipments", "dead_letter"};
+    return names[t];
+}
+
+static const char *topic_name(const omo_stream *svc, omo_topic t)
+{
+    const omo_svcconf *c = svc->conf;
+    const char *names[] = {c->topic_orders, c->topic_stock, c->topic_allocations,
+                           c->topic_shipments, c->topic_dead_letter};
+    return names[t];
+}
+
+static void count(counter_set *cs, const char *labels, uint64_t by)
+{
+    for (size_t i = 0; i < cs->n; i++)
+        if (!strcmp(cs->v[i].labels, labels)) {
+            cs->v[i].value += by;
+            return;
+        }
+    omo_grow((void **)&cs->v, &cs->cap, cs->n + 1, sizeof(counter));
+    snprintf(cs->v[cs->n].labels, sizeof cs->v[cs->n].labels, "%s", labels);
+    cs->v[cs->n++].value = by;
+}
+
+static void observe(histogram *h, const double *bounds, int nb, double v)
+{
+    for (int i = 0; i < nb; i++)
+        if (v <= bounds[i])
+            h->buckets[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* ---- positions ------------------------------------------------------------------------- */
+
+static omo_position *position_of(omo_stream *svc, omo_topic t, int32_t p, bool create)
+{
+    for (size_t i = 0; i < svc->npositions; i++)
+        if (svc->positions[i].topic == t && svc->positions[i].partition == p)
+            return &svc->positions[i];
+    if (!create)
+        return NULL;
+    if (svc->npositions + 1 > svc->cappositions) {
+        svc->cappositions = svc->cappositions ? svc->cappositions * 2 : 16;
+        svc->positions = omo_xrealloc(svc->positions, sizeof(omo_position) * svc->cappositions);
+        svc->position_dirty = omo_xrealloc(svc->position_dirty, sizeof(bool) * svc->cappositions);
+    }
+    svc->position_dirty[svc->npositions] = false;
+    svc->positions[svc->npositions] = (omo_position){t, p, -1};
+    return &svc->positions[svc->npositions++];
+}
+
+static int64_t bus_position(void *ctx, omo_topic t, int32_t p)
+{
+    omo_position *pos = position_of(ctx, t, p, false);
+    return pos ? pos->next_offset : -1;
+}
+
+static void bus_revoked(void *ctx, omo_topic t, int32_t p)
+{
+    (void)ctx;
+    logf_("[service] partition %s[%d] revoked", topic_label(t), p);
+}
+
+static void bus_delivered(void *ctx, int64_t seq, omo_topic t, int32_t p, int64_t offset, bool ok,
+                          const char *err)
+{
+    omo_stream *svc = ctx;
+    if (svc->inflight)
+        svc->inflight--;
+    if (!ok) {
+        /* Left in the outbox: sent again at the next start. */
+        logf_("[kafka:%s] delivery of seq=%lld failed: %s", topic_label(t), (long long)seq,
+              err ? err : "?");
+        return;
+    }
+    svc->stats.delivered++;
+    omo_grow((void **)&svc->delivered, &svc->capdelivered, svc->ndelivered + 1,
+             sizeof(omo_delivery));
+    svc->delivered[svc->ndelivered++] = (omo_delivery){seq, p, offset};
+}
+
+/* ---- the batch ------------------------------------------------------------------------- */
+
+static char *dup_bytes(const char *s, size_t n)
+{
+    char *d = omo_xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+static void add_out(omo_stream *svc, omo_topic t, const char *key, size_t key_len,
+                    const char *value, size_t value_len)
+{
+    omo_grow((void **)&svc->outbox, &svc->capoutbox, svc->noutbox + 1, sizeof(omo_out_msg));
+    omo_out_msg *m = &svc->outbox[svc->noutbox++];
+    memset(m, 0, sizeof *m);
+    m->seq = svc->next_outbox_seq++;
+    m->topic = t;
+    m->partition = omo_bus_partition(key, key_len, svc->out_parts[t]);
+    m->key = dup_bytes(key, key_len);
+    m->key_len = key_len;
+    m->value = dup_bytes(value, value_len);
+    m->value_len = value_len;
+}
+
+static void add_header(omo_out_msg *m, const char *name, const char *value)
+{
+    if (m->nheaders < OMO_MAX_HEADERS)
+        m->headers[m->nheaders++] = (omo_header){omo_xstrdup(name), omo_xstrdup(value)};
+}
+
+static void free_out(omo_out_msg *m)
+{
+    free((char *)m->key);
+    free((char *)m->value);
+    for (int h = 0; h < m->nheaders; h++) {
+        free((char *)m->headers[h].name);
+        free((char *)m->headers[h].value);
+    }
+}
+
+/* Engine sink: every revision becomes an outbox message and a revision row. */
+static void on_allocation(void *ctx, const omo_allocation *a)
+{
+    omo_stream *svc = ctx;
+    if (svc->replaying)
+        return;
+    size_t n = omo_allocation_json(a, svc->net, &svc->json, &svc->capjson);
+    add_out(svc, OMO_TOPIC_ALLOCATIONS, a->order_id, strlen(a->order_id), svc->json, n - 1);
+    omo_grow((void **)&svc->revisions, &svc->caprevisions, svc->nrevisions + 1,
+             sizeof(omo_revision_row));
+    svc->revisions[svc->nrevisions++] =
+        (omo_revision_row){omo_xstrdup(a->order_id), a->revision, omo_alloc_status_name(a->status),
+                           dup_bytes(svc->json, n - 1), n - 1};
+    char labels[160];
+    snprintf(labels, sizeof labels, "status=\"%s\"", omo_alloc_status_name(a->status));
+    count(&svc->decisions_by, labels, 1);
+    for (int s = 0; s < a->nships; s++) {
+        snprintf(labels, sizeof labels, "method=\"%s\"", omo_method_name(a->ships[s].method));
+        count(&svc->ships_by, labels, 1);
+    }
+    if (a->revision == 1)
+        observe(&svc->latency, latency_bounds, LATENCY_BUCKETS, now_s() - svc->batch_arrival);
+}
+
+static void dead_letter(omo_stream *svc, const omo_in_msg *m, const omo_event_error *err)
+{
+    add_out(svc, OMO_TOPIC_DEAD_LETTER, m->key ? m->key : "", m->key ? m->key_len : 0,
+            m->value ? m->value : "", m->value ? m->value_len : 0);
+    omo_out_msg *o = &svc->outbox[svc->noutbox - 1];
+    char num[32];
+    add_header(o, "omo.error.reason", err->reason);
+    add_header(o, "omo.error.field", err->field);
+    add_header(o, "omo.source.topic", topic_name(svc, m->topic));
+    snprintf(num, sizeof num, "%d", m->partition);
+    add_header(o, "omo.source.partition", num);
+    snprintf(num, sizeof num, "%lld", (long long)m->offset);
+    add_header(o, "omo.source.offset", num);
+    char labels[160];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", err->reason);
+    count(&svc->dead_by, labels, 1);
+    svc->stats.dead_letters++;
+    logf_("[service] dead letter %s[%d]@%lld: %s", topic_label(m->topic), m->partition,
+          (long long)m->offset, err->message);
+}
+
+/* Applies one event (live or replayed). Returns the result label. */
+static const char *apply_value(omo_stream *svc, const char *value, size_t len, omo_event_error *err,
+                               omo_event_type *type)
+{
+    memset(err, 0, sizeof *err);
+    if (!omo_event_parse(value, len, svc->net, &svc->ev, err))
+        return "invalid";
+    *type = svc->ev.type;
+    switch (omo_engine_apply(svc->eng, &svc->ev, err)) {
+    case OMO_APPLY_OK:
+        return "applied";
+    case OMO_APPLY_DUPLICATE:
+        return "duplicate";
+    default:
+        return "invalid";
+    }
+}
+
+static void take_message(omo_stream *svc, const omo_in_msg *m)
+{
+    omo_position *pos = position_of(svc, m->topic, m->partition, true);
+    if (pos->next_offset >= 0 && m->offset < pos->next_offset)
+        return; /* delivered again after a rebalance or restart: already applied */
+    svc->stats.events_in++;
+    omo_event_error err;
+    omo_event_type type = OMO_EV_ORDER_CREATED;
+    const char *result = apply_value(svc, m->value ? m->value : "", m->value_len, &err, &type);
+    char labels[160];
+    snprintf(labels, sizeof labels, "topic=\"%s\",type=\"%s\",result=\"%s\"", topic_label(m->topic),
+             strcmp(result, "invalid") ? omo_event_type_name(type) : "?", result);
+    count(&svc->events_by, labels, 1);
+    if (!strcmp(result, "invalid"))
+        dead_letter(svc, m, &err);
+    else if (!strcmp(result, "duplicate"))
+        svc->stats.duplicates++;
+    else
+        svc->stats.applied++;
+
+    omo_grow((void **)&svc->events, &svc->capevents, svc->nevents + 1, sizeof(omo_applied_event));
+    svc->events[svc->nevents++] =
+        (omo_applied_event){svc->next_applied_seq++,
+                            m->topic,
+                            m->partition,
+                            m->offset,
+                            dup_bytes(m->value ? m->value : "", m->value_len),
+                            m->value_len,
+                            svc->rules->version_hash};
+    pos->next_offset = m->offset + 1;
+    svc->position_dirty[pos - svc->positions] = true;
+}
+
+static void stock_row(void *ctx, const omo_stock *st)
+{
+    omo_stream *svc = ctx;
+    omo_grow((void **)&svc->stock, &svc->capstock, svc->nstock + 1, sizeof(omo_stock_row));
+    svc->stock[svc->nstock++] =
+        (omo_stock_row){svc->net->nodes[st->node].id,
+                        omo_inventory_sku_name(omo_engine_inventory(svc->eng), st->sku),
+                        st->on_hand, st->reserved, st->bin};
+}
+
+static void clear_batch(omo_stream *svc, bool keep_outbox_memory)
+{
+    for (size_t i = 0; i < svc->nevents; i++)
+        free((char *)svc->events[i].value);
+    svc->nevents = 0;
+    if (!keep_outbox_memory)
+        for (size_t i = 0; i < svc->noutbox; i++)
+            free_out(&svc->outbox[i]);
+    svc->noutbox = 0;
+    for (size_t i = 0; i < svc->nrevisions; i++) {
+        free((char *)svc->revisions[i].order_id);
+        free((char *)svc->revisions[i].body);
+    }
+    svc->nrevisions = 0;
+    svc->nstock = 0;
+}
+
+/* Retries fn's outside-system call with backoff within the budget. */
+#define WITH_RETRY(svc, what, call)                                                                \
+    ({                                                                                             \
+        omo_io io_;                                                                                \
+        int delay_ = 50;                                                                           \
+        double until_ = now_s() + (svc)->opts.retry_budget_ms / 1000.0;                            \
+        for (;;) {                                                                                 \
+            char err[512] = "";                                                                    \
+            io_ = (call);                                                                          \
+            if (io_ == OMO_IO_OK)                                                                  \
+                break;                                                                             \
+            if (io_ == OMO_IO_FATAL || now_s() > until_) {                                         \
+                logf_("[service] %s failed for good: %s", what, err);                              \
+                break;                                                                             \
+            }                                                                                      \
+            logf_("[service] %s failed, retrying in %d ms: %s", what, delay_, err);                \
+            usleep((useconds_t)delay_ * 1000);                                                     \
+            delay_ = delay_ < 2000 ? delay_ * 2 : 2000;                                            \
+        }                                                                                          \
+        io_;                                                                                       \
+    })
+
+static int commit_batch(omo_stream *svc)
+{
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), stock_row, svc);
+    if (!svc->nevents && !svc->noutbox && !svc->ndelivered && !svc->nstock)
+        return 0;
+    omo_position dirty[256];
+    size_t ndirty = 0;
+    omo_position *dp = dirty;
+    if (svc->npositions > 256)
+        dp = omo_xmalloc(sizeof(omo_position) * svc->npositions);
+    for (size_t i = 0; i < svc->npositions; i++)
+        if (svc->position_dirty[i])
+            dp[ndirty++] = svc->positions[i];
+    omo_batch b = {.events = svc->events,
+                   .nevents = svc->nevents,
+                   .positions = dp,
+                   .npositions = ndirty,
+                   .outbox = svc->outbox,
+                   .noutbox = svc->noutbox,
+                   .revisions = svc->revisions,
+                   .nrevisions = svc->nrevisions,
+                   .stock = svc->stock,
+                   .nstock = svc->nstock,
+                   .delivered = svc->delivered,
+                   .ndelivered = svc->ndelivered};
+    omo_io io = WITH_RETRY(svc, "[postgres] commit",
+                           svc->store.ops->commit(svc->store.self, &b, err, sizeof err));
+    if (dp != dirty)
+        free(dp);
+    if (io != OMO_IO_OK)
+        return 1;
+    for (size_t i = 0; i < svc->npositions; i++)
+        svc->position_dirty[i] = false;
+    svc->ndelivered = 0;
+    if (svc->nevents) {
+        svc->stats.batches++;
+        observe(&svc->batch_sizes, batch_bounds, BATCH_BUCKETS, (double)svc->nevents);
+    }
+    return 0;
+}
+
+static int produce_all(omo_stream *svc, const omo_out_msg *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        omo_io io = WITH_RETRY(svc, "[kafka] produce",
+                               svc->bus.ops->produce(svc->bus.self, &msgs[i], err, sizeof err));
+        if (io != OMO_IO_OK)
+            return 1;
+        svc->inflight++;
+        svc->stats.produced++;
+    }
+    return 0;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------ */
+
+static void respond(omo_http_response *resp, int status, const char *type, const char *body)
+{
+    resp->status = status;
+    snprintf(resp->content_type, sizeof resp->content_type, "%s", type);
+    resp->body = omo_xstrdup(body);
+    resp->body_len = strlen(body);
+}
+
+typedef struct text {
+    char *s;
+    size_t n, cap;
+} text;
+
+static void tprintf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tprintf(text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = t->cap - t->n;
+        int k = vsnprintf(t->s ? t->s + t->n : NULL, t->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (k >= 0 && t->s && (size_t)k < room) {
+            t->n += (size_t)k;
+            return;
+        }
+        t->cap = (t->cap + (size_t)(k > 0 ? k : 0) + 1) * 2;
+        t->s = omo_xrealloc(t->s, t->cap);
+    }
+}
+
+static void metrics_counters(text *t, const char *name, const char *help, const counter_set *cs)
+{
+    tprintf(t, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = 0; i < cs->n; i++)
+        tprintf(t, "%s{%s} %llu\n", name, cs->v[i].labels, (unsigned long long)cs->v[i].value);
+}
+
+static void metrics_histogram(text *t, const char *name, const char *help, const histogram *h,
+                              const double *bounds, int nb)
+{
+    tprintf(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int i = 0; i < nb; i++)
+        tprintf(t, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+                (unsigned long long)h->buckets[i]);
+    tprintf(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %g\n%s_count %llu\n", name,
+            (unsigned long long)h->count, name, h->sum, name, (unsigned long long)h->count);
+}
+
+static void handle_metrics(omo_stream *svc, omo_http_response *resp)
+{
+    text t = {0};
+    metrics_counters(&t, "omo_events_total", "Input events by topic, type and result.",
+                     &svc->events_by);
+    metrics_counters(&t, "omo_decisions_total", "Allocation revisions by status.",
+                     &svc->decisions_by);
+    metrics_counters(&t, "omo_shipments_total", "Shipments in allocation revisions by method.",
+                     &svc->ships_by);
+    metrics_counters(&t, "omo_dead_letters_total", "Messages sent to the dead-letter topic.",
+                     &svc->dead_by);
+    metrics_histogram(&t, "omo_decision_latency_seconds",
+                      "From an order's arrival to its first allocation being queued.",
+                      &svc->latency, latency_bounds, LATENCY_BUCKETS);
+    metrics_histogram(&t, "omo_batch_size", "Events per committed batch.", &svc->batch_sizes,
+                      batch_bounds, BATCH_BUCKETS);
+    int64_t lag = svc->bus.ops->lag ? svc->bus.ops->lag(svc->bus.self) : -1;
+    tprintf(&t,
+            "# HELP omo_consumer_lag Messages behind the input topics' ends.\n"
+            "# TYPE omo_consumer_lag gauge\nomo_consumer_lag %lld\n",
+            (long long)lag);
+    tprintf(&t,
+            "# HELP omo_rules_version_info The rules in force.\n"
+            "# TYPE omo_rules_version_info gauge\nomo_rules_version_info{version=\"%s\"} 1\n",
+            svc->rules->version_hash);
+    tprintf(&t,
+            "# HELP omo_outbox_inflight Messages produced and not yet confirmed.\n"
+            "# TYPE omo_outbox_inflight gauge\nomo_outbox_inflight %zu\n",
+            svc->inflight);
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof resp->content_type, "text/plain; version=0.0.4");
+    resp->body = t.s ? t.s : omo_xstrdup("");
+    resp->body_len = t.n;
+}
+
+static void revision_cb(void *ctx, const omo_revision_row *row)
+{
+    text *t = ctx;
+    tprintf(t, "%s%.*s", t->n > 15 ? "," : "", (int)row->body_len, row->body);
+}
+
+static void handle_order(omo_stream *svc, const char *order_id, omo_http_response *resp)
+{
+    text t = {0};
+    tprintf(&t, "{\"revisions\":[");
+    char err[512] = "";
+    omo_io io = svc->store.ops->order_revisions(svc->store.self, order_id, revision_cb, &t, err,
+                                                sizeof err);
+    if (io != OMO_IO_OK) {
+        free(t.s);
+        respond(resp, 503, "application/json", "{\"error\":\"database unavailable\"}");
+        return;
+    }
+    if (t.n == 15) {
+        free(t.s);
+        respond(resp, 404, "application/json", "{\"error\":\"no such order\"}");
+        return;
+    }
+    tprintf(&t, "],\"order_id\":\"%s\"}", order_id);
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    resp->body = t.s;
+    resp->body_len = t.n;
+}
+
+static void handle_request(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
+{
+    bool get = !strcmp(req->method, "GET");
+    if (get && !strcmp(req->path, "/readyz")) {
+        bool ok = svc->bus.ops->ready(svc->bus.self) && svc->store.ops->ready(svc->store.self);
+        respond(resp, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n");
+        return;
+    }
+    if (get && !strcmp(req->path, "/metrics")) {
+        handle_metrics(svc, resp);
+        return;
+    }
+    const omo_token *tok = req->bearer ? omo_svcconf_token(svc->conf, req->bearer) : NULL;
+    if (!tok) {
+        respond(resp, 401, "application/json", "{\"error\":\"missing or unknown bearer token\"}");
+        return;
+    }
+    if (get && !strncmp(req->path, "/orders/", 8) && req->path[8] && !strchr(req->path + 8, '/')) {
+        if (tok->role != OMO_ROLE_OPS) {
+            respond(resp, 403, "application/json", "{\"error\":\"ops token required\"}");
+            return;
+        }
+        handle_order(svc, req->path + 8, resp);
+        return;
+    }
+    respond(resp, 404, "application/json", "{\"error\":\"no such resource\"}");
+}
+
+void omo_stream_http(void *ctx, const omo_http_request *req, omo_http_response *resp)
+{
+    omo_stream *svc = ctx;
+    if (!strcmp(req->method, "GET") && !strcmp(req->path, "/healthz")) {
+        respond(resp, 200, "text/plain", "ok\n");
+        return;
+    }
+    http_job job = {req, resp, false, NULL};
+    pthread_mutex_lock(&svc->mu);
+    job.next = svc->jobs;
+    svc->jobs = &job;
+    while (!job.done)
+        pthread_cond_wait(&svc->cv, &svc->mu);
+    pthread_mutex_unlock(&svc->mu);
+}
+
+static void serve_jobs(omo_stream *svc)
+{
+    pthread_mutex_lock(&svc->mu);
+    http_job *jobs = svc->jobs;
+    svc->jobs = NULL;
+    pthread_mutex_unlock(&svc->mu);
+    if (!jobs)
+        return;
+    for (http_job *j = jobs; j; j = j->next)
+        handle_request(svc, j->req, j->resp);
+    pthread_mutex_lock(&svc->mu);
+    for (http_job *j = jobs; j; j = j->next)
+        j->done = true;
+    pthread_cond_broadcast(&svc->cv);
+    pthread_mutex_unlock(&svc->mu);
+}
+
+/* ---- life ------------------------------------------------------------------------------ */
+
+omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rules *rules,
+                              omo_store store, const omo_stream_opts *opts)
+{
+    omo_stream *svc = omo_xcalloc(1, sizeof *svc);
+    svc->conf = conf;
+    svc->net = net;
+    svc->rules = rules;
+    svc->store = store;
+    svc->bus_events = (omo_bus_events){svc, bus_position, bus_revoked, bus_delivered};
+    if (opts)
+        svc->opts = *opts;
+    if (svc->opts.max_batch <= 0)
+        svc->opts.max_batch = 2000;
+    if (svc->opts.max_batch > (int)(sizeof svc->msgs / sizeof svc->msgs[0]))
+        svc->opts.max_batch = (int)(sizeof svc->msgs / sizeof svc->msgs[0]);
+    if (svc->opts.poll_ms <= 0)
+        svc->opts.poll_ms = 20;
+    if (svc->opts.retry_budget_ms <= 0)
+        svc->opts.retry_budget_ms = 60000;
+    svc->eng = omo_engine_create(net, rules, on_allocation, svc);
+    pthread_mutex_init(&svc->mu, NULL);
+    pthread_cond_init(&svc->cv, NULL);
+    svc->started = now_s();
+    return svc;
+}
+
+void omo_stream_destroy(omo_stream *svc)
+{
+    if (!svc)
+        return;
+    clear_batch(svc, false);
+    free(svc->events);
+    free(svc->outbox);
+    free(svc->revisions);
+    free(svc->stock);
+    free(svc->delivered);
+    free(svc->json);
+    free(svc->positions);
+    free(svc->position_dirty);
+    free(svc->events_by.v);
+    free(svc->decisions_by.v);
+    free(svc->ships_by.v);
+    free(svc->dead_by.v);
+    omo_engine_destroy(svc->eng);
+    if (svc->bus.ops)
+        svc->bus.ops->destroy(svc->bus.self);
+    if (svc->store.ops)
+        svc->store.ops->destroy(svc->store.self);
+    omo_rules_destroy(svc->rules);
+    omo_network_destroy(svc->net);
+    pthread_mutex_destroy(&svc->mu);
+    pthread_cond_destroy(&svc->cv);
+    free(svc);
+}
+
+static void replay_cb(void *ctx, const omo_applied_event *ev)
+{
+    omo_stream *svc = ctx;
+    omo_event_error err;
+    omo_event_type type;
+    (void)apply_value(svc, ev->value, ev->value_len, &err, &type);
+    if (ev->seq >= svc->next_applied_seq)
+        svc->next_applied_seq = ev->seq + 1;
+}
+
+static void position_cb(void *ctx, const omo_position *p)
+{
+    omo_stream *svc = ctx;
+    position_of(svc, p->topic, p->partition, true)->next_offset = p->next_offset;
+}
+
+typedef struct pending_set {
+    omo_out_msg *v;
+    size_t n, cap;
+} pending_set;
+
+static void pending_cb(void *ctx, const omo_out_msg *m)
+{
+    pending_set *ps = ctx;
+    omo_grow((void **)&ps->v, &ps->cap, ps->n + 1, sizeof(omo_out_msg));
+    omo_out_msg *c = &ps->v[ps->n++];
+    *c = *m;
+    c->key = dup_bytes(m->key, m->key_len);
+    c->value = dup_bytes(m->value, m->value_len);
+    for (int h = 0; h < m->nheaders; h++)
+        c->headers[h] =
+            (omo_header){omo_xstrdup(m->headers[h].name), omo_xstrdup(m->headers[h].value)};
+}
+
+typedef struct scan_ctx {
+    omo_stream *svc;
+    pending_set *ps;
+    bool *seen;
+    int32_t partition;
+} scan_ctx;
+
+static void scan_cb(void *ctx, int64_t seq, int64_t offset)
+{
+    scan_ctx *sc = ctx;
+    for (size_t i = 0; i < sc->ps->n; i++)
+        if (sc->ps->v[i].seq == seq && !sc->seen[i]) {
+            sc->seen[i] = true;
+            omo_grow((void **)&sc->svc->delivered, &sc->svc->capdelivered, sc->svc->ndelivered + 1,
+                     sizeof(omo_delivery));
+            sc->svc->delivered[sc->svc->ndelivered++] = (omo_delivery){seq, sc->partition, offset};
+            return;
+        }
+}
+
+int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
+{
+    double t0 = now_s();
+    for (int t = OMO_TOPIC_ALLOCATIONS; t < OMO_TOPICS; t++) {
+        char err[512] = "";
+        int32_t n = svc->bus.ops->partitions(svc->bus.self, (omo_topic)t, err, sizeof err);
+        if (n < 1) {
+            snprintf(errout, errlen, "topic %s: %s", topic_name(svc, (omo_topic)t), err);
+            return 1;
+        }
+        svc->out_parts[t] = n;
+    }
+    int64_t applied = 0, outbox = 0;
+    if (WITH_RETRY(svc, "[postgres] read sequences",
+                   svc->store.ops->max_seqs(svc->store.self, &applied, &outbox, err, sizeof err)) !=
+        OMO_IO_OK) {
+        snprintf(errout, errlen, "cannot read the database");
+        return 1;
+    }
+    svc->next_applied_seq = applied + 1;
+    svc->next_outbox_seq = outbox + 1;
+
+    /* The view: every applied event again, in the order it was applied. */
+    svc->replaying = true;
+    omo_io io =
+        WITH_RETRY(svc, "[postgres] replay",
+                   svc->store.ops->replay(svc->store.self, 0, replay_cb, svc, err, sizeof err));
+    svc->replaying = false;
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
+    if (io != OMO_IO_OK) {
+        snprintf(errout, errlen, "cannot replay the applied events");
+        return 1;
+    }
+    if (WITH_RETRY(svc, "[postgres] positions",
+                   svc->store.ops->positions(svc->store.self, position_cb, svc, err, sizeof err)) !=
+        OMO_IO_OK) {
+        snprintf(errout, errlen, "cannot read the input positions");
+        return 1;
+    }
+    const omo_engine_stats *es = omo_engine_stats_get(svc->eng);
+    logf_("[service] rebuilt the view from %lld applied events (%llu orders) in %.2f s",
+          (long long)(svc->next_applied_seq - 1), (unsigned long long)es->orders, now_s() - t0);
+
+    /* The outbox: read back what reached each topic since the last confirmation, send the rest. */
+    pending_set ps = {0};
+    if (WITH_RETRY(svc, "[postgres] outbox",
+                   svc->store.ops->pending(svc->store.self, pending_cb, &ps, err, sizeof err)) !=
+        OMO_IO_OK) {
+        snprintf(errout, errlen, "cannot read the outbox");
+        return 1;
+    }
+    bool *seen = omo_xcalloc(ps.n + 1, sizeof(bool));
+    int rc = 0;
+    for (size_t i = 0; i < ps.n && !rc; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i; j++)
+            if (ps.v[j].topic == ps.v[i].topic && ps.v[j].partition == ps.v[i].partition)
+                first = false;
+        if (!first)
+            continue;
+        int64_t from = 0;
+        omo_topic t = ps.v[i].topic;
+        int32_t p = ps.v[i].partition;
+        scan_ctx sc = {svc, &ps, seen, p};
+        if (WITH_RETRY(svc, "[postgres] confirmed end",
+                       svc->store.ops->confirmed_end(svc->store.self, t, p, &from, err,
+                                                     sizeof err)) != OMO_IO_OK ||
+            WITH_RETRY(svc, "[kafka] read back",
+                       svc->bus.ops->scan(svc->bus.self, t, p, from, scan_cb, &sc, err,
+                                          sizeof err)) != OMO_IO_OK)
+            rc = 1;
+    }
+    size_t resend = 0;
+    for (size_t i = 0; i < ps.n && !rc; i++)
+        if (!seen[i]) {
+            rc = produce_all(svc, &ps.v[i], 1);
+            resend++;
+        }
+    if (ps.n)
+        logf_("[service] outbox: %zu unconfirmed, %zu found on their topics, %zu sent again", ps.n,
+              ps.n - resend, resend);
+    for (size_t i = 0; i < ps.n; i++)
+        free_out(&ps.v[i]);
+    free(ps.v);
+    free(seen);
+    if (!rc)
+        rc = commit_batch(svc);
+    if (rc)
+        snprintf(errout, errlen, "cannot reconcile the outbox");
+    return rc;
+}
+
+int omo_stream_step(omo_stream *svc)
+{
+    if (svc->opts.reload && *svc->opts.reload) {
+        *svc->opts.reload = 0;
+        logf_("[service] rules reload requested: not supported by this build yet");
+    }
+    size_t n = 0;
+    char err[512] = "";
+    omo_io io = svc->bus.ops->poll(svc->bus.self, svc->msgs, (size_t)svc->opts.max_batch, &n,
+                                   svc->opts.poll_ms, err, sizeof err);
+    if (io == OMO_IO_FATAL) {
+        logf_("[kafka] fatal: %s", err);
+        return 1;
+    }
+    if (io == OMO_IO_RETRY)
+        logf_("[kafka] poll: %s", err);
+    svc->batch_arrival = now_s();
+    for (size_t i = 0; i < n; i++)
+        take_message(svc, &svc->msgs[i]);
+    size_t nout = svc->noutbox;
+    if (commit_batch(svc))
+        return 1;
+    if (produce_all(svc, svc->outbox, nout))
+        return 1;
+    clear_batch(svc, false);
+    serve_jobs(svc);
+    if (svc->opts.on_batch && n) {
+        omo_stream_stats st;
+        omo_stream_stats_get(svc, &st);
+        svc->opts.on_batch(svc->opts.on_batch_ctx, &st);
+    }
+    return 0;
+}
+
+int omo_stream_flush(omo_stream *svc, int timeout_ms)
+{
+    char err[512] = "";
+    double until = now_s() + timeout_ms / 1000.0;
+    while (svc->inflight && now_s() < until) {
+        omo_io io = svc->bus.ops->flush(svc->bus.self, 100, err, sizeof err);
+        if (io == OMO_IO_FATAL)
+            return 1;
+        serve_jobs(svc);
+    }
+    return commit_batch(svc);
+}
+
+int omo_stream_run(omo_stream *svc)
+{
+    while (!(svc->opts.stop && *svc->opts.stop))
+        if (omo_stream_step(svc))
+            return 1;
+    logf_("[service] draining: waiting for %zu messages to be confirmed", svc->inflight);
+    int rc = omo_stream_flush(svc, 10000);
+    logf_("[service] stopped");
+    return rc;
+}
+
+void omo_stream_stats_get(omo_stream *svc, omo_stream_stats *out)
+{
+    const omo_engine_stats *es = omo_engine_stats_get(svc->eng);
+    svc->stats.orders = es->orders;
+    svc->stats.revisions = es->revisions;
+    svc->stats.resourced = es->resourced;
+    svc->stats.retried = es->retried;
+    svc->stats.uptime_s = now_s() - svc->started;
+    *out = svc->stats;
+}
+
+struct omo_engine *omo_stream_engine(omo_stream *svc)
+{
+    return svc->eng;
+}
+
+const omo_bus_events *omo_stream_bus_events(omo_stream *svc)
+{
+    return &svc->bus_events;
+}
+
+void omo_stream_attach_bus(omo_stream *svc, omo_bus bus)
+{
+    svc->bus = bus;
+}
