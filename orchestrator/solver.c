@@ -14,6 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct slot {
+    bool have;
+    omo_plan plan;
+    int nodes[OMO_PLAN_MAX_SHIP]; /* sorted node indices */
+    int64_t *take;
+} slot;
+
 struct omo_solver {
     const omo_problem *prob;
     int n, L;
@@ -32,11 +39,9 @@ struct omo_solver {
     int64_t *cover;             /* [depth * L + l] coverage bound after depth nodes */
     size_t cap_cover;
 
-    /* the incumbent */
-    bool have;
-    omo_plan best;
-    int best_nodes[OMO_PLAN_MAX_SHIP]; /* sorted node indices */
-    int64_t *best_take;
+    /* the incumbent, and with explain the runner-up: the best plan on another node set */
+    slot slots[2];
+    bool explain;
     size_t cap_take;
 
     /* scratch for evaluating one set */
@@ -61,7 +66,8 @@ void omo_solver_destroy(omo_solver *sv)
     free(sv->sufmax);
     free(sv->minhsuf);
     free(sv->cover);
-    free(sv->best_take);
+    free(sv->slots[0].take);
+    free(sv->slots[1].take);
     free(sv->take);
     free(sv->ltake);
     free(sv->assign);
@@ -108,21 +114,64 @@ static int cmp_pos(const void *a, const void *b)
     return ca->node - cb->node;
 }
 
-/* Compares the plan in sv->take (set sv->set, nodes used = all) with the incumbent. */
-static bool better(const omo_solver *sv, int64_t units, int64_t obj, int nships, const int *nodes)
+/* True when the plan (units, obj, nships, sorted nodes) beats the one in slot sl. */
+static bool better(const slot *sl, int64_t units, int64_t obj, int nships, const int *nodes)
 {
-    if (!sv->have)
+    if (!sl->have)
         return true;
-    if (units != sv->best.units)
-        return units > sv->best.units;
-    if (obj != sv->best.objective)
-        return obj < sv->best.objective;
-    if (nships != sv->best.nships)
-        return nships < sv->best.nships;
+    if (units != sl->plan.units)
+        return units > sl->plan.units;
+    if (obj != sl->plan.objective)
+        return obj < sl->plan.objective;
+    if (nships != sl->plan.nships)
+        return nships < sl->plan.nships;
     for (int i = 0; i < nships; i++)
-        if (nodes[i] != sv->best_nodes[i])
-            return nodes[i] < sv->best_nodes[i];
+        if (nodes[i] != sl->nodes[i])
+            return nodes[i] < sl->nodes[i];
     return false;
+}
+
+static bool same_nodes(const slot *sl, int nships, const int *nodes)
+{
+    if (!sl->have || sl->plan.nships != nships)
+        return false;
+    for (int i = 0; i < nships; i++)
+        if (nodes[i] != sl->nodes[i])
+            return false;
+    return true;
+}
+
+/* The plan bounds are checked against: the incumbent, or with explain the runner-up (NULL while
+ * there is none, so nothing is pruned by cost). */
+static const slot *bound_slot(const omo_solver *sv)
+{
+    if (!sv->explain)
+        return sv->slots[0].have ? &sv->slots[0] : NULL;
+    return sv->slots[1].have ? &sv->slots[1] : NULL;
+}
+
+static void store_slot(omo_solver *sv, slot *sl, int64_t units, int64_t obj, int k,
+                       const int *cands, const int *nodes, const int *order)
+{
+    int L = sv->L;
+    sl->have = true;
+    sl->plan.units = units;
+    sl->plan.objective = obj;
+    sl->plan.nships = k;
+    for (int s = 0; s < k; s++) {
+        sl->plan.cand[s] = cands[order[s]];
+        sl->nodes[s] = nodes[s];
+        memcpy(sl->take + (size_t)s * L, sv->take + (size_t)order[s] * L,
+               sizeof(int64_t) * (size_t)L);
+    }
+}
+
+static void copy_slot(omo_solver *sv, slot *dst, const slot *src)
+{
+    int64_t *take = dst->take;
+    *dst = *src;
+    dst->take = take;
+    memcpy(dst->take, src->take, sizeof(int64_t) * (size_t)sv->L * (size_t)src->plan.nships);
 }
 
 /* Offers the plan in sv->take over the k nodes of sv->set. */
@@ -157,17 +206,13 @@ static void offer(omo_solver *sv, int k)
         }
     for (int s = 0; s < k; s++)
         nodes[s] = p->cands[cands[order[s]]].node;
-    if (!better(sv, units, obj, k, nodes))
-        return;
-    sv->have = true;
-    sv->best.units = units;
-    sv->best.objective = obj;
-    sv->best.nships = k;
-    for (int s = 0; s < k; s++) {
-        sv->best.cand[s] = cands[order[s]];
-        sv->best_nodes[s] = nodes[s];
-        memcpy(sv->best_take + (size_t)s * L, sv->take + (size_t)order[s] * L,
-               sizeof(int64_t) * (size_t)L);
+    slot *best = &sv->slots[0], *runner = &sv->slots[1];
+    if (better(best, units, obj, k, nodes)) {
+        if (sv->explain && best->have && !same_nodes(best, k, nodes))
+            copy_slot(sv, runner, best);
+        store_slot(sv, best, units, obj, k, cands, nodes, order);
+    } else if (sv->explain && !same_nodes(best, k, nodes) && better(runner, units, obj, k, nodes)) {
+        store_slot(sv, runner, units, obj, k, cands, nodes, order);
     }
 }
 
@@ -411,15 +456,16 @@ static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64
     int L = sv->L, k = sv->k, r = k - depth;
     for (int i = start; i <= sv->n - r; i++) {
         int64_t ub = units_bound(sv, depth, i, r);
-        int64_t floor_units = sv->have ? sv->best.units : sv->need;
+        const slot *ref = bound_slot(sv);
+        int64_t floor_units = ref ? ref->plan.units : sv->need;
         if (ub < floor_units || ub == 0)
             break;
         const omo_cand *c = &p->cands[sv->ord[i]];
-        if (sv->have && ub == sv->best.units) {
-            int64_t lb = (sumfixed + r * c->fixed) * 1000 + sv->best.units * sv->minpick * 1000 +
+        if (ref && ub == ref->plan.units) {
+            int64_t lb = (sumfixed + r * c->fixed) * 1000 + ref->plan.units * sv->minpick * 1000 +
                          p->hour_cost * max64(maxh, sv->minhsuf[i]) +
                          p->split_penalty * 1000 * (k - 1);
-            if (lb > sv->best.objective)
+            if (lb > ref->plan.objective)
                 break;
         }
         sv->set[depth] = i;
@@ -467,8 +513,9 @@ static void reserve(omo_solver *sv, int n, int L)
         sv->assign = omo_xrealloc(sv->assign, sizeof(int) * sv->cap_l);
         sv->best_assign = omo_xrealloc(sv->best_assign, sizeof(int) * sv->cap_l);
         sv->take = omo_xrealloc(sv->take, sizeof(int64_t) * sv->cap_l * OMO_PLAN_MAX_SHIP);
-        sv->best_take =
-            omo_xrealloc(sv->best_take, sizeof(int64_t) * sv->cap_l * OMO_PLAN_MAX_SHIP);
+        for (int i = 0; i < 2; i++)
+            sv->slots[i].take =
+                omo_xrealloc(sv->slots[i].take, sizeof(int64_t) * sv->cap_l * OMO_PLAN_MAX_SHIP);
         sv->cover = omo_xrealloc(sv->cover, sizeof(int64_t) * sv->cap_l * (OMO_PLAN_MAX_SHIP + 1));
     }
 }
@@ -478,7 +525,8 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
     int L = p->nlines;
     sv->prob = p;
     sv->L = L;
-    sv->have = false;
+    sv->slots[0].have = sv->slots[1].have = false;
+    sv->explain = p->explain;
     reserve(sv, p->ncands, L);
     sv->total = 0;
     for (int l = 0; l < L; l++)
@@ -522,7 +570,8 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
     int kmax = p->max_shipments < OMO_PLAN_MAX_SHIP ? p->max_shipments : OMO_PLAN_MAX_SHIP;
     if (kmax > n)
         kmax = n;
-    if (kmax >= 2 && sv->have) {
+    const slot *ref = bound_slot(sv);
+    if (kmax >= 2 && ref) {
         /* Skip the search when no larger set can allocate more, nor cost less even with the two
          * cheapest candidates, the fastest hours and the cheapest picking. */
         int64_t most = 0;
@@ -534,9 +583,9 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
             }
             most += min64(u, p->qty[l]);
         }
-        int64_t lb = (f1 + f2) * 1000 + sv->best.units * sv->minpick * 1000 + p->hour_cost * minh +
+        int64_t lb = (f1 + f2) * 1000 + ref->plan.units * sv->minpick * 1000 + p->hour_cost * minh +
                      p->split_penalty * 1000;
-        if (sv->best.units >= most && lb > sv->best.objective)
+        if (ref->plan.units >= most && lb > ref->plan.objective)
             kmax = 1;
     }
     if (kmax >= 2) {
@@ -559,11 +608,16 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
             search(sv, 0, 0, 0, 0);
         }
     }
-    if (!sv->have) {
-        sv->best.units = 0;
-        sv->best.objective = 0;
-        sv->best.nships = 0;
+    for (int i = 0; i < 2; i++) {
+        slot *sl = &sv->slots[i];
+        if (!sl->have)
+            sl->plan.units = sl->plan.objective = sl->plan.nships = 0;
+        sl->plan.take = sl->take;
     }
-    sv->best.take = sv->best_take;
-    return &sv->best;
+    return &sv->slots[0].plan;
+}
+
+const omo_plan *omo_solver_runner_up(const omo_solver *sv)
+{
+    return sv->explain && sv->slots[1].have ? &sv->slots[1].plan : NULL;
 }

@@ -31,6 +31,7 @@ typedef struct omo_problem {
     int max_shipments;
     bool split_lines;
     bool partial_deny;
+    bool explain; /* also find the runner-up (slower: prunes against it) */
 } omo_problem;
 
 #define OMO_PLAN_MAX_SHIP 16
@@ -52,6 +53,10 @@ void omo_solver_destroy(omo_solver *sv);
 
 /* Solves prob. The returned plan lives in sv until the next call. Counts statistics. */
 const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *prob);
+
+/* After a solve with explain: the best plan on a node set other than the chosen one's, or NULL
+ * when there is none. Lives in sv until the next call. */
+const omo_plan *omo_solver_runner_up(const omo_solver *sv);
 
 /* The objective (nano) of shipments with these fixed costs, hours and picked units. */
 int64_t omo_objective(const omo_problem *prob, int nships, const int *cands, const int64_t *units);
