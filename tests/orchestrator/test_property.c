@@ -2155,19 +2155,13 @@ Test(property, checker_rejects_wrong_plans)
     const char *none = "{\"type\":\"allocation\",\"order_id\":\"O-1\",\"revision\":1,"
                        "\"status\":\"backordered\",\"objective\":0,\"shipments\":[],"
                        "\"backordered\":[{\"line_id\":\"1\",\"sku\":\"SKU-1\",\"qty\":1}]}";
-    const char *over = "{\"type\":\"allocation\",\"order_id\":\"O-1\",\"revision\":1,"
-                       "\"status\":\"allocated\",\"objective\":9.8,\"shipments\":[{\"shipment_id\":"
-                       "\"O-1/1\",\"node_id\":\"W-A\",\"method\":\"warehouse\",\"service\":"
-                       "\"standard\",\"lines\":[{\"line_id\":\"1\",\"sku\":\"SKU-1\",\"qty\":1}],"
-                       "\"cost\":5,\"hours\":48}],\"backordered\":[]}";
-
     cr_expect(check_text(I, S, good, why, sizeof why), "the optimal plan was refused: %s", why);
     cr_expect_not(check_text(I, S, far, why, sizeof why), "a suboptimal plan was accepted");
     cr_expect(strstr(why, "not optimal") != NULL, "refused for another reason: %s", why);
     cr_expect_not(check_text(I, S, none, why, sizeof why), "backordering everything was accepted");
     /* with no stock at W-A the same plan takes more than ATP */
     S->onhand[0][0] = 0;
-    cr_expect_not(check_text(I, S, over, why, sizeof why), "a plan above ATP was accepted");
+    cr_expect_not(check_text(I, S, good, why, sizeof why), "a plan above ATP was accepted");
     cr_expect(strstr(why, "ATP") != NULL, "refused for another reason: %s", why);
     /* and then the far warehouse is the optimum */
     cr_expect(check_text(I, S, far, why, sizeof why), "the far plan was refused: %s", why);
@@ -2176,6 +2170,51 @@ Test(property, checker_rejects_wrong_plans)
     I->n[0].cap = 0;
     cr_expect(check_text(I, S, far, why, sizeof why), "capacity ignored: %s", why);
     cr_expect_not(check_text(I, S, good, why, sizeof why), "a plan above capacity was accepted");
+    free(I);
+    free(S);
+}
+
+static json_t *alloc_json(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    cr_assert_not_null(j, "bad test JSON: %s", jerr.text);
+    return j;
+}
+
+Test(property, replay_rejects_wrong_streams)
+{
+    pinst *I = malloc(sizeof *I);
+    psim *S = malloc(sizeof *S);
+    tiny_instance(I, S);
+    /* 00:00 stock at W-A, 01:00 the order, 02:00 its cancellation */
+    const int64_t t0 = 1795392000000LL, hour = 3600000;
+    I->ne = 3;
+    I->e[0] = (pevent){.kind = EV_SNAP, .at = t0, .node = 0, .sku = 0, .val = 3, .id = 1};
+    I->e[1] = (pevent){.kind = EV_ORDER, .at = t0 + hour, .order = 0};
+    I->e[2] = (pevent){.kind = EV_CANCEL, .at = t0 + 2 * hour, .order = 0};
+    json_t *out[2];
+    out[0] = alloc_json("{\"type\":\"allocation\",\"order_id\":\"O-1\",\"revision\":1,"
+                        "\"status\":\"allocated\",\"decided_at\":\"2026-11-23T01:00:00Z\","
+                        "\"objective\":9.8,\"shipments\":[{\"shipment_id\":\"O-1/1\",\"node_id\":"
+                        "\"W-A\",\"method\":\"warehouse\",\"service\":\"standard\",\"lines\":[{"
+                        "\"line_id\":\"1\",\"sku\":\"SKU-1\",\"qty\":1}],\"cost\":5,\"hours\":48}],"
+                        "\"backordered\":[]}");
+    out[1] = alloc_json("{\"type\":\"allocation\",\"order_id\":\"O-1\",\"revision\":2,"
+                        "\"status\":\"cancelled\",\"decided_at\":\"2026-11-23T02:00:00Z\","
+                        "\"objective\":0,\"shipments\":[],\"backordered\":[]}");
+    char why[2048];
+    cr_expect(replay(I, out, 2, why, sizeof why), "the right stream was refused: %s", why);
+    cr_expect_not(replay(I, out, 1, why, sizeof why), "a missing cancellation was accepted");
+    cr_expect(strstr(why, "cancellation") != NULL, "refused for another reason: %s", why);
+    json_t *twice[3] = {out[0], out[1], out[1]};
+    cr_expect_not(replay(I, twice, 3, why, sizeof why), "an extra revision was accepted");
+    /* the cancellation decided at the wrong time */
+    I->e[2].at += hour;
+    cr_expect_not(replay(I, out, 2, why, sizeof why), "a wrong decided_at was accepted");
+    cr_expect(strstr(why, "decided_at") != NULL, "refused for another reason: %s", why);
+    json_decref(out[0]);
+    json_decref(out[1]);
     free(I);
     free(S);
 }
