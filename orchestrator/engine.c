@@ -29,7 +29,8 @@ typedef struct order_rec {
     int64_t objective;
     int64_t decided_ms;
     omo_shipment *ships;
-    int nships, capships;
+    int nships;
+    size_t capships;
     int next_seq;
     int64_t *backordered; /* per line */
     unsigned stamp;
@@ -359,8 +360,9 @@ static void restore_alloc(order_rec *o, saved_alloc *sa)
 {
     free_ships(o->ships, o->nships);
     o->nships = 0;
-    omo_grow((void **)&o->ships, (size_t *)&o->capships, (size_t)sa->nships, sizeof(omo_shipment));
-    memcpy(o->ships, sa->ships, sizeof(omo_shipment) * (size_t)sa->nships);
+    omo_grow((void **)&o->ships, &o->capships, (size_t)sa->nships, sizeof(omo_shipment));
+    if (sa->nships)
+        memcpy(o->ships, sa->ships, sizeof(omo_shipment) * (size_t)sa->nships);
     o->nships = sa->nships;
     free(sa->ships);
     o->status = sa->status;
@@ -400,12 +402,16 @@ static bool rule_matches_sku(const omo_engine *eng, const omo_rule *r, const cha
 
 /* Terms of node n for order o (method, fixed cost, hours), or false when its method, service
  * or zone rules it out. */
+/* Terms of node n for order o (method, fixed cost, hours), or false when its method, service
+ * or zone rules it out; then *why (when asked for) says which. */
 static bool node_terms(const omo_engine *eng, const order_rec *o, int n, const omo_service *svc,
-                       omo_method *method, int64_t *fixed, int64_t *hours)
+                       omo_method *method, int64_t *fixed, int64_t *hours, const omo_zone **zone,
+                       const char **why)
 {
     const omo_rules *R = eng->rules;
     const omo_node *nd = &eng->net->nodes[n];
     const omo_zone *z;
+    *zone = NULL;
     if (o->pickup) {
         *method = OMO_METHOD_CLICK_AND_COLLECT;
         if (n == o->store) {
@@ -413,26 +419,45 @@ static bool node_terms(const omo_engine *eng, const order_rec *o, int n, const o
             *hours = nd->handling_hours;
             return true;
         }
-        if (!R->has_transfer || !(R->transfer.from_mask & OMO_TYPE_BIT(nd->type)))
+        if (!R->has_transfer || !(R->transfer.from_mask & OMO_TYPE_BIT(nd->type))) {
+            if (why)
+                *why = R->has_transfer ? "pickup.transfer.from does not list its type"
+                                       : "no pickup.transfer: only the pickup store serves";
             return false;
+        }
         const omo_node *p = &eng->net->nodes[o->store];
         z = zone_for(eng, &R->transfer, n, p->lat, p->lon);
     } else {
-        if (!nd->ship || !(svc->from_mask & OMO_TYPE_BIT(nd->type)))
-            return false;
         *method =
             nd->type == OMO_NODE_WAREHOUSE ? OMO_METHOD_WAREHOUSE : OMO_METHOD_SHIP_FROM_STORE;
+        if (!nd->ship || !(svc->from_mask & OMO_TYPE_BIT(nd->type))) {
+            if (why)
+                *why = !nd->ship ? "ship: false" : "the service's `from` does not list its type";
+            return false;
+        }
         z = zone_for(eng, svc, n, o->lat, o->lon);
     }
-    if (!z)
+    if (!z) {
+        if (why)
+            *why = "zone: beyond the last zone";
         return false;
+    }
+    *zone = z;
     *fixed = z->cost + nd->handling_cost;
     *hours = nd->handling_hours + z->hours;
     return true;
 }
 
+/* What the rules said about one (order, node, line), for explanations. */
+typedef struct rule_verdict {
+    const omo_rule *blocked_by;
+    const char *action; /* allow_node_types, deny_nodes or deny_methods */
+    const omo_rule *safety_from;
+} rule_verdict;
+
 /* The rules' verdict on (order, node, line): eligible or not, and the safety stock. */
-static bool rules_allow(const omo_engine *eng, int n, omo_method method, int l, int64_t *safety)
+static bool rules_allow(const omo_engine *eng, int n, omo_method method, int l, int64_t *safety,
+                        rule_verdict *v)
 {
     const omo_rules *R = eng->rules;
     const omo_node *nd = &eng->net->nodes[n];
@@ -445,15 +470,24 @@ static bool rules_allow(const omo_engine *eng, int n, omo_method method, int l, 
         if ((ru->node >= 0 && ru->node != n) ||
             (ru->node_type >= 0 && ru->node_type != (int)nd->type))
             continue;
+        const char *action = NULL;
         if (ru->allow_node_types && !(ru->allow_node_types & OMO_TYPE_BIT(nd->type)))
-            ok = false;
+            action = "allow_node_types";
         for (size_t d = 0; d < ru->ndeny_nodes; d++)
             if (ru->deny_nodes[d] == n)
-                ok = false;
+                action = "deny_nodes";
         if (ru->deny_methods & OMO_METHOD_BIT(method))
-            ok = false;
-        if (ru->safety_stock >= 0)
+            action = "deny_methods";
+        if (action && ok && v) {
+            v->blocked_by = ru;
+            v->action = action;
+        }
+        ok &= !action;
+        if (ru->safety_stock >= 0) {
             *safety = ru->safety_stock;
+            if (v)
+                v->safety_from = ru;
+        }
     }
     return ok;
 }
@@ -492,7 +526,8 @@ static void finish_decision(omo_engine *eng, int oi)
 {
     order_rec *o = &eng->orders[oi];
     const omo_rules *R = eng->rules;
-    qsort(o->ships, (size_t)o->nships, sizeof(omo_shipment), cmp_ship_node);
+    if (o->nships > 1)
+        qsort(o->ships, (size_t)o->nships, sizeof(omo_shipment), cmp_ship_node);
     for (int s = 0; s < o->nships; s++) {
         omo_shipment *sh = &o->ships[s];
         if (sh->seq)
@@ -602,7 +637,8 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                 eng->node_cand[n] = -1;
                 omo_method method;
                 int64_t fixed, hours;
-                if (!node_terms(eng, o, n, svc, &method, &fixed, &hours))
+                const omo_zone *zone;
+                if (!node_terms(eng, o, n, svc, &method, &fixed, &hours, &zone, NULL))
                     continue;
                 const omo_node *nd = &net->nodes[n];
                 int64_t capacity = INT64_MAX;
@@ -640,7 +676,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                 if (o->group[l] != g)
                     continue;
                 int64_t sl;
-                if (rules_allow(eng, n, methods[c], l, &sl)) {
+                if (rules_allow(eng, n, methods[c], l, &sl, NULL)) {
                     eng->ok_pool[(size_t)c * L + l] = 1;
                     any = true;
                 }
@@ -680,7 +716,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
             if (o->ships[t].node == c->node)
                 sh = &o->ships[t];
         if (!sh) {
-            omo_grow((void **)&o->ships, (size_t *)&o->capships, (size_t)o->nships + 1,
+            omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1,
                      sizeof(omo_shipment));
             sh = &o->ships[o->nships++];
             *sh = (omo_shipment){.seq = 0, .node = c->node};
@@ -809,7 +845,8 @@ static void retry_backorders(omo_engine *eng, const int *skus, int nskus, int64_
     /* redecide may push to the backlog but never to rv: copy rv out first. */
     size_t n = rv->n;
     int *list = omo_xmalloc(sizeof(int) * (n ? n : 1));
-    memcpy(list, rv->v, sizeof(int) * n);
+    if (n)
+        memcpy(list, rv->v, sizeof(int) * n);
     for (size_t i = 0; i < n; i++)
         redecide(eng, list[i], now, true);
     free(list);
