@@ -4,6 +4,7 @@
 #include "tz.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +96,18 @@ struct omo_engine {
     unsigned tz_stamp[256]; /* local day per time zone, for the decision being made */
     int64_t tz_day[256];
 
+    /* explanations */
+    char *explain_id;
+    omo_explain_fn explain_fn;
+    void *explain_ctx;
+    omo_explanation *pending_ex; /* built by decide, handed over when the decision is emitted */
+    int pending_ex_order;
+
     int64_t clock_ms;
     omo_engine_stats stats;
 };
+
+static void drop_explanation(omo_engine *eng);
 
 const char *omo_alloc_status_name(omo_alloc_status s)
 {
@@ -177,6 +187,8 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->node_stamp);
     free(eng->node_cand);
     free(eng->unit);
+    free(eng->explain_id);
+    drop_explanation(eng);
     free(eng->zone_cos);
     free(eng->cands);
     free(eng->atp_pool);
@@ -565,6 +577,173 @@ static void finish_decision(omo_engine *eng, int oi)
     reserve_order(eng, oi);
 }
 
+/* ---- explanations --------------------------------------------------------------------- */
+
+static void drop_explanation(omo_engine *eng)
+{
+    omo_explanation *ex = eng->pending_ex;
+    if (!ex)
+        return;
+    for (int i = 0; i < ex->nnodes; i++) {
+        for (int l = 0; l < ex->nlines; l++)
+            free((char *)ex->nodes[i].lines[l].excluded);
+        free(ex->nodes[i].lines);
+        free((char *)ex->nodes[i].excluded);
+    }
+    free((omo_explain_node *)ex->nodes);
+    free(ex);
+    eng->pending_ex = NULL;
+}
+
+static char *fmt_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_reason(const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return omo_xstrdup(buf);
+}
+
+static void plan_summary(const omo_engine *eng, const omo_plan *plan, omo_explain_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!plan)
+        return;
+    out->present = true;
+    out->units = plan->units;
+    out->objective = plan->objective;
+    out->nships = plan->nships < 16 ? plan->nships : 16;
+    for (int s = 0; s < out->nships; s++)
+        out->nodes[s] = eng->cands[plan->cand[s]].node;
+}
+
+static int64_t plan_units_at(const omo_engine *eng, const omo_plan *plan, int node, int l, int L)
+{
+    if (!plan)
+        return 0;
+    for (int s = 0; s < plan->nships; s++)
+        if (eng->cands[plan->cand[s]].node == node)
+            return plan->take[(size_t)s * L + l];
+    return 0;
+}
+
+/* Looks again, reasons kept, at every node holding one of the order's SKUs: what the solver was
+ * given, and why each node or line was left out. */
+static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_service *svc,
+                              const omo_plan *plan, const omo_plan *runner)
+{
+    const order_rec *o = &eng->orders[oi];
+    const omo_network *net = eng->net;
+    const omo_rules *R = eng->rules;
+    int L = o->nlines;
+    drop_explanation(eng);
+    omo_explanation *ex = omo_xcalloc(1, sizeof *ex);
+    eng->pending_ex = ex;
+    eng->pending_ex_order = oi;
+    ex->order_id = o->id;
+    ex->revision = o->revision + 1;
+    ex->decided_at_ms = now;
+    ex->rules_version = R->version_hash;
+    ex->service = o->service;
+    ex->pickup_store = o->pickup ? o->store : -1;
+    ex->lines = o->lines;
+    ex->nlines = L;
+    ex->max_shipments = R->max_shipments;
+    ex->split_lines = R->split_lines;
+    ex->partial_deny = R->partial_deny;
+    ex->rejected = o->reason;
+    plan_summary(eng, plan, &ex->chosen);
+    plan_summary(eng, runner, &ex->runner_up);
+    if (o->reason)
+        return;
+
+    omo_explain_node *nodes = NULL;
+    size_t nn = 0, cap = 0;
+    unsigned stamp = ++eng->stamp;
+    for (int g = 0; g < o->ngroups; g++) {
+        size_t nrec;
+        const int *hnodes;
+        const int64_t *hfree;
+        omo_inventory_holders(eng->inv, o->sku[o->group_line[g]], &hnodes, &hfree, &nrec);
+        for (size_t i = 0; i < nrec; i++) {
+            int n = hnodes[i];
+            if (eng->node_stamp[n] == stamp)
+                continue;
+            eng->node_stamp[n] = stamp;
+            const omo_node *nd = &net->nodes[n];
+            omo_grow((void **)&nodes, &cap, nn + 1, sizeof *nodes);
+            omo_explain_node *en = &nodes[nn++];
+            memset(en, 0, sizeof *en);
+            en->node = n;
+            en->zone = -1;
+            en->pick = nd->pick_cost_per_unit;
+            en->capacity_left = -1;
+            en->lines = omo_xcalloc((size_t)L, sizeof(omo_explain_line));
+            const omo_node *target = o->pickup ? &net->nodes[o->store] : NULL;
+            en->km = o->pickup ? (n == o->store
+                                      ? 0.0
+                                      : omo_distance_km(nd->lat, nd->lon, target->lat, target->lon))
+                               : omo_distance_km(nd->lat, nd->lon, o->lat, o->lon);
+            const omo_zone *zone = NULL;
+            const char *why = NULL;
+            int64_t fixed = 0, hours = 0;
+            bool terms = node_terms(eng, o, n, svc, &en->method, &fixed, &hours, &zone, &why);
+            const omo_service *zs = o->pickup ? &R->transfer : svc;
+            if (zone) {
+                en->zone = (int)(zone - zs->zones);
+                en->zone_max_km = zone->max_km;
+            }
+            en->cost = fixed;
+            en->hours = hours;
+            if (!terms) {
+                if (why && !strncmp(why, "zone:", 5))
+                    en->excluded = fmt_reason("zone: %.1f km is beyond the last zone (%g km)",
+                                              en->km, zs->zones[zs->nzones - 1].max_km);
+                else
+                    en->excluded = omo_xstrdup(why ? why : "not eligible");
+            }
+            if (nd->daily_capacity >= 0) {
+                int64_t used = omo_inventory_day_used(eng->inv, n, local_day(eng, n, now));
+                en->capacity_left = max64(0, nd->daily_capacity - used);
+                if (terms && en->capacity_left == 0)
+                    en->excluded = fmt_reason("capacity: %lld of %lld units used today",
+                                              (long long)used, (long long)nd->daily_capacity);
+            }
+            bool any = false;
+            for (int l = 0; l < L; l++) {
+                omo_explain_line *el = &en->lines[l];
+                omo_stock *st = omo_inventory_get(eng->inv, n, o->sku[l], false);
+                el->on_hand = st ? st->on_hand : 0;
+                el->reserved = st ? st->reserved : 0;
+                rule_verdict v = {0};
+                bool ok = rules_allow(eng, n, en->method, l, &el->safety, &v);
+                el->safety_from = v.safety_from ? v.safety_from->name : NULL;
+                el->atp = max64(0, el->on_hand - el->reserved - el->safety);
+                el->chosen = plan_units_at(eng, plan, n, l, L);
+                el->runner_up = plan_units_at(eng, runner, n, l, L);
+                if (!ok)
+                    el->excluded = fmt_reason("rule '%s' (%s)", v.blocked_by->name, v.action);
+                else if (el->atp == 0 && el->safety > 0 && el->on_hand > el->reserved)
+                    el->excluded = fmt_reason(
+                        "safety stock %lld%s%s%s leaves nothing to promise", (long long)el->safety,
+                        el->safety_from ? " (rule '" : "", el->safety_from ? el->safety_from : "",
+                        el->safety_from ? "')" : "");
+                else if (el->atp == 0)
+                    el->excluded = fmt_reason("no stock to promise (on hand %lld, reserved %lld)",
+                                              (long long)el->on_hand, (long long)el->reserved);
+                any |= ok && el->atp > 0;
+            }
+            if (!en->excluded && !any)
+                en->excluded = omo_xstrdup("no line it may serve has units to promise");
+        }
+    }
+    ex->nodes = nodes;
+    ex->nnodes = (int)nn;
+    ex->nodes_without_stock = (int)net->nnodes - (int)nn;
+}
+
 /* Decides order oi at time now from scratch (its unfulfilled reservations must be released).
  * Fills its shipments, backorders, status and objective, and reserves what it takes. */
 static void decide(omo_engine *eng, int oi, int64_t now)
@@ -587,7 +766,10 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         else
             svc = &R->services[si];
     }
+    bool explaining = eng->explain_fn && !strcmp(o->id, eng->explain_id);
     if (o->reason) {
+        if (explaining)
+            build_explanation(eng, oi, now, NULL, NULL, NULL);
         eng->nprev = 0;
         o->status = OMO_ALLOC_REJECTED;
         o->objective = 0;
@@ -701,12 +883,15 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                         .split_penalty = R->split_penalty,
                         .max_shipments = R->max_shipments - o->nships,
                         .split_lines = R->split_lines,
-                        .partial_deny = R->partial_deny};
+                        .partial_deny = R->partial_deny,
+                        .explain = explaining};
     if (prob.max_shipments < 1)
         prob.max_shipments = 0;
     uint64_t before = omo_solver_evaluated(eng->sv);
     const omo_plan *plan = omo_solver_solve(eng->sv, &prob);
     eng->stats.solver_sets += omo_solver_evaluated(eng->sv) - before;
+    if (explaining)
+        build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sv));
 
     /* The plan's shipments, merged with what was already fulfilled at the same node. */
     for (int s = 0; s < plan->nships; s++) {
@@ -716,8 +901,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
             if (o->ships[t].node == c->node)
                 sh = &o->ships[t];
         if (!sh) {
-            omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1,
-                     sizeof(omo_shipment));
+            omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1, sizeof(omo_shipment));
             sh = &o->ships[o->nships++];
             *sh = (omo_shipment){.seq = 0, .node = c->node};
             sh->qty = omo_xcalloc((size_t)L, sizeof(int64_t));
@@ -738,6 +922,11 @@ static void emit(omo_engine *eng, int oi)
     order_rec *o = &eng->orders[oi];
     o->revision++;
     eng->stats.revisions++;
+    if (eng->pending_ex && eng->pending_ex_order == oi) {
+        eng->pending_ex->revision = o->revision;
+        eng->explain_fn(eng->explain_ctx, eng->pending_ex);
+        drop_explanation(eng);
+    }
     if (!eng->sink)
         return;
     omo_allocation a = {.order_id = o->id,
@@ -776,6 +965,7 @@ static void redecide(omo_engine *eng, int oi, int64_t now, bool retry)
     o = &eng->orders[oi];
     if (retry) {
         if (order_units(o) <= before) {
+            drop_explanation(eng);
             release_order(eng, oi);
             free_ships(o->ships, o->nships);
             o->nships = 0;
@@ -1196,4 +1386,12 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
     sb_lines(&sb, a, a->backordered);
     sb_lit(&sb, "}\n");
     return sb.len;
+}
+
+void omo_engine_explain(omo_engine *eng, const char *order_id, omo_explain_fn fn, void *ctx)
+{
+    free(eng->explain_id);
+    eng->explain_id = order_id && fn ? omo_xstrdup(order_id) : NULL;
+    eng->explain_fn = eng->explain_id ? fn : NULL;
+    eng->explain_ctx = ctx;
 }

@@ -5,6 +5,7 @@
 #define OMO_ENGINE_H
 
 #include "event.h"
+#include "explain.h"
 #include "inventory.h"
 #include "rules.h"
 
@@ -90,6 +91,10 @@ typedef struct omo_summary {
     uint64_t hours_orders;
 } omo_summary;
 void omo_engine_summary(const omo_engine *eng, omo_summary *out);
+
+/* From now on, every decision of order_id that becomes a revision is explained to fn, on the
+ * caller's thread, just before the revision reaches the sink. NULL stops it. */
+void omo_engine_explain(omo_engine *eng, const char *order_id, omo_explain_fn fn, void *ctx);
 
 /* Writes the allocation as one JSON line (with '\n') into *buf (grown with realloc). Returns
  * its length. */

@@ -19,14 +19,14 @@ typedef struct omo_explain_line {
 typedef struct omo_explain_node {
     int node;
     omo_method method;
-    double km;            /* to the customer, or to the pickup store for a transfer; 0 for it */
-    int zone;             /* index into the service's (or transfer's) zones; -1 when none */
-    double zone_max_km;   /* that zone's max_km */
-    int64_t cost;         /* zone cost + handling, micro */
-    int64_t hours;        /* handling + zone hours, milli */
-    int64_t pick;         /* per unit, micro */
+    double km;             /* to the customer, or to the pickup store for a transfer; 0 for it */
+    int zone;              /* index into the service's (or transfer's) zones; -1 when none */
+    double zone_max_km;    /* that zone's max_km */
+    int64_t cost;          /* zone cost + handling, micro */
+    int64_t hours;         /* handling + zone hours, milli */
+    int64_t pick;          /* per unit, micro */
     int64_t capacity_left; /* units still allowed today; -1 when unlimited */
-    const char *excluded; /* why the node cannot serve the order at all, or NULL */
+    const char *excluded;  /* why the node cannot serve the order at all, or NULL */
     omo_explain_line *lines;
 } omo_explain_node;
 
@@ -57,5 +57,9 @@ typedef struct omo_explanation {
 } omo_explanation;
 
 typedef void (*omo_explain_fn)(void *ctx, const omo_explanation *ex);
+
+/* The explanation as readable text / as JSON; the caller frees the string. */
+char *omo_explain_text(const omo_explanation *ex, const omo_network *net);
+char *omo_explain_json(const omo_explanation *ex, const omo_network *net);
 
 #endif

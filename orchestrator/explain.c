@@ -1,0 +1,244 @@
+#include "explain.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct out {
+    char *s;
+    size_t n, cap;
+} out;
+
+static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out *o, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(o->s ? o->s + o->n : NULL, o->s ? o->cap - o->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return;
+        if (o->s && (size_t)k < o->cap - o->n) {
+            o->n += (size_t)k;
+            return;
+        }
+        o->cap = (o->cap + (size_t)k + 1) * 2;
+        o->s = omo_xrealloc(o->s, o->cap);
+    }
+}
+
+static const char *money(int64_t micro, char *buf, size_t len)
+{
+    return omo_fixed_format(micro, OMO_MICRO, 2, buf, len);
+}
+
+static const char *objective(int64_t nano, char *buf, size_t len)
+{
+    return omo_fixed_format(nano, 1000000000LL, 2, buf, len);
+}
+
+static void plan_text(out *o, const char *label, const omo_explain_plan *p,
+                      const omo_explanation *ex, const omo_network *net)
+{
+    char b[48];
+    if (!p->present || p->nships == 0) {
+        put(o, "%-10s %s\n", label, p->present ? "nothing allocated" : "none");
+        return;
+    }
+    put(o, "%-10s ", label);
+    for (int s = 0; s < p->nships; s++) {
+        int64_t units = 0;
+        for (int i = 0; i < ex->nnodes; i++)
+            if (ex->nodes[i].node == p->nodes[s])
+                for (int l = 0; l < ex->nlines; l++)
+                    units += p == &ex->chosen ? ex->nodes[i].lines[l].chosen
+                                              : ex->nodes[i].lines[l].runner_up;
+        put(o, "%s%s %lldu", s ? " + " : "", net->nodes[p->nodes[s]].id, (long long)units);
+    }
+    put(o, "; %lld units, objective %s", (long long)p->units, objective(p->objective, b, sizeof b));
+    if (p == &ex->runner_up && ex->chosen.present) {
+        char d[48];
+        int64_t diff = p->objective - ex->chosen.objective;
+        put(o, " (%s%s)", diff >= 0 ? "+" : "", objective(diff, d, sizeof d));
+    }
+    put(o, "\n");
+}
+
+/* Chosen first, then runner-up, then eligible by cost, then excluded; ties by node. */
+static const omo_explanation *sort_ex;
+static int rank(const omo_explain_node *n)
+{
+    int64_t chosen = 0, runner = 0;
+    for (int l = 0; l < sort_ex->nlines; l++) {
+        chosen += n->lines[l].chosen;
+        runner += n->lines[l].runner_up;
+    }
+    return chosen ? 0 : runner ? 1 : n->excluded ? 3 : 2;
+}
+
+static int cmp_nodes(const void *a, const void *b)
+{
+    const omo_explain_node *x = a, *y = b;
+    int rx = rank(x), ry = rank(y);
+    if (rx != ry)
+        return rx - ry;
+    if (rx == 2 && x->cost != y->cost)
+        return x->cost < y->cost ? -1 : 1;
+    return x->node - y->node;
+}
+
+static omo_explain_node *sorted_nodes(const omo_explanation *ex)
+{
+    omo_explain_node *v = omo_xmalloc(sizeof *v * (size_t)(ex->nnodes ? ex->nnodes : 1));
+    if (ex->nnodes)
+        memcpy(v, ex->nodes, sizeof *v * (size_t)ex->nnodes);
+    sort_ex = ex;
+    qsort(v, (size_t)ex->nnodes, sizeof *v, cmp_nodes);
+    return v;
+}
+
+char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
+{
+    out o = {0};
+    char t[40], b1[48], b2[48];
+    put(&o, "Order %s, revision %d, decided at %s under rules %s\n", ex->order_id, ex->revision,
+        omo_time_format(ex->decided_at_ms, t, sizeof t), ex->rules_version);
+    if (ex->pickup_store >= 0)
+        put(&o, "Pickup at %s", net->nodes[ex->pickup_store].id);
+    else
+        put(&o, "Ship, service %s", ex->service);
+    put(&o, "; max_shipments %d, split_lines %s, partial %s\n", ex->max_shipments,
+        ex->split_lines ? "true" : "false", ex->partial_deny ? "deny" : "allow");
+    for (int l = 0; l < ex->nlines; l++)
+        put(&o, "  line %s: %s x %lld\n", ex->lines[l].line_id, ex->lines[l].sku,
+            (long long)ex->lines[l].qty);
+    if (ex->rejected) {
+        put(&o, "Rejected: %s\n", ex->rejected);
+        return o.s;
+    }
+    plan_text(&o, "Chosen:", &ex->chosen, ex, net);
+    plan_text(&o, "Runner-up:", &ex->runner_up, ex, net);
+    if (ex->chosen.present && ex->chosen.nships == ex->max_shipments) {
+        int64_t want = 0;
+        for (int l = 0; l < ex->nlines; l++)
+            want += ex->lines[l].qty;
+        if (ex->chosen.units < want)
+            put(&o, "Limit: max_shipments %d is reached with units still backordered\n",
+                ex->max_shipments);
+    }
+    put(&o, "\nNodes considered: %d (%d other nodes hold none of the order's SKUs)\n", ex->nnodes,
+        ex->nodes_without_stock);
+    put(&o, "%-12s %-17s %8s %7s %8s %7s %6s  %s\n", "NODE", "METHOD", "KM", "ZONE", "COST",
+        "HOURS", "CAP", "LINES / WHY EXCLUDED");
+    omo_explain_node *v = sorted_nodes(ex);
+    for (int i = 0; i < ex->nnodes; i++) {
+        const omo_explain_node *n = &v[i];
+        char zone[24] = "-", cap[24] = "-";
+        if (n->zone >= 0)
+            snprintf(zone, sizeof zone, "<=%g", n->zone_max_km);
+        else if (ex->pickup_store == n->node)
+            snprintf(zone, sizeof zone, "store");
+        if (n->capacity_left >= 0)
+            snprintf(cap, sizeof cap, "%lld", (long long)n->capacity_left);
+        put(&o, "%-12s %-17s %8.1f %7s %8s %7s %6s  ", net->nodes[n->node].id,
+            omo_method_name(n->method), n->km, zone,
+            n->excluded ? "-" : money(n->cost, b1, sizeof b1),
+            n->excluded ? "-" : omo_fixed_format(n->hours, OMO_MILLI, 1, b2, sizeof b2), cap);
+        if (n->excluded) {
+            put(&o, "excluded: %s\n", n->excluded);
+            continue;
+        }
+        for (int l = 0; l < ex->nlines; l++) {
+            const omo_explain_line *el = &n->lines[l];
+            put(&o, "%s%s: ", l ? "; " : "", ex->lines[l].line_id);
+            if (el->excluded)
+                put(&o, "excluded, %s", el->excluded);
+            else
+                put(&o, "atp %lld", (long long)el->atp);
+            if (el->chosen)
+                put(&o, ", chosen %lld", (long long)el->chosen);
+            if (el->runner_up)
+                put(&o, ", runner-up %lld", (long long)el->runner_up);
+        }
+        put(&o, "\n");
+    }
+    free(v);
+    return o.s;
+}
+
+static json_t *fixed_json(int64_t v, int64_t scale)
+{
+    return json_real((double)v / (double)scale);
+}
+
+static json_t *plan_json(const omo_explain_plan *p, const omo_network *net)
+{
+    if (!p->present)
+        return json_null();
+    json_t *nodes = json_array();
+    for (int s = 0; s < p->nships; s++)
+        json_array_append_new(nodes, json_string(net->nodes[p->nodes[s]].id));
+    return json_pack("{s:I,s:o,s:i,s:o}", "units", (json_int_t)p->units, "objective",
+                     fixed_json(p->objective, 1000000000LL), "shipments", p->nships, "nodes",
+                     nodes);
+}
+
+char *omo_explain_json(const omo_explanation *ex, const omo_network *net)
+{
+    char t[40];
+    json_t *lines = json_array();
+    for (int l = 0; l < ex->nlines; l++)
+        json_array_append_new(lines,
+                              json_pack("{s:s,s:s,s:I}", "line_id", ex->lines[l].line_id, "sku",
+                                        ex->lines[l].sku, "qty", (json_int_t)ex->lines[l].qty));
+    json_t *nodes = json_array();
+    omo_explain_node *v = sorted_nodes(ex);
+    for (int i = 0; i < ex->nnodes; i++) {
+        const omo_explain_node *n = &v[i];
+        json_t *per = json_array();
+        for (int l = 0; l < ex->nlines; l++) {
+            const omo_explain_line *el = &n->lines[l];
+            json_t *jl =
+                json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "line_id", ex->lines[l].line_id,
+                          "on_hand", (json_int_t)el->on_hand, "reserved", (json_int_t)el->reserved,
+                          "safety_stock", (json_int_t)el->safety, "atp", (json_int_t)el->atp,
+                          "chosen", (json_int_t)el->chosen, "runner_up", (json_int_t)el->runner_up);
+            json_object_set_new(jl, "safety_stock_rule",
+                                el->safety_from ? json_string(el->safety_from) : json_null());
+            json_object_set_new(jl, "excluded",
+                                el->excluded ? json_string(el->excluded) : json_null());
+            json_array_append_new(per, jl);
+        }
+        json_t *jn =
+            json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "node_id", net->nodes[n->node].id, "method",
+                      omo_method_name(n->method), "km", json_real(n->km), "cost",
+                      fixed_json(n->cost, OMO_MICRO), "hours", fixed_json(n->hours, OMO_MILLI),
+                      "pick_cost_per_unit", fixed_json(n->pick, OMO_MICRO), "lines", per);
+        json_object_set_new(jn, "zone_max_km",
+                            n->zone >= 0 ? json_real(n->zone_max_km) : json_null());
+        json_object_set_new(jn, "capacity_left",
+                            n->capacity_left >= 0 ? json_integer(n->capacity_left) : json_null());
+        json_object_set_new(jn, "excluded", n->excluded ? json_string(n->excluded) : json_null());
+        json_array_append_new(nodes, jn);
+    }
+    free(v);
+    json_t *root = json_pack(
+        "{s:s,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:i,s:i,s:b,s:b}", "order_id", ex->order_id, "revision",
+        ex->revision, "decided_at", omo_time_format(ex->decided_at_ms, t, sizeof t),
+        "rules_version", ex->rules_version, "lines", lines, "chosen", plan_json(&ex->chosen, net),
+        "runner_up", plan_json(&ex->runner_up, net), "nodes", nodes, "nodes_without_stock",
+        ex->nodes_without_stock, "max_shipments", ex->max_shipments, "split_lines", ex->split_lines,
+        "partial_deny", ex->partial_deny);
+    if (ex->pickup_store >= 0)
+        json_object_set_new(root, "pickup_store_id", json_string(net->nodes[ex->pickup_store].id));
+    else
+        json_object_set_new(root, "service", json_string(ex->service));
+    if (ex->rejected)
+        json_object_set_new(root, "rejected", json_string(ex->rejected));
+    char *s = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    return s;
+}
