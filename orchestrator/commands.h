@@ -6,5 +6,7 @@
 int omo_cmd_solve(int argc, char **argv);
 /* `omo rules check R.yaml [--network N.yaml]` (argv[0] is "check"). */
 int omo_cmd_rules(int argc, char **argv);
+/* `omo explain --network N --rules R --events E [--json] ORDER_ID`. */
+int omo_cmd_explain(int argc, char **argv);
 
 #endif

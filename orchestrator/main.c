@@ -9,7 +9,8 @@ static void usage(FILE *out)
     fputs("usage: omo COMMAND [ARGS]\n"
           "\n"
           "  solve --network N.yaml --rules R.yaml --events E.jsonl [--out A.jsonl] [--strict]\n"
-          "  rules check R.yaml [--network N.yaml]\n",
+          "  rules check R.yaml [--network N.yaml]\n"
+          "  explain --network N.yaml --rules R.yaml --events E.jsonl [--json] ORDER_ID\n",
           out);
 }
 
@@ -24,6 +25,8 @@ int main(int argc, char **argv)
         return omo_cmd_solve(argc - 2, argv + 2);
     if (!strcmp(cmd, "rules"))
         return omo_cmd_rules(argc - 2, argv + 2);
+    if (!strcmp(cmd, "explain"))
+        return omo_cmd_explain(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
