@@ -1235,6 +1235,7 @@ void omo_engine_summary(const omo_engine *eng, omo_summary *out)
         for (int s = 0; s < o->nships; s++) {
             out->ships_by_method[o->ships[s].method]++;
             out->units_allocated += ship_units(&o->ships[s], o->nlines);
+            out->ship_cost += o->ships[s].cost;
             maxh = max64(maxh, o->ships[s].hours);
         }
         if (o->nships > 1)
@@ -1244,6 +1245,18 @@ void omo_engine_summary(const omo_engine *eng, omo_summary *out)
             out->hours_orders++;
         }
         out->objective += o->objective;
+    }
+}
+
+void omo_engine_node_units(const omo_engine *eng, int64_t *units)
+{
+    memset(units, 0, sizeof(int64_t) * eng->net->nnodes);
+    for (size_t i = 0; i < eng->norders; i++) {
+        const order_rec *o = &eng->orders[i];
+        if (!open_order(o))
+            continue;
+        for (int s = 0; s < o->nships; s++)
+            units[o->ships[s].node] += ship_units(&o->ships[s], o->nlines);
     }
 }
 

@@ -87,10 +87,13 @@ typedef struct omo_summary {
     uint64_t ships_by_method[OMO_METHODS];
     uint64_t split_orders; /* orders with more than one shipment */
     int64_t objective;     /* nano, sum over orders */
+    int64_t ship_cost;     /* micro, sum of shipment costs */
     int64_t hours_sum;     /* milli, sum of promised hours over orders with shipments */
     uint64_t hours_orders;
 } omo_summary;
 void omo_engine_summary(const omo_engine *eng, omo_summary *out);
+/* Units allocated now (open orders, fulfilled units included) per node: units[net->nnodes]. */
+void omo_engine_node_units(const omo_engine *eng, int64_t *units);
 
 /* From now on, every decision of order_id that becomes a revision is explained to fn, on the
  * caller's thread, just before the revision reaches the sink. NULL stops it. */
