@@ -1,0 +1,1188 @@
+/* The state store on PostgreSQL.
+ *
+ * A batch is one pipeline: up to six set-based statements, each taking its rows as binary
+ * arrays (no escaping, no parsing of numbers on either side) and unnesting them, then one
+ * Sync. Between two Syncs the statements form one implicit transaction, so a batch costs a
+ * single round trip and commits whole or not at all. Reads that may be long (replay, the
+ * outbox) go through a cursor in a read-only snapshot, FETCH_ROWS at a time. */
+#include "pg.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Generated from sql/ at build time, in name order, ending with {NULL, NULL}. */
+extern const struct omo_migration {
+    const char *name;
+    const char *sql;
+} omo_migrations[];
+
+#define FETCH_ROWS        10000
+#define FETCH_SQL         "FETCH FORWARD 10000 FROM omo_cursor" /* FETCH_ROWS */
+#define CONNECT_TIMEOUT_S "10"
+#define READY_TIMEOUT_MS  2000
+#define MIGRATE_LOCK_KEY  0x6f6d6f2e6d696772LL /* "omo.migr" */
+
+/* Type OIDs of pg_type.dat, stable across versions. */
+enum {
+    OID_BYTEA = 17,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_TEXT = 25,
+    OID_BYTEA_ARRAY = 1001,
+    OID_INT2_ARRAY = 1005,
+    OID_INT4_ARRAY = 1007,
+    OID_TEXT_ARRAY = 1009,
+    OID_INT8_ARRAY = 1016,
+};
+
+/* A one-dimensional array in PostgreSQL's binary format (array_recv), built in place. */
+typedef struct pg_array {
+    char *buf;
+    size_t len, cap;
+    int32_t count;
+    bool nulls;
+    uint32_t elem_oid;
+} pg_array;
+
+enum { MAX_PARAMS = 6 };
+
+typedef struct pg_stmt {
+    const char *sql;
+    int nparams;
+    uint32_t elem_oids[MAX_PARAMS];
+} pg_stmt;
+
+typedef struct pg_store {
+    char *dsn;
+    PGconn *conn;
+    /* A commit lost its connection after the whole batch was sent: it may have committed. */
+    bool unsure;
+    pg_array arrays[MAX_PARAMS];
+    char *scratch; /* headers of the outbox row being handed out */
+    size_t scratch_cap;
+    pthread_mutex_t ready_lock;
+    PGconn *ready_conn;
+} pg_store;
+
+/* ---- errors ---- */
+
+/* Copies msg into err as one line: libpq's messages carry newlines and tabs. */
+static void set_err(char *err, size_t errlen, const char *what, const char *msg)
+{
+    if (!err || errlen == 0)
+        return;
+    int n = snprintf(err, errlen, "postgres: %s: ", what);
+    size_t at = n < 0 ? 0 : (size_t)n < errlen ? (size_t)n : errlen - 1;
+    bool space = true;
+    for (const char *p = msg ? msg : "unknown error"; *p && at + 1 < errlen; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+            if (!space)
+                err[at++] = ' ';
+            space = true;
+        } else {
+            err[at++] = *p;
+            space = false;
+        }
+    }
+    while (at > 0 && err[at - 1] == ' ')
+        at--;
+    err[at] = '\0';
+}
+
+/* The server's message, with its detail when there is one. */
+static void set_result_err(char *err, size_t errlen, const char *what, PGconn *conn,
+                           const PGresult *res)
+{
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!primary) {
+        const char *msg = res ? PQresultErrorMessage(res) : "";
+        set_err(err, errlen, what, *msg ? msg : PQerrorMessage(conn));
+        return;
+    }
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%s%s%s", primary, detail ? " (" : "", detail ? detail : "",
+             detail ? ")" : "");
+    set_err(err, errlen, what, buf);
+}
+
+/* Whether trying again later can help: a lost connection, a server going down or starting
+ * up, a serialization failure or deadlock, exhausted resources. Anything else is a mistake in
+ * a statement or in the data, and repeating it would fail the same way. */
+static omo_io classify(PGconn *conn, const PGresult *res)
+{
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return OMO_IO_RETRY;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!state || strlen(state) != 5)
+        return OMO_IO_RETRY; /* libpq's own trouble; the connection is dropped */
+    static const char *const retry_classes[] = {"08", "53", "57", "58"};
+    for (size_t i = 0; i < sizeof retry_classes / sizeof *retry_classes; i++)
+        if (strncmp(state, retry_classes[i], 2) == 0)
+            return OMO_IO_RETRY;
+    static const char *const retry_states[] = {"40001", "40P01", "40003", "55P03"};
+    for (size_t i = 0; i < sizeof retry_states / sizeof *retry_states; i++)
+        if (strcmp(state, retry_states[i]) == 0)
+            return OMO_IO_RETRY;
+    return OMO_IO_FATAL;
+}
+
+/* ---- connections ---- */
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg, (void)message;
+}
+
+/* Connects with our defaults; whatever dsn says wins over them. */
+static PGconn *connect_dsn(const char *dsn, const char *timeout_s)
+{
+    const char *keys[] = {
+        "connect_timeout",     "application_name", "client_encoding", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "dbname",          NULL};
+    const char *vals[] = {timeout_s, "omo", "UTF8", "10", "5", "3", dsn, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, quiet_notices, NULL);
+    return conn;
+}
+
+static void drop_conn(pg_store *st)
+{
+    PQfinish(st->conn);
+    st->conn = NULL;
+}
+
+/* Makes st->conn a live connection, idle outside any transaction, reconnecting when the last
+ * call lost it. */
+static omo_io ensure_conn(pg_store *st, char *err, size_t errlen)
+{
+    if (st->conn && PQstatus(st->conn) == CONNECTION_OK &&
+        PQtransactionStatus(st->conn) == PQTRANS_IDLE &&
+        PQpipelineStatus(st->conn) == PQ_PIPELINE_OFF)
+        return OMO_IO_OK;
+    drop_conn(st);
+    st->conn = connect_dsn(st->dsn, CONNECT_TIMEOUT_S);
+    if (!st->conn) {
+        set_err(err, errlen, "connect", "out of memory");
+        return OMO_IO_RETRY;
+    }
+    if (PQstatus(st->conn) != CONNECTION_OK) {
+        set_err(err, errlen, "connect", PQerrorMessage(st->conn));
+        drop_conn(st);
+        return OMO_IO_RETRY;
+    }
+    return OMO_IO_OK;
+}
+
+/* Turns a failed result into a status and err, and forgets a connection that cannot go on. */
+static omo_io fail_result(pg_store *st, const char *what, PGresult *res, char *err, size_t errlen)
+{
+    set_result_err(err, errlen, what, st->conn, res);
+    omo_io io = classify(st->conn, res);
+    if (io == OMO_IO_RETRY && st->conn &&
+        (PQstatus(st->conn) != CONNECTION_OK || !res || !PQresultErrorField(res, PG_DIAG_SQLSTATE)))
+        drop_conn(st);
+    return io;
+}
+
+/* Runs one statement and checks its status; *out (may be NULL) receives the result. Params
+ * are binary when lens is given, text otherwise. */
+static omo_io run(pg_store *st, const char *what, const char *sql, int nparams, const Oid *types,
+                  const char *const *vals, const int *lens, int result_binary, PGresult **out,
+                  char *err, size_t errlen)
+{
+    int formats[MAX_PARAMS];
+    for (int i = 0; i < nparams && i < MAX_PARAMS; i++)
+        formats[i] = lens ? 1 : 0;
+    PGresult *res = PQexecParams(st->conn, sql, nparams, types, vals, lens,
+                                 nparams > 0 ? formats : NULL, result_binary);
+    ExecStatusType status = PQresultStatus(res);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        omo_io io = fail_result(st, what, res, err, errlen);
+        PQclear(res);
+        return io;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return OMO_IO_OK;
+}
+
+/* Leaves a transaction that a failed call may have left open. */
+static void rollback(pg_store *st)
+{
+    if (st->conn && PQstatus(st->conn) == CONNECTION_OK &&
+        PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+}
+
+/* ---- binary values ---- */
+
+static void put_be32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24), p[1] = (char)(v >> 16), p[2] = (char)(v >> 8), p[3] = (char)v;
+}
+
+static uint64_t get_be(const char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | (unsigned char)p[i];
+    return v;
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col)
+{
+    return PQgetlength(res, row, col) == 8 ? (int64_t)get_be(PQgetvalue(res, row, col), 8) : 0;
+}
+
+static int32_t col_i32(const PGresult *res, int row, int col)
+{
+    return PQgetlength(res, row, col) == 4 ? (int32_t)get_be(PQgetvalue(res, row, col), 4) : 0;
+}
+
+static int16_t col_i16(const PGresult *res, int row, int col)
+{
+    return PQgetlength(res, row, col) == 2 ? (int16_t)get_be(PQgetvalue(res, row, col), 2) : 0;
+}
+
+/* Header: ndim, flags (has nulls), element type, then length and lower bound of the one
+ * dimension. */
+#define ARRAY_HEADER 20
+
+static void array_reset(pg_array *a, uint32_t elem_oid)
+{
+    omo_grow((void **)&a->buf, &a->cap, 4096, 1);
+    a->len = ARRAY_HEADER;
+    a->count = 0;
+    a->nulls = false;
+    a->elem_oid = elem_oid;
+}
+
+static char *array_reserve(pg_array *a, size_t n)
+{
+    omo_grow((void **)&a->buf, &a->cap, a->len + n, 1);
+    char *p = a->buf + a->len;
+    a->len += n;
+    return p;
+}
+
+static void array_put(pg_array *a, const void *data, size_t len)
+{
+    char *p = array_reserve(a, 4 + len);
+    put_be32(p, (uint32_t)len);
+    if (len)
+        memcpy(p + 4, data, len);
+    a->count++;
+}
+
+static void array_null(pg_array *a)
+{
+    put_be32(array_reserve(a, 4), UINT32_MAX); /* length -1 */
+    a->nulls = true;
+    a->count++;
+}
+
+static void array_i64(pg_array *a, int64_t v)
+{
+    char *p = array_reserve(a, 12);
+    put_be32(p, 8);
+    put_be32(p + 4, (uint32_t)((uint64_t)v >> 32));
+    put_be32(p + 8, (uint32_t)v);
+    a->count++;
+}
+
+static void array_i32(pg_array *a, int32_t v)
+{
+    char *p = array_reserve(a, 8);
+    put_be32(p, 4);
+    put_be32(p + 4, (uint32_t)v);
+    a->count++;
+}
+
+static void array_i16(pg_array *a, int16_t v)
+{
+    char *p = array_reserve(a, 6);
+    put_be32(p, 2);
+    p[4] = (char)((uint16_t)v >> 8), p[5] = (char)v;
+    a->count++;
+}
+
+static void array_str(pg_array *a, const char *s)
+{
+    array_put(a, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void array_bytes_or_null(pg_array *a, const char *data, size_t len)
+{
+    if (data)
+        array_put(a, data, len);
+    else
+        array_null(a);
+}
+
+static void append_quoted(pg_array *a, const char *s)
+{
+    size_t n = 2;
+    for (const char *p = s; *p; p++)
+        n += (*p == '"' || *p == '\\') ? 2 : 1;
+    char *out = array_reserve(a, n);
+    *out++ = '"';
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            *out++ = '\\';
+        *out++ = *p;
+    }
+    *out = '"';
+}
+
+/* One outbox row's headers as the text of a text[] literal, {"name","value",...}: every
+ * element quoted, so only quote and backslash need escaping. The statement casts it. */
+static void array_headers(pg_array *a, const omo_out_msg *msg)
+{
+    size_t start = a->len;
+    array_reserve(a, 4);
+    *array_reserve(a, 1) = '{';
+    for (int i = 0; i < msg->nheaders && i < OMO_MAX_HEADERS; i++) {
+        if (i > 0)
+            *array_reserve(a, 1) = ',';
+        append_quoted(a, msg->headers[i].name ? msg->headers[i].name : "");
+        *array_reserve(a, 1) = ',';
+        append_quoted(a, msg->headers[i].value ? msg->headers[i].value : "");
+    }
+    *array_reserve(a, 1) = '}';
+    put_be32(a->buf + start, (uint32_t)(a->len - start - 4));
+    a->count++;
+}
+
+static void array_finish(pg_array *a)
+{
+    put_be32(a->buf, 1);
+    put_be32(a->buf + 4, a->nulls ? 1 : 0);
+    put_be32(a->buf + 8, a->elem_oid);
+    put_be32(a->buf + 12, (uint32_t)a->count);
+    put_be32(a->buf + 16, 1);
+}
+
+static Oid array_type(uint32_t elem_oid)
+{
+    switch (elem_oid) {
+    case OID_INT8:
+        return OID_INT8_ARRAY;
+    case OID_INT4:
+        return OID_INT4_ARRAY;
+    case OID_INT2:
+        return OID_INT2_ARRAY;
+    case OID_BYTEA:
+        return OID_BYTEA_ARRAY;
+    default:
+        return OID_TEXT_ARRAY;
+    }
+}
+
+/* ---- commit ---- */
+
+static const pg_stmt STMT_EVENTS = {
+    "INSERT INTO applied_events (seq, topic, partition, \"offset\", value, rules_version) "
+    "SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::integer[], $4::bigint[], "
+    "$5::bytea[], $6::text[])",
+    6,
+    {OID_INT8, OID_INT2, OID_INT4, OID_INT8, OID_BYTEA, OID_TEXT}};
+
+static const pg_stmt STMT_OUTBOX = {
+    "INSERT INTO outbox (seq, topic, partition, key, value, headers) "
+    "SELECT s, t, p, k, v, h::text[] FROM unnest($1::bigint[], $2::smallint[], $3::integer[], "
+    "$4::bytea[], $5::bytea[], $6::text[]) AS u(s, t, p, k, v, h)",
+    6,
+    {OID_INT8, OID_INT2, OID_INT4, OID_BYTEA, OID_BYTEA, OID_TEXT}};
+
+/* DISTINCT ON keeps the last row for a key: an upsert may not touch a row twice. */
+static const pg_stmt STMT_POSITIONS = {
+    "INSERT INTO input_positions (topic, partition, next_offset) "
+    "SELECT DISTINCT ON (t, p) t, p, o FROM unnest($1::smallint[], $2::integer[], $3::bigint[]) "
+    "WITH ORDINALITY AS u(t, p, o, i) ORDER BY t, p, i DESC "
+    "ON CONFLICT (topic, partition) DO UPDATE "
+    "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+    3,
+    {OID_INT2, OID_INT4, OID_INT8}};
+
+static const pg_stmt STMT_REVISIONS = {
+    "INSERT INTO order_revisions (order_id, revision, status, body) "
+    "SELECT o, r, s, b::json FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[]) "
+    "AS u(o, r, s, b)",
+    4,
+    {OID_TEXT, OID_INT4, OID_TEXT, OID_TEXT}};
+
+static const pg_stmt STMT_STOCK = {
+    "INSERT INTO stock (node_id, sku, on_hand, reserved, bin) "
+    "SELECT DISTINCT ON (n, k) n, k, h, r, NULLIF(b, '') FROM unnest($1::text[], $2::text[], "
+    "$3::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY AS u(n, k, h, r, b, i) "
+    "ORDER BY n, k, i DESC "
+    "ON CONFLICT (node_id, sku) DO UPDATE SET on_hand = EXCLUDED.on_hand, "
+    "reserved = EXCLUDED.reserved, bin = EXCLUDED.bin, updated_at = now()",
+    5,
+    {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT}};
+
+static const pg_stmt STMT_DELIVERED = {
+    "UPDATE outbox o SET partition = d.p, delivered_offset = d.f, delivered_at = now() "
+    "FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS d(s, p, f) WHERE o.seq = d.s",
+    3,
+    {OID_INT8, OID_INT4, OID_INT8}};
+
+static void stmt_begin(pg_store *st, const pg_stmt *stmt)
+{
+    for (int i = 0; i < stmt->nparams; i++)
+        array_reset(&st->arrays[i], stmt->elem_oids[i]);
+}
+
+/* Queues stmt with the arrays built for it. */
+static bool stmt_send(pg_store *st, const pg_stmt *stmt)
+{
+    Oid types[MAX_PARAMS];
+    const char *vals[MAX_PARAMS];
+    int lens[MAX_PARAMS], formats[MAX_PARAMS];
+    for (int i = 0; i < stmt->nparams; i++) {
+        pg_array *a = &st->arrays[i];
+        array_finish(a);
+        types[i] = array_type(a->elem_oid);
+        vals[i] = a->buf;
+        lens[i] = (int)a->len;
+        formats[i] = 1;
+    }
+    return PQsendQueryParams(st->conn, stmt->sql, stmt->nparams, types, vals, lens, formats, 0) ==
+           1;
+}
+
+static int send_batch(pg_store *st, const omo_batch *b)
+{
+    pg_array *a = st->arrays;
+    int sent = 0;
+    if (b->nevents > 0) {
+        stmt_begin(st, &STMT_EVENTS);
+        for (size_t i = 0; i < b->nevents; i++) {
+            const omo_applied_event *ev = &b->events[i];
+            array_i64(&a[0], ev->seq);
+            array_i16(&a[1], (int16_t)ev->topic);
+            array_i32(&a[2], ev->partition);
+            array_i64(&a[3], ev->offset);
+            array_bytes_or_null(&a[4], ev->value, ev->value_len);
+            if (ev->rules_version)
+                array_str(&a[5], ev->rules_version);
+            else
+                array_null(&a[5]);
+        }
+        if (!stmt_send(st, &STMT_EVENTS))
+            return -1;
+        sent++;
+    }
+    if (b->noutbox > 0) {
+        stmt_begin(st, &STMT_OUTBOX);
+        for (size_t i = 0; i < b->noutbox; i++) {
+            const omo_out_msg *msg = &b->outbox[i];
+            array_i64(&a[0], msg->seq);
+            array_i16(&a[1], (int16_t)msg->topic);
+            array_i32(&a[2], msg->partition);
+            array_bytes_or_null(&a[3], msg->key, msg->key_len);
+            array_bytes_or_null(&a[4], msg->value, msg->value_len);
+            array_headers(&a[5], msg);
+        }
+        if (!stmt_send(st, &STMT_OUTBOX))
+            return -1;
+        sent++;
+    }
+    if (b->npositions > 0) {
+        stmt_begin(st, &STMT_POSITIONS);
+        for (size_t i = 0; i < b->npositions; i++) {
+            array_i16(&a[0], (int16_t)b->positions[i].topic);
+            array_i32(&a[1], b->positions[i].partition);
+            array_i64(&a[2], b->positions[i].next_offset);
+        }
+        if (!stmt_send(st, &STMT_POSITIONS))
+            return -1;
+        sent++;
+    }
+    if (b->nrevisions > 0) {
+        stmt_begin(st, &STMT_REVISIONS);
+        for (size_t i = 0; i < b->nrevisions; i++) {
+            const omo_revision_row *r = &b->revisions[i];
+            array_str(&a[0], r->order_id);
+            array_i32(&a[1], r->revision);
+            array_str(&a[2], r->status);
+            array_put(&a[3], r->body ? r->body : "", r->body ? r->body_len : 0);
+        }
+        if (!stmt_send(st, &STMT_REVISIONS))
+            return -1;
+        sent++;
+    }
+    if (b->nstock > 0) {
+        stmt_begin(st, &STMT_STOCK);
+        for (size_t i = 0; i < b->nstock; i++) {
+            const omo_stock_row *s = &b->stock[i];
+            array_str(&a[0], s->node_id);
+            array_str(&a[1], s->sku);
+            array_i64(&a[2], s->on_hand);
+            array_i64(&a[3], s->reserved);
+            array_str(&a[4], s->bin);
+        }
+        if (!stmt_send(st, &STMT_STOCK))
+            return -1;
+        sent++;
+    }
+    if (b->ndelivered > 0) {
+        stmt_begin(st, &STMT_DELIVERED);
+        for (size_t i = 0; i < b->ndelivered; i++) {
+            array_i64(&a[0], b->delivered[i].seq);
+            array_i32(&a[1], b->delivered[i].partition);
+            array_i64(&a[2], b->delivered[i].offset);
+        }
+        if (!stmt_send(st, &STMT_DELIVERED))
+            return -1;
+        sent++;
+    }
+    return sent;
+}
+
+/* After a commit whose outcome is unknown: whether this batch is the one that did commit.
+ * Its rows commit together, so one of them tells. A batch of upserts and delivery marks only
+ * is simply run again: doing so twice is harmless. */
+static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char *err,
+                              size_t errlen)
+{
+    *done = false;
+    const char *sql;
+    const char *vals[2];
+    int lens[2] = {0, 0};
+    Oid types[2] = {OID_INT8, OID_INT4};
+    char seq_be[8], rev_be[4];
+    int nparams = 1;
+    if (b->nevents > 0 || b->noutbox > 0) {
+        int64_t seq =
+            b->nevents > 0 ? b->events[b->nevents - 1].seq : b->outbox[b->noutbox - 1].seq;
+        sql = b->nevents > 0 ? "SELECT 1 FROM applied_events WHERE seq = $1"
+                             : "SELECT 1 FROM outbox WHERE seq = $1";
+        put_be32(seq_be, (uint32_t)((uint64_t)seq >> 32));
+        put_be32(seq_be + 4, (uint32_t)seq);
+        vals[0] = seq_be;
+        lens[0] = 8;
+    } else if (b->nrevisions > 0) {
+        const omo_revision_row *r = &b->revisions[b->nrevisions - 1];
+        sql = "SELECT 1 FROM order_revisions WHERE order_id = $1 AND revision = $2";
+        types[0] = OID_TEXT;
+        vals[0] = r->order_id ? r->order_id : "";
+        lens[0] = (int)strlen(vals[0]);
+        put_be32(rev_be, (uint32_t)r->revision);
+        vals[1] = rev_be;
+        lens[1] = 4;
+        nparams = 2;
+    } else {
+        return OMO_IO_OK;
+    }
+    PGresult *res = NULL;
+    omo_io io = run(st, "commit", sql, nparams, types, vals, lens, 1, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    *done = PQntuples(res) > 0;
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    if (st->unsure) {
+        bool done;
+        io = batch_committed(st, b, &done, err, errlen);
+        if (io != OMO_IO_OK)
+            return io;
+        st->unsure = false;
+        if (done)
+            return OMO_IO_OK;
+    }
+
+    if (!PQenterPipelineMode(st->conn)) {
+        set_err(err, errlen, "commit", PQerrorMessage(st->conn));
+        drop_conn(st);
+        return OMO_IO_RETRY;
+    }
+    int sent = send_batch(st, b);
+    if (sent < 0 || !PQpipelineSync(st->conn)) {
+        /* Without its Sync the server commits nothing of it. */
+        set_err(err, errlen, "commit", PQerrorMessage(st->conn));
+        drop_conn(st);
+        return OMO_IO_RETRY;
+    }
+
+    PGresult *failed = NULL;
+    bool lost = false;
+    for (int nulls = 0;;) {
+        PGresult *res = PQgetResult(st->conn);
+        if (!res) {
+            if (PQstatus(st->conn) != CONNECTION_OK || ++nulls > 1) {
+                lost = true;
+                break;
+            }
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType status = PQresultStatus(res);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (status == PGRES_FATAL_ERROR && !failed)
+            failed = res;
+        else
+            PQclear(res);
+        if (PQstatus(st->conn) != CONNECTION_OK) {
+            lost = true;
+            break;
+        }
+    }
+    if (lost || !PQexitPipelineMode(st->conn)) {
+        if (failed)
+            set_result_err(err, errlen, "commit", st->conn, failed);
+        else
+            set_err(err, errlen, "commit", PQerrorMessage(st->conn));
+        PQclear(failed);
+        st->unsure = true;
+        drop_conn(st);
+        return OMO_IO_RETRY;
+    }
+    if (failed) {
+        io = fail_result(st, "commit", failed, err, errlen);
+        PQclear(failed);
+        return io;
+    }
+    return OMO_IO_OK;
+}
+
+/* ---- reads ---- */
+
+/* Where streamed rows go: one of the callbacks, with its context. */
+typedef struct pg_sink {
+    void *ctx;
+    void (*position)(void *ctx, const omo_position *pos);
+    void (*event)(void *ctx, const omo_applied_event *ev);
+    void (*msg)(void *ctx, const omo_out_msg *msg);
+} pg_sink;
+
+typedef void (*row_fn)(pg_store *st, const PGresult *res, int row, const pg_sink *sink);
+
+/* Runs query (with at most one bigint parameter) through a cursor in a read-only snapshot,
+ * handing each row to row(). Rows come in binary. */
+static omo_io stream(pg_store *st, const char *what, const char *query, const int64_t *param,
+                     row_fn row, const pg_sink *sink, char *err, size_t errlen)
+{
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    io = run(st, what, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL, NULL, 0,
+             NULL, err, errlen);
+    if (io != OMO_IO_OK)
+        goto fail;
+    char be[8];
+    const char *vals[1] = {be};
+    int lens[1] = {8};
+    Oid types[1] = {OID_INT8};
+    if (param) {
+        put_be32(be, (uint32_t)((uint64_t)*param >> 32));
+        put_be32(be + 4, (uint32_t)*param);
+    }
+    io = run(st, what, query, param ? 1 : 0, param ? types : NULL, param ? vals : NULL,
+             param ? lens : NULL, 0, NULL, err, errlen);
+    if (io != OMO_IO_OK)
+        goto fail;
+    for (;;) {
+        PGresult *res = NULL;
+        io = run(st, what, FETCH_SQL, 0, NULL, NULL, NULL, 1, &res, err, errlen);
+        if (io != OMO_IO_OK)
+            goto fail;
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++)
+            row(st, res, i, sink);
+        PQclear(res);
+        if (n < FETCH_ROWS)
+            break;
+    }
+    io = run(st, what, "COMMIT", 0, NULL, NULL, NULL, 0, NULL, err, errlen);
+    if (io != OMO_IO_OK)
+        goto fail;
+    return OMO_IO_OK;
+
+fail:
+    rollback(st);
+    return io;
+}
+
+static void position_row(pg_store *st, const PGresult *res, int row, const pg_sink *sink)
+{
+    (void)st;
+    omo_position pos = {.topic = (omo_topic)col_i16(res, row, 0),
+                        .partition = col_i32(res, row, 1),
+                        .next_offset = col_i64(res, row, 2)};
+    sink->position(sink->ctx, &pos);
+}
+
+static omo_io store_positions(void *self, void (*cb)(void *ctx, const omo_position *pos), void *ctx,
+                              char *err, size_t errlen)
+{
+    return stream(self, "positions",
+                  "DECLARE omo_cursor NO SCROLL CURSOR FOR SELECT topic, partition, next_offset "
+                  "FROM input_positions ORDER BY topic, partition",
+                  NULL, position_row, &(pg_sink){.ctx = ctx, .position = cb}, err, errlen);
+}
+
+static void event_row(pg_store *st, const PGresult *res, int row, const pg_sink *sink)
+{
+    (void)st;
+    bool null_value = PQgetisnull(res, row, 4);
+    omo_applied_event ev = {
+        .seq = col_i64(res, row, 0),
+        .topic = (omo_topic)col_i16(res, row, 1),
+        .partition = col_i32(res, row, 2),
+        .offset = col_i64(res, row, 3),
+        .value = null_value ? NULL : PQgetvalue(res, row, 4),
+        .value_len = null_value ? 0 : (size_t)PQgetlength(res, row, 4),
+        .rules_version = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5),
+    };
+    sink->event(sink->ctx, &ev);
+}
+
+static omo_io store_replay(void *self, int64_t after,
+                           void (*cb)(void *ctx, const omo_applied_event *ev), void *ctx, char *err,
+                           size_t errlen)
+{
+    return stream(self, "replay",
+                  "DECLARE omo_cursor NO SCROLL CURSOR FOR SELECT seq, topic, partition, "
+                  "\"offset\", value, rules_version FROM applied_events WHERE seq > $1 "
+                  "ORDER BY seq",
+                  &after, event_row, &(pg_sink){.ctx = ctx, .event = cb}, err, errlen);
+}
+
+/* Reads a text[] in binary form into name/value pairs, copied NUL-terminated into scratch. */
+static int decode_headers(pg_store *st, const char *p, size_t len, omo_header *headers)
+{
+    if (len < 12 || get_be(p, 4) != 1 || len < ARRAY_HEADER)
+        return 0;
+    size_t n = get_be(p + 12, 4);
+    omo_grow((void **)&st->scratch, &st->scratch_cap, len + n + 1, 1);
+    char *out = st->scratch;
+    size_t at = ARRAY_HEADER;
+    int count = 0;
+    const char *pending_name = NULL;
+    for (size_t i = 0; i < n && at + 4 <= len; i++) {
+        uint32_t elen = (uint32_t)get_be(p + at, 4);
+        at += 4;
+        const char *s = out;
+        if (elen != UINT32_MAX && at + elen <= len) {
+            memcpy(out, p + at, elen);
+            out += elen;
+            at += elen;
+        }
+        *out++ = '\0';
+        if (!pending_name) {
+            pending_name = s;
+        } else {
+            if (count < OMO_MAX_HEADERS)
+                headers[count++] = (omo_header){pending_name, s};
+            pending_name = NULL;
+        }
+    }
+    return count;
+}
+
+static void outbox_row(pg_store *st, const PGresult *res, int row, const pg_sink *sink)
+{
+    omo_out_msg msg = {.seq = col_i64(res, row, 0),
+                       .topic = (omo_topic)col_i16(res, row, 1),
+                       .partition = col_i32(res, row, 2)};
+    if (!PQgetisnull(res, row, 3)) {
+        msg.key = PQgetvalue(res, row, 3);
+        msg.key_len = (size_t)PQgetlength(res, row, 3);
+    }
+    if (!PQgetisnull(res, row, 4)) {
+        msg.value = PQgetvalue(res, row, 4);
+        msg.value_len = (size_t)PQgetlength(res, row, 4);
+    }
+    msg.nheaders =
+        decode_headers(st, PQgetvalue(res, row, 5), (size_t)PQgetlength(res, row, 5), msg.headers);
+    sink->msg(sink->ctx, &msg);
+}
+
+static omo_io store_pending(void *self, void (*cb)(void *ctx, const omo_out_msg *msg), void *ctx,
+                            char *err, size_t errlen)
+{
+    return stream(self, "pending",
+                  "DECLARE omo_cursor NO SCROLL CURSOR FOR SELECT seq, topic, partition, key, "
+                  "value, headers FROM outbox WHERE delivered_offset IS NULL ORDER BY seq",
+                  NULL, outbox_row, &(pg_sink){.ctx = ctx, .msg = cb}, err, errlen);
+}
+
+static omo_io store_confirmed_end(void *self, omo_topic topic, int32_t partition, int64_t *next,
+                                  char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    char t_be[2] = {(char)((uint16_t)topic >> 8), (char)topic};
+    char p_be[4];
+    put_be32(p_be, (uint32_t)partition);
+    const char *vals[2] = {t_be, p_be};
+    int lens[2] = {2, 4};
+    Oid types[2] = {OID_INT2, OID_INT4};
+    PGresult *res = NULL;
+    io = run(st, "confirmed_end",
+             "SELECT COALESCE(max(delivered_offset) + 1, 0) FROM outbox "
+             "WHERE topic = $1 AND partition = $2 AND delivered_offset IS NOT NULL",
+             2, types, vals, lens, 1, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    *next = col_i64(res, 0, 0);
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+static omo_io store_max_seqs(void *self, int64_t *applied, int64_t *outbox, char *err,
+                             size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    PGresult *res = NULL;
+    io = run(st, "max_seqs",
+             "SELECT COALESCE((SELECT max(seq) FROM applied_events), 0), "
+             "COALESCE((SELECT max(seq) FROM outbox), 0)",
+             0, NULL, NULL, NULL, 1, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    *applied = col_i64(res, 0, 0);
+    *outbox = col_i64(res, 0, 1);
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+static omo_io store_save_rules(void *self, const char *hash, const char *text, const char *by,
+                               char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    const char *vals[3] = {hash, text ? text : "", by ? by : ""};
+    return run(st, "save_rules",
+               "INSERT INTO rules_versions (hash, text, \"by\") VALUES ($1, $2, $3) "
+               "ON CONFLICT (hash) DO NOTHING",
+               3, NULL, vals, NULL, 0, NULL, err, errlen);
+}
+
+static omo_io store_order_revisions(void *self, const char *order_id,
+                                    void (*cb)(void *ctx, const omo_revision_row *row), void *ctx,
+                                    char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    const char *vals[1] = {order_id};
+    PGresult *res = NULL;
+    io = run(st, "order_revisions",
+             "SELECT order_id, revision, status, body FROM order_revisions "
+             "WHERE order_id = $1 ORDER BY revision",
+             1, NULL, vals, NULL, 1, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    for (int i = 0, n = PQntuples(res); i < n; i++) {
+        omo_revision_row row = {.order_id = PQgetvalue(res, i, 0),
+                                .revision = col_i32(res, i, 1),
+                                .status = PQgetvalue(res, i, 2),
+                                .body = PQgetvalue(res, i, 3),
+                                .body_len = (size_t)PQgetlength(res, i, 3)};
+        cb(ctx, &row);
+    }
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+/* ---- readiness ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs SELECT 1 on conn, giving up after deadline. */
+static bool answers(PGconn *conn, int64_t deadline)
+{
+    if (!PQsendQuery(conn, "SELECT 1"))
+        return false;
+    bool ok = false;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return false;
+            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+            if (poll(&pfd, 1, (int)left) < 0 || !PQconsumeInput(conn))
+                return false;
+        }
+        PGresult *res = PQgetResult(conn);
+        if (!res)
+            return ok;
+        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+    }
+}
+
+static bool store_ready(void *self)
+{
+    pg_store *st = self;
+    pthread_mutex_lock(&st->ready_lock);
+    int64_t deadline = now_ms() + READY_TIMEOUT_MS;
+    bool ok = false;
+    /* A kept connection may have been cut since (a server restart): then one fresh try. */
+    for (int attempt = 0; attempt < 2 && !ok && now_ms() < deadline; attempt++) {
+        bool fresh = !st->ready_conn;
+        if (fresh)
+            st->ready_conn = connect_dsn(st->dsn, "2");
+        ok = st->ready_conn && PQstatus(st->ready_conn) == CONNECTION_OK &&
+             answers(st->ready_conn, deadline);
+        if (!ok) {
+            PQfinish(st->ready_conn);
+            st->ready_conn = NULL;
+            if (fresh)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&st->ready_lock);
+    return ok;
+}
+
+static void store_destroy(void *self)
+{
+    pg_store *st = self;
+    if (!st)
+        return;
+    PQfinish(st->conn);
+    PQfinish(st->ready_conn);
+    pthread_mutex_destroy(&st->ready_lock);
+    for (int i = 0; i < MAX_PARAMS; i++)
+        free(st->arrays[i].buf);
+    free(st->scratch);
+    free(st->dsn);
+    free(st);
+}
+
+static const omo_store_ops pg_store_ops = {
+    .commit = store_commit,
+    .positions = store_positions,
+    .replay = store_replay,
+    .pending = store_pending,
+    .confirmed_end = store_confirmed_end,
+    .max_seqs = store_max_seqs,
+    .save_rules = store_save_rules,
+    .order_revisions = store_order_revisions,
+    .ready = store_ready,
+    .destroy = store_destroy,
+};
+
+/* Refuses to run on a schema older than this binary. */
+static omo_io check_schema(pg_store *st, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    omo_io io = run(st, "schema", "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL,
+                    NULL, NULL, 0, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    bool exists = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!exists) {
+        set_err(err, errlen, "schema", "the database has no omo schema: run 'omo db migrate'");
+        return OMO_IO_FATAL;
+    }
+    io = run(st, "schema", "SELECT name FROM schema_migrations", 0, NULL, NULL, NULL, 0, &res, err,
+             errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    for (const struct omo_migration *m = omo_migrations; m->name; m++) {
+        bool found = false;
+        for (int i = 0, n = PQntuples(res); i < n && !found; i++)
+            found = strcmp(PQgetvalue(res, i, 0), m->name) == 0;
+        if (!found) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "migration %s is not applied: run 'omo db migrate'", m->name);
+            set_err(err, errlen, "schema", msg);
+            PQclear(res);
+            return OMO_IO_FATAL;
+        }
+    }
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+omo_io omo_pg_store_open(const char *dsn, omo_store *out, char *err, size_t errlen)
+{
+    if (!dsn) {
+        set_err(err, errlen, "dsn", "none given");
+        return OMO_IO_FATAL;
+    }
+    /* A bare word is a database name; anything else must parse as a connection string. */
+    if (strchr(dsn, '=') || strstr(dsn, "://")) {
+        char *parse_err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(dsn, &parse_err);
+        if (!opts) {
+            set_err(err, errlen, "dsn", parse_err ? parse_err : "out of memory");
+            PQfreemem(parse_err);
+            return OMO_IO_FATAL;
+        }
+        PQconninfoFree(opts);
+    }
+
+    pg_store *st = omo_xcalloc(1, sizeof *st);
+    st->dsn = omo_xstrdup(dsn);
+    pthread_mutex_init(&st->ready_lock, NULL);
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        goto fail;
+    io = check_schema(st, err, errlen);
+    if (io != OMO_IO_OK)
+        goto fail;
+    out->ops = &pg_store_ops;
+    out->self = st;
+    return OMO_IO_OK;
+
+fail:
+    store_destroy(st);
+    return io;
+}
+
+/* ---- migrations ---- */
+
+/* Runs sql on conn; on failure writes "what: message" to err. */
+static bool migrate_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                         const char *const *vals, char *err, size_t errlen)
+{
+    PGresult *res = nparams > 0 ? PQexecParams(conn, sql, nparams, NULL, vals, NULL, NULL, 0)
+                                : PQexec(conn, sql);
+    ExecStatusType status = PQresultStatus(res);
+    bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+    if (!ok)
+        set_result_err(err, errlen, what, conn, res);
+    PQclear(res);
+    return ok;
+}
+
+int omo_pg_migrate_report(PGconn *conn, void (*applied)(void *ctx, const char *name), void *ctx,
+                          char *err, size_t errlen)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%lld", MIGRATE_LOCK_KEY);
+    const char *key_vals[1] = {key};
+    if (!migrate_exec(conn, "migrate", "SELECT pg_advisory_lock($1::bigint)", 1, key_vals, err,
+                      errlen))
+        return -1;
+
+    int count = -1;
+    PGresult *done = PQexec(conn, "SELECT name FROM schema_migrations");
+    if (PQresultStatus(done) != PGRES_TUPLES_OK) {
+        /* No table yet: nothing is applied. 0001 creates it. */
+        const char *state = PQresultErrorField(done, PG_DIAG_SQLSTATE);
+        if (!state || strcmp(state, "42P01") != 0) {
+            set_result_err(err, errlen, "migrate", conn, done);
+            goto out;
+        }
+        PQclear(done);
+        done = NULL;
+    }
+    count = 0;
+    for (const struct omo_migration *m = omo_migrations; m->name; m++) {
+        bool found = false;
+        for (int i = 0, n = done ? PQntuples(done) : 0; i < n && !found; i++)
+            found = strcmp(PQgetvalue(done, i, 0), m->name) == 0;
+        if (found)
+            continue;
+        const char *name_vals[1] = {m->name};
+        if (!migrate_exec(conn, m->name, "BEGIN", 0, NULL, err, errlen) ||
+            !migrate_exec(conn, m->name, m->sql, 0, NULL, err, errlen) ||
+            !migrate_exec(conn, m->name, "INSERT INTO schema_migrations (name) VALUES ($1)", 1,
+                          name_vals, err, errlen) ||
+            !migrate_exec(conn, m->name, "COMMIT", 0, NULL, err, errlen)) {
+            if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+                PQclear(PQexec(conn, "ROLLBACK"));
+            count = -1;
+            goto out;
+        }
+        count++;
+        if (applied)
+            applied(ctx, m->name);
+    }
+
+out:
+    PQclear(done);
+    if (PQstatus(conn) == CONNECTION_OK)
+        PQclear(PQexecParams(conn, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, key_vals, NULL,
+                             NULL, 0));
+    return count;
+}
+
+int omo_pg_migrate(PGconn *conn, char *err, size_t errlen)
+{
+    return omo_pg_migrate_report(conn, NULL, NULL, err, errlen);
+}
+
+static omo_io migrate_dsn(const char *dsn, void (*applied)(void *ctx, const char *name), void *ctx,
+                          int *count, char *err, size_t errlen)
+{
+    PGconn *conn = connect_dsn(dsn, CONNECT_TIMEOUT_S);
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        set_err(err, errlen, "connect", conn ? PQerrorMessage(conn) : "out of memory");
+        PQfinish(conn);
+        return OMO_IO_RETRY;
+    }
+    int n = omo_pg_migrate_report(conn, applied, ctx, err, errlen);
+    omo_io io = n >= 0 ? OMO_IO_OK : PQstatus(conn) == CONNECTION_OK ? OMO_IO_FATAL : OMO_IO_RETRY;
+    PQfinish(conn);
+    if (count)
+        *count = n;
+    return io;
+}
+
+omo_io omo_pg_migrate_dsn(const char *dsn, int *applied, char *err, size_t errlen)
+{
+    return migrate_dsn(dsn, NULL, NULL, applied, err, errlen);
+}
+
+static void print_applied(void *ctx, const char *name)
+{
+    (void)ctx;
+    printf("applied %s\n", name);
+    fflush(stdout);
+}
+
+int omo_pg_cmd_migrate(const char *dsn)
+{
+    char err[1024];
+    int count = 0;
+    omo_io io = migrate_dsn(dsn, print_applied, NULL, &count, err, sizeof err);
+    if (io != OMO_IO_OK) {
+        fprintf(stderr, "omo db migrate: %s\n", err);
+        return 1;
+    }
+    if (count == 0)
+        puts("up to date");
+    return 0;
+}

@@ -1,0 +1,289 @@
+/* A private PostgreSQL per test. The server runs as `postgres` when the tests run as root
+ * (PostgreSQL refuses root), from a clean environment so that PGHOST, PGDATA and the like of
+ * the caller cannot leak in. A watchdog process removes the cluster if the test process dies
+ * without stopping it, so a crashed test leaves no server behind. */
+#include "pg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG_BIN        "/usr/lib/postgresql/15/bin"
+#define START_RETRIES 5
+
+struct omo_test_pg {
+    char dir[64]; /* /tmp/omo-pg-XXXXXX */
+    char data[96], log[96], sock[96], out[96];
+    char dsn[128];
+    int port;
+    bool drop; /* run the server's programs as uid/gid */
+    uid_t uid;
+    gid_t gid;
+    pid_t watchdog;
+    int watch_fd; /* write end: 'q' = stopped normally, EOF = the test process died */
+};
+
+/* Runs argv (an absolute path) and waits for it; its output goes to pg->out. Returns the exit
+ * status, or -1. */
+static int run(const omo_test_pg *pg, char *const argv[])
+{
+    char *const envp[] = {"PATH=" PG_BIN ":/usr/bin:/bin", "LC_ALL=C", "LANG=C", "TZ=UTC", NULL};
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(pg->out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            close(devnull);
+        }
+        if (pg->drop && (setgroups(0, NULL) != 0 || setgid(pg->gid) != 0 || setuid(pg->uid) != 0))
+            _exit(126);
+        if (chdir(pg->dir) != 0)
+            _exit(126);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A port nobody listens on right now (it may be taken again before the server binds it:
+ * start retries). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void print_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        fprintf(stderr, "  %s", line);
+    fclose(f);
+}
+
+static int pg_ctl_start(omo_test_pg *pg, const char *action)
+{
+    char opts[384];
+    snprintf(opts, sizeof opts,
+             "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
+             "-c shared_buffers=32MB -c max_connections=50",
+             pg->port, pg->sock);
+    char *argv[] = {
+        PG_BIN "/pg_ctl", "-D", pg->data, "-l",           pg->log, "-w", "-t", "60", "-m",
+        "fast",           "-o", opts,     (char *)action, NULL};
+    if (strcmp(action, "start") == 0) /* -m is for stop and restart only */
+        argv[8] = argv[9] = "-s";
+    return run(pg, argv);
+}
+
+static void pg_ctl_stop(const omo_test_pg *pg, const char *mode)
+{
+    char *argv[] = {PG_BIN "/pg_ctl", "-D", (char *)pg->data, "-w", "-t", "60", "-m", (char *)mode,
+                    "stop",           NULL};
+    run(pg, argv);
+}
+
+/* Waits in its own process for the test process to go away without stopping the server. */
+static void start_watchdog(omo_test_pg *pg)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        /* Holding none of the test runner's pipes, nobody waits for this process. */
+        int devnull = open("/dev/null", O_RDWR);
+        for (int fd = 0; fd < 1024; fd++)
+            if (fd != fds[0] && fd != devnull)
+                close(fd);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        char c;
+        ssize_t n;
+        while ((n = read(fds[0], &c, 1)) < 0 && errno == EINTR)
+            ;
+        if (n == 0) {
+            pg_ctl_stop(pg, "immediate");
+            remove_tree(pg->dir);
+        }
+        _exit(0);
+    }
+    close(fds[0]);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    pg->watchdog = pid;
+    pg->watch_fd = fds[1];
+}
+
+omo_test_pg *omo_test_pg_start(void)
+{
+    omo_test_pg *pg = calloc(1, sizeof *pg);
+    if (!pg)
+        return NULL;
+    pg->watch_fd = -1;
+    snprintf(pg->dir, sizeof pg->dir, "/tmp/omo-pg-XXXXXX");
+    if (!mkdtemp(pg->dir)) {
+        fprintf(stderr, "omo_test_pg: mkdtemp: %s\n", strerror(errno));
+        free(pg);
+        return NULL;
+    }
+    snprintf(pg->data, sizeof pg->data, "%s/data", pg->dir);
+    snprintf(pg->log, sizeof pg->log, "%s/log", pg->dir);
+    snprintf(pg->sock, sizeof pg->sock, "%s/sock", pg->dir);
+    snprintf(pg->out, sizeof pg->out, "%s/out", pg->dir);
+    if (mkdir(pg->sock, 0700) != 0) {
+        fprintf(stderr, "omo_test_pg: mkdir %s: %s\n", pg->sock, strerror(errno));
+        goto fail;
+    }
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw) {
+            fprintf(stderr, "omo_test_pg: running as root and there is no user postgres\n");
+            goto fail;
+        }
+        pg->drop = true;
+        pg->uid = pw->pw_uid;
+        pg->gid = pw->pw_gid;
+        if (chown(pg->dir, pg->uid, pg->gid) != 0 || chown(pg->sock, pg->uid, pg->gid) != 0) {
+            fprintf(stderr, "omo_test_pg: chown %s: %s\n", pg->dir, strerror(errno));
+            goto fail;
+        }
+    }
+
+    char *initdb[] = {PG_BIN "/initdb",
+                      "-D",
+                      pg->data,
+                      "-U",
+                      "postgres",
+                      "-A",
+                      "trust",
+                      "-E",
+                      "UTF8",
+                      "--locale=C",
+                      "--no-instructions",
+                      "--no-sync",
+                      NULL};
+    if (run(pg, initdb) != 0) {
+        fprintf(stderr, "omo_test_pg: initdb failed:\n");
+        print_file(pg->out);
+        goto fail;
+    }
+
+    int rc = -1;
+    for (int attempt = 0; attempt < START_RETRIES && rc != 0; attempt++) {
+        pg->port = free_port();
+        if (pg->port > 0)
+            rc = pg_ctl_start(pg, "start");
+    }
+    if (rc != 0) {
+        fprintf(stderr, "omo_test_pg: the server did not start:\n");
+        print_file(pg->out);
+        print_file(pg->log);
+        goto fail;
+    }
+    snprintf(pg->dsn, sizeof pg->dsn, "postgresql://postgres@127.0.0.1:%d/postgres", pg->port);
+    start_watchdog(pg);
+    return pg;
+
+fail:
+    remove_tree(pg->dir);
+    free(pg);
+    return NULL;
+}
+
+const char *omo_test_pg_dsn(const omo_test_pg *pg)
+{
+    return pg->dsn;
+}
+
+int omo_test_pg_port(const omo_test_pg *pg)
+{
+    return pg->port;
+}
+
+int omo_test_pg_restart(omo_test_pg *pg)
+{
+    if (pg_ctl_start(pg, "restart") != 0) {
+        fprintf(stderr, "omo_test_pg: restart failed:\n");
+        print_file(pg->log);
+        return -1;
+    }
+    return 0;
+}
+
+void omo_test_pg_stop(omo_test_pg *pg)
+{
+    if (!pg)
+        return;
+    pg_ctl_stop(pg, "fast");
+    remove_tree(pg->dir);
+    if (pg->watch_fd >= 0) {
+        ssize_t n = write(pg->watch_fd, "q", 1);
+        (void)n; /* on failure the watchdog sees EOF and finds nothing left to remove */
+        close(pg->watch_fd);
+        while (waitpid(pg->watchdog, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    free(pg);
+}
