@@ -431,9 +431,15 @@ static const pg_stmt STMT_STOCK = {
     5,
     {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT}};
 
+/* The messages' topics come back from the rows marked, and move each partition's end. */
 static const pg_stmt STMT_DELIVERED = {
-    "UPDATE outbox o SET partition = d.p, delivered_offset = d.f, delivered_at = now() "
-    "FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS d(s, p, f) WHERE o.seq = d.s",
+    "WITH d AS (UPDATE outbox o SET delivered_offset = u.f, delivered_at = now() "
+    "FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS u(s, p, f) WHERE o.seq = u.s "
+    "RETURNING o.topic, u.p, u.f) "
+    "INSERT INTO output_positions (topic, partition, confirmed_end) "
+    "SELECT topic, p, max(f) + 1 FROM d GROUP BY topic, p "
+    "ON CONFLICT (topic, partition) DO UPDATE SET confirmed_end = "
+    "GREATEST(output_positions.confirmed_end, EXCLUDED.confirmed_end), updated_at = now()",
     3,
     {OID_INT8, OID_INT4, OID_INT8}};
 
@@ -844,8 +850,8 @@ static omo_io store_confirmed_end(void *self, omo_topic topic, int32_t partition
     Oid types[2] = {OID_INT2, OID_INT4};
     PGresult *res = NULL;
     io = run(st, "confirmed_end",
-             "SELECT COALESCE(max(delivered_offset) + 1, 0) FROM outbox "
-             "WHERE topic = $1 AND partition = $2 AND delivered_offset IS NOT NULL",
+             "SELECT COALESCE((SELECT confirmed_end FROM output_positions "
+             "WHERE topic = $1 AND partition = $2), 0)",
              2, types, vals, lens, 1, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;

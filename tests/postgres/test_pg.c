@@ -499,6 +499,7 @@ Test(pg_store, batch_is_all_or_nothing)
     cr_assert_eq(sql_int("SELECT count(*) FROM order_revisions"), 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM stock"), 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM outbox WHERE delivered_offset IS NOT NULL"), 0);
+    cr_assert_eq(sql_int("SELECT count(*) FROM output_positions"), 0);
 
     /* A body that is not JSON fails the same way, and the store carries on. */
     omo_revision_row broken = {"W-2", 1, "allocated", "{not json", 9};
