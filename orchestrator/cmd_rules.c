@@ -1,5 +1,6 @@
-/* `omo rules ...`: checking routing rules before they go live. */
+/* `omo rules ...`: checking routing rules, and their effect, before they go live. */
 #include "commands.h"
+#include "diff.h"
 #include "rules.h"
 
 #include <stdio.h>
@@ -7,7 +8,10 @@
 
 static int usage(void)
 {
-    fputs("usage: omo rules check R.yaml [--network N.yaml]\n", stderr);
+    fputs("usage: omo rules check R.yaml [--network N.yaml]\n"
+          "       omo rules diff --network N.yaml --events E.jsonl OLD.yaml NEW.yaml "
+          "[--format text|json|html] [--out FILE]\n",
+          stderr);
     return 2;
 }
 
@@ -66,6 +70,8 @@ int omo_cmd_rules(int argc, char **argv)
         return usage();
     if (!strcmp(argv[0], "check"))
         return rules_check(argc, argv);
+    if (!strcmp(argv[0], "diff"))
+        return omo_cmd_rules_diff(argc, argv);
     fprintf(stderr, "omo rules: unknown subcommand '%s'\n", argv[0]);
     return usage();
 }

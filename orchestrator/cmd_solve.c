@@ -1,12 +1,15 @@
 /* `omo solve`: offline, deterministic replay of an event file. */
 #include "commands.h"
 #include "engine.h"
+#include "replay.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct solve_out {
     FILE *out;
@@ -115,10 +118,7 @@ int omo_cmd_solve(int argc, char **argv)
     omo_network *net = NULL;
     omo_rules *rules = NULL;
     omo_engine *eng = NULL;
-    FILE *in = NULL;
     solve_out so = {0};
-    char *line = NULL;
-    size_t linecap = 0;
 
     net = omo_network_load(net_path, &diag);
     if (net)
@@ -127,8 +127,8 @@ int omo_cmd_solve(int argc, char **argv)
         omo_diag_print(&diag, stderr);
         goto done;
     }
-    in = fopen(events_path, "r");
-    if (!in) {
+    /* Refuse a missing event file before --out truncates anything. */
+    if (access(events_path, R_OK) != 0) {
         fprintf(stderr, "%s: error: cannot open: %m\n", events_path);
         goto done;
     }
@@ -145,43 +145,33 @@ int omo_cmd_solve(int argc, char **argv)
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    omo_event *ev = omo_xmalloc(sizeof *ev);
-    uint64_t bad = 0, lineno = 0;
-    ssize_t n;
-    while ((n = getline(&line, &linecap, in)) > 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = 0;
-        if (n == 0)
-            continue;
-        omo_event_error err = {0};
-        if (!omo_event_parse(line, (size_t)n, net, ev, &err)) {
-            fprintf(stderr, "%s:%llu: error: %s [%s]\n", events_path, (unsigned long long)lineno,
-                    err.message, err.reason);
-            bad++;
-            continue;
-        }
-        if (omo_engine_apply(eng, ev, &err) == OMO_APPLY_INVALID)
-            fprintf(stderr, "%s:%llu: error: %s [%s]\n", events_path, (unsigned long long)lineno,
-                    err.message, err.reason);
-    }
-    free(ev);
+    omo_replay_stats rs;
+    omo_replay_result rr =
+        omo_replay_file(events_path, net, eng, omo_replay_report_stderr, NULL, &rs);
+    int replay_errno = errno;
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    errno = replay_errno;
+    if (rr == OMO_REPLAY_CANNOT_OPEN) {
+        fprintf(stderr, "%s: error: cannot open: %m\n", events_path);
+        goto done;
+    }
+    if (rr == OMO_REPLAY_READ_ERROR) {
+        fprintf(stderr, "%s: error: read failed: %m\n", events_path);
+        rc = 1;
+        goto done;
+    }
     if (fflush(so.out) != 0 || ferror(so.out)) {
         fprintf(stderr, "%s: error: write failed\n", out_path ? out_path : "stdout");
         rc = 1;
         goto done;
     }
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    print_summary(eng, bad, secs);
-    rc = strict && (bad || omo_engine_stats_get(eng)->invalid) ? 2 : 0;
+    print_summary(eng, rs.bad, secs);
+    rc = strict && (rs.bad || rs.invalid) ? 2 : 0;
 
 done:
     if (so.out && so.out != stdout)
         fclose(so.out);
-    if (in)
-        fclose(in);
-    free(line);
     free(so.buf);
     omo_engine_destroy(eng);
     omo_rules_destroy(rules);
