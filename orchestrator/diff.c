@@ -631,8 +631,9 @@ static void render_text(strbuf *sb, const omo_diff *diff, const omo_diff_report 
     sb_printf(sb, "  %-8s %s\n", "network",
               fit(info->network_path ? info->network_path : diff->net->path, TEXT_WIDTH - 11, true,
                   a, sizeof a));
-    snprintf(c, sizeof c, "  (%llu events, %llu skipped)", (unsigned long long)info->events,
-             (unsigned long long)info->skipped);
+    char e[32], k[32];
+    snprintf(c, sizeof c, "  (%s events, %s skipped)", count((int64_t)info->events, 0, e, sizeof e),
+             count((int64_t)info->skipped, 0, k, sizeof k));
     sb_printf(sb, "  %-8s %s%s\n", "events",
               fit(info->events_path ? info->events_path : "-", TEXT_WIDTH - 11 - strlen(c), true, a,
                   sizeof a),
@@ -913,12 +914,13 @@ static void svg_grouped(strbuf *sb, const char *title, size_t ncat, const char *
     sb_html(sb, title);
     sb_puts(sb, "</title>");
     svg_legend(sb, W - R - 100, 6);
+    char n1[32];
     for (int64_t t = 0; t <= top; t += step) {
         double y = T + ph - ph * (double)t / (double)top;
         sb_printf(sb,
                   "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                  "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%lld</text>",
-                  L, W - R, y, y, L - 6, y + 4, (long long)t);
+                  "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>",
+                  L, W - R, y, y, L - 6, y + 4, count(t, 0, n1, sizeof n1));
     }
     double gw = pw / (double)ncat;
     double bw = gw * 0.34 > 56 ? 56 : gw * 0.34;
@@ -934,10 +936,11 @@ static void svg_grouped(strbuf *sb, const char *title, size_t ncat, const char *
                       "<title>%s ",
                       x, T + ph - h, bw, h, k ? "#1f5fbf" : "#7b8794", k ? "NEW" : "OLD");
             sb_html(sb, labels[i]);
-            sb_printf(sb, ": %llu</title></rect>", (unsigned long long)v);
+            count((int64_t)v, 0, n1, sizeof n1);
+            sb_printf(sb, ": %s</title></rect>", n1);
             if (values)
-                sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%llu</text>",
-                          x + bw / 2, T + ph - h - 4, (unsigned long long)v);
+                sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>",
+                          x + bw / 2, T + ph - h - 4, n1);
         }
         if (edges)
             continue;
@@ -1252,6 +1255,7 @@ int omo_cmd_rules_diff(int argc, char **argv)
     omo_diff_format format = OMO_DIFF_TEXT;
     int c;
     optind = 0;
+    opterr = 0; /* reported below, under the command's name */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
@@ -1276,6 +1280,7 @@ int omo_cmd_rules_diff(int argc, char **argv)
             }
             break;
         default:
+            fprintf(stderr, "omo rules diff: bad option '%s'\n", argv[optind - 1]);
             return usage();
         }
     }
