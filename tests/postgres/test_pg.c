@@ -1,6 +1,6 @@
 /* The PostgreSQL store against a real server: migrations, a batch and everything that reads it
  * back, all-or-nothing batches, streaming replay, restarts and cut connections. */
-#include "pg.h"
+#include "postgres/local.h"
 #include "postgres/pg.h"
 
 #include <criterion/criterion.h>
@@ -18,7 +18,7 @@ extern const struct omo_migration {
     const char *sql;
 } omo_migrations[];
 
-static omo_test_pg *pg;
+static omo_pg_local *pg;
 static omo_store store;
 static char err[1024];
 
@@ -32,13 +32,14 @@ static int migration_count(void)
 
 static void start_server(void)
 {
-    pg = omo_test_pg_start();
-    cr_assert_not_null(pg, "could not start PostgreSQL");
+    char err[512];
+    pg = omo_pg_local_start(NULL, false, err, sizeof err);
+    cr_assert_not_null(pg, "could not start PostgreSQL: %s", err);
 }
 
 static void stop_server(void)
 {
-    omo_test_pg_stop(pg);
+    omo_pg_local_stop(pg);
     pg = NULL;
 }
 
@@ -46,10 +47,10 @@ static void open_store(void)
 {
     start_server();
     int applied = -1;
-    cr_assert_eq(omo_pg_migrate_dsn(omo_test_pg_dsn(pg), &applied, err, sizeof err), OMO_IO_OK,
+    cr_assert_eq(omo_pg_migrate_dsn(omo_pg_local_dsn(pg), &applied, err, sizeof err), OMO_IO_OK,
                  "%s", err);
     cr_assert_eq(applied, migration_count());
-    cr_assert_eq(omo_pg_store_open(omo_test_pg_dsn(pg), &store, err, sizeof err), OMO_IO_OK, "%s",
+    cr_assert_eq(omo_pg_store_open(omo_pg_local_dsn(pg), &store, err, sizeof err), OMO_IO_OK, "%s",
                  err);
 }
 
@@ -64,7 +65,7 @@ static void close_store(void)
 /* A direct connection for looking at tables the store does not read back. */
 static long long sql_int(const char *query)
 {
-    PGconn *conn = PQconnectdb(omo_test_pg_dsn(pg));
+    PGconn *conn = PQconnectdb(omo_pg_local_dsn(pg));
     cr_assert_eq(PQstatus(conn), CONNECTION_OK, "%s", PQerrorMessage(conn));
     PGresult *res = PQexec(conn, query);
     cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", query, PQerrorMessage(conn));
@@ -77,7 +78,7 @@ static long long sql_int(const char *query)
 
 static char *sql_text(const char *query)
 {
-    PGconn *conn = PQconnectdb(omo_test_pg_dsn(pg));
+    PGconn *conn = PQconnectdb(omo_pg_local_dsn(pg));
     cr_assert_eq(PQstatus(conn), CONNECTION_OK, "%s", PQerrorMessage(conn));
     PGresult *res = PQexec(conn, query);
     cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", query, PQerrorMessage(conn));
@@ -228,13 +229,13 @@ TestSuite(pg_migrate, .init = start_server, .fini = stop_server, .timeout = 120)
 Test(pg_migrate, twice_applies_once)
 {
     int applied = -1;
-    cr_assert_eq(omo_pg_migrate_dsn(omo_test_pg_dsn(pg), &applied, err, sizeof err), OMO_IO_OK,
+    cr_assert_eq(omo_pg_migrate_dsn(omo_pg_local_dsn(pg), &applied, err, sizeof err), OMO_IO_OK,
                  "%s", err);
     cr_assert_eq(applied, migration_count());
     cr_assert_eq(sql_int("SELECT count(*) FROM schema_migrations"), migration_count());
     cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 0);
 
-    cr_assert_eq(omo_pg_migrate_dsn(omo_test_pg_dsn(pg), &applied, err, sizeof err), OMO_IO_OK,
+    cr_assert_eq(omo_pg_migrate_dsn(omo_pg_local_dsn(pg), &applied, err, sizeof err), OMO_IO_OK,
                  "%s", err);
     cr_assert_eq(applied, 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM schema_migrations"), migration_count());
@@ -243,8 +244,8 @@ Test(pg_migrate, twice_applies_once)
 /* The suite's init starts the server; the test's own runs as well. */
 Test(pg_migrate, command_output, .init = cr_redirect_stdout)
 {
-    cr_assert_eq(omo_pg_cmd_migrate(omo_test_pg_dsn(pg)), 0);
-    cr_assert_eq(omo_pg_cmd_migrate(omo_test_pg_dsn(pg)), 0);
+    cr_assert_eq(omo_pg_cmd_migrate(omo_pg_local_dsn(pg)), 0);
+    cr_assert_eq(omo_pg_cmd_migrate(omo_pg_local_dsn(pg)), 0);
     fflush(stdout);
     char expect[4096] = "";
     for (int i = 0; omo_migrations[i].name; i++) {
@@ -271,7 +272,7 @@ static void *migrate_thread(void *arg)
 {
     int *applied = arg;
     char e[512];
-    if (omo_pg_migrate_dsn(omo_test_pg_dsn(pg), applied, e, sizeof e) != OMO_IO_OK)
+    if (omo_pg_migrate_dsn(omo_pg_local_dsn(pg), applied, e, sizeof e) != OMO_IO_OK)
         *applied = -100;
     return NULL;
 }
@@ -296,7 +297,7 @@ Test(pg_migrate, concurrent_migrators_apply_once)
 Test(pg_migrate, store_refuses_unmigrated_database)
 {
     omo_store s;
-    cr_assert_eq(omo_pg_store_open(omo_test_pg_dsn(pg), &s, err, sizeof err), OMO_IO_FATAL);
+    cr_assert_eq(omo_pg_store_open(omo_pg_local_dsn(pg), &s, err, sizeof err), OMO_IO_FATAL);
     cr_assert_neq(strstr(err, "omo db migrate"), NULL, "%s", err);
     cr_assert_eq(omo_pg_store_open("postgresql://[oops", &s, err, sizeof err), OMO_IO_FATAL);
     cr_assert_eq(
@@ -589,7 +590,7 @@ Test(pg_store, restart_gives_retry_once_then_reconnects)
     cr_assert_eq(commit(&b), OMO_IO_OK, "%s", err);
     cr_assert(store.ops->ready(store.self));
 
-    cr_assert_eq(omo_test_pg_restart(pg), 0);
+    cr_assert_eq(omo_pg_local_restart(pg), 0);
     int64_t applied = 0, out = 0;
     err[0] = '\0';
     cr_assert_eq(store.ops->max_seqs(store.self, &applied, &out, err, sizeof err), OMO_IO_RETRY);
@@ -600,7 +601,7 @@ Test(pg_store, restart_gives_retry_once_then_reconnects)
     cr_assert(store.ops->ready(store.self), "ready() after a restart");
 
     /* The same with a commit as the first call after the restart. */
-    cr_assert_eq(omo_test_pg_restart(pg), 0);
+    cr_assert_eq(omo_pg_local_restart(pg), 0);
     ev = event(2, 0, 1, "b");
     cr_assert_eq(commit(&b), OMO_IO_RETRY);
     cr_assert_neq(err[0], '\0');
@@ -609,7 +610,7 @@ Test(pg_store, restart_gives_retry_once_then_reconnects)
     cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 2);
 
     /* The same with a streaming read. */
-    cr_assert_eq(omo_test_pg_restart(pg), 0);
+    cr_assert_eq(omo_pg_local_restart(pg), 0);
     collected c = {0};
     cr_assert_eq(store.ops->replay(store.self, 0, on_event, &c, err, sizeof err), OMO_IO_RETRY);
     collected_free(&c);
@@ -680,7 +681,7 @@ static PGresult *must_exec(PGconn *conn, const char *sql)
  * the server, and cuts the commit's connection there: the commit must say OMO_IO_RETRY. */
 static void cut_commit_in_flight(const omo_batch *b)
 {
-    PGconn *locker = PQconnectdb(omo_test_pg_dsn(pg));
+    PGconn *locker = PQconnectdb(omo_pg_local_dsn(pg));
     cr_assert_eq(PQstatus(locker), CONNECTION_OK);
     PQclear(must_exec(locker, "BEGIN"));
     PQclear(must_exec(locker, "LOCK TABLE applied_events IN ACCESS EXCLUSIVE MODE"));
@@ -715,7 +716,7 @@ Test(pg_store, commit_retried_after_a_cut_connection_writes_once)
     /* Meanwhile another process commits that very batch (as if the first had reached the
      * database): the retry must see it and write nothing. */
     omo_store other;
-    cr_assert_eq(omo_pg_store_open(omo_test_pg_dsn(pg), &other, err, sizeof err), OMO_IO_OK);
+    cr_assert_eq(omo_pg_store_open(omo_pg_local_dsn(pg), &other, err, sizeof err), OMO_IO_OK);
     cr_assert_eq(other.ops->commit(other.self, &b, err, sizeof err), OMO_IO_OK, "%s", err);
     other.ops->destroy(other.self);
     cr_assert_eq(commit(&b), OMO_IO_OK, "%s", err);

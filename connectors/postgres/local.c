@@ -1,14 +1,15 @@
-/* A private PostgreSQL per test. The server runs as `postgres` when the tests run as root
- * (PostgreSQL refuses root), from a clean environment so that PGHOST, PGDATA and the like of
- * the caller cannot leak in. A watchdog process removes the cluster if the test process dies
- * without stopping it, so a crashed test leaves no server behind. */
-#include "pg.h"
+/* A private PostgreSQL. The server runs as `postgres` when omo runs as root (PostgreSQL refuses
+ * root), from a clean environment so that PGHOST, PGDATA and the like of the caller cannot leak
+ * in. A watchdog process stops the server (and removes a temporary cluster) if the calling
+ * process dies without stopping it, so a crash leaves no server behind. */
+#include "local.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -25,10 +26,12 @@
 #define PG_BIN        "/usr/lib/postgresql/15/bin"
 #define START_RETRIES 5
 
-struct omo_test_pg {
-    char dir[64]; /* /tmp/omo-pg-XXXXXX */
-    char data[96], log[96], sock[96], out[96];
+struct omo_pg_local {
+    char dir[PATH_MAX]; /* the cluster's directory */
+    char data[PATH_MAX + 8], log[PATH_MAX + 8], out[PATH_MAX + 8];
     char dsn[128];
+    bool temporary; /* removed at stop */
+    bool durable;
     int port;
     bool drop; /* run the server's programs as uid/gid */
     uid_t uid;
@@ -39,7 +42,7 @@ struct omo_test_pg {
 
 /* Runs argv (an absolute path) and waits for it; its output goes to pg->out. Returns the exit
  * status, or -1. */
-static int run(const omo_test_pg *pg, char *const argv[])
+static int run(const omo_pg_local *pg, char *const argv[])
 {
     char *const envp[] = {"PATH=" PG_BIN ":/usr/bin:/bin", "LC_ALL=C", "LANG=C", "TZ=UTC", NULL};
     pid_t pid = fork();
@@ -112,13 +115,14 @@ static void print_file(const char *path)
     fclose(f);
 }
 
-static int pg_ctl_start(omo_test_pg *pg, const char *action)
+static int pg_ctl_start(omo_pg_local *pg, const char *action)
 {
     char opts[384];
+    /* TCP on loopback only: no Unix socket, whose path length a deep directory could break. */
     snprintf(opts, sizeof opts,
-             "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
-             "-c shared_buffers=32MB -c max_connections=50",
-             pg->port, pg->sock);
+             "-p %d -k \"\" -c listen_addresses=127.0.0.1 -c fsync=%s -c full_page_writes=%s "
+             "-c shared_buffers=64MB -c max_connections=50",
+             pg->port, pg->durable ? "on" : "off", pg->durable ? "on" : "off");
     char *argv[] = {
         PG_BIN "/pg_ctl", "-D", pg->data, "-l",           pg->log, "-w", "-t", "60", "-m",
         "fast",           "-o", opts,     (char *)action, NULL};
@@ -127,7 +131,7 @@ static int pg_ctl_start(omo_test_pg *pg, const char *action)
     return run(pg, argv);
 }
 
-static void pg_ctl_stop(const omo_test_pg *pg, const char *mode)
+static void pg_ctl_stop(const omo_pg_local *pg, const char *mode)
 {
     char *argv[] = {PG_BIN "/pg_ctl", "-D", (char *)pg->data, "-w", "-t", "60", "-m", (char *)mode,
                     "stop",           NULL};
@@ -135,7 +139,7 @@ static void pg_ctl_stop(const omo_test_pg *pg, const char *mode)
 }
 
 /* Waits in its own process for the test process to go away without stopping the server. */
-static void start_watchdog(omo_test_pg *pg)
+static void start_watchdog(omo_pg_local *pg)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -166,7 +170,8 @@ static void start_watchdog(omo_test_pg *pg)
             ;
         if (n == 0) {
             pg_ctl_stop(pg, "immediate");
-            remove_tree(pg->dir);
+            if (pg->temporary)
+                remove_tree(pg->dir);
         }
         _exit(0);
     }
@@ -176,41 +181,57 @@ static void start_watchdog(omo_test_pg *pg)
     pg->watch_fd = fds[1];
 }
 
-omo_test_pg *omo_test_pg_start(void)
+static bool exists(const char *path)
 {
-    omo_test_pg *pg = calloc(1, sizeof *pg);
-    if (!pg)
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+omo_pg_local *omo_pg_local_start(const char *dir, bool durable, char *err, size_t errlen)
+{
+    omo_pg_local *pg = calloc(1, sizeof *pg);
+    if (!pg) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
+    }
     pg->watch_fd = -1;
-    snprintf(pg->dir, sizeof pg->dir, "/tmp/omo-pg-XXXXXX");
-    if (!mkdtemp(pg->dir)) {
-        fprintf(stderr, "omo_test_pg: mkdtemp: %s\n", strerror(errno));
-        free(pg);
-        return NULL;
+    pg->durable = durable;
+    if (dir) {
+        snprintf(pg->dir, sizeof pg->dir, "%s", dir);
+        if (mkdir(pg->dir, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "mkdir %s: %s", pg->dir, strerror(errno));
+            free(pg);
+            return NULL;
+        }
+    } else {
+        pg->temporary = true;
+        snprintf(pg->dir, sizeof pg->dir, "/tmp/omo-pg-XXXXXX");
+        if (!mkdtemp(pg->dir)) {
+            snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+            free(pg);
+            return NULL;
+        }
     }
     snprintf(pg->data, sizeof pg->data, "%s/data", pg->dir);
     snprintf(pg->log, sizeof pg->log, "%s/log", pg->dir);
-    snprintf(pg->sock, sizeof pg->sock, "%s/sock", pg->dir);
     snprintf(pg->out, sizeof pg->out, "%s/out", pg->dir);
-    if (mkdir(pg->sock, 0700) != 0) {
-        fprintf(stderr, "omo_test_pg: mkdir %s: %s\n", pg->sock, strerror(errno));
-        goto fail;
-    }
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam("postgres");
         if (!pw) {
-            fprintf(stderr, "omo_test_pg: running as root and there is no user postgres\n");
+            snprintf(err, errlen, "running as root and there is no user postgres");
             goto fail;
         }
         pg->drop = true;
         pg->uid = pw->pw_uid;
         pg->gid = pw->pw_gid;
-        if (chown(pg->dir, pg->uid, pg->gid) != 0 || chown(pg->sock, pg->uid, pg->gid) != 0) {
-            fprintf(stderr, "omo_test_pg: chown %s: %s\n", pg->dir, strerror(errno));
+        if (chown(pg->dir, pg->uid, pg->gid) != 0) {
+            snprintf(err, errlen, "chown %s: %s", pg->dir, strerror(errno));
             goto fail;
         }
     }
 
+    char version[PATH_MAX + 16];
+    snprintf(version, sizeof version, "%s/PG_VERSION", pg->data);
     char *initdb[] = {PG_BIN "/initdb",
                       "-D",
                       pg->data,
@@ -222,10 +243,11 @@ omo_test_pg *omo_test_pg_start(void)
                       "UTF8",
                       "--locale=C",
                       "--no-instructions",
-                      "--no-sync",
+                      durable ? NULL : "--no-sync",
                       NULL};
-    if (run(pg, initdb) != 0) {
-        fprintf(stderr, "omo_test_pg: initdb failed:\n");
+    if (!exists(version) && run(pg, initdb) != 0) {
+        snprintf(err, errlen, "initdb failed in %s (is it readable by the server's user?)",
+                 pg->data);
         print_file(pg->out);
         goto fail;
     }
@@ -237,7 +259,7 @@ omo_test_pg *omo_test_pg_start(void)
             rc = pg_ctl_start(pg, "start");
     }
     if (rc != 0) {
-        fprintf(stderr, "omo_test_pg: the server did not start:\n");
+        snprintf(err, errlen, "the server did not start (log: %s)", pg->log);
         print_file(pg->out);
         print_file(pg->log);
         goto fail;
@@ -247,37 +269,39 @@ omo_test_pg *omo_test_pg_start(void)
     return pg;
 
 fail:
-    remove_tree(pg->dir);
+    if (pg->temporary)
+        remove_tree(pg->dir);
     free(pg);
     return NULL;
 }
 
-const char *omo_test_pg_dsn(const omo_test_pg *pg)
+const char *omo_pg_local_dsn(const omo_pg_local *pg)
 {
     return pg->dsn;
 }
 
-int omo_test_pg_port(const omo_test_pg *pg)
+int omo_pg_local_port(const omo_pg_local *pg)
 {
     return pg->port;
 }
 
-int omo_test_pg_restart(omo_test_pg *pg)
+int omo_pg_local_restart(omo_pg_local *pg)
 {
     if (pg_ctl_start(pg, "restart") != 0) {
-        fprintf(stderr, "omo_test_pg: restart failed:\n");
+        fprintf(stderr, "[postgres] restart failed:\n");
         print_file(pg->log);
         return -1;
     }
     return 0;
 }
 
-void omo_test_pg_stop(omo_test_pg *pg)
+void omo_pg_local_stop(omo_pg_local *pg)
 {
     if (!pg)
         return;
     pg_ctl_stop(pg, "fast");
-    remove_tree(pg->dir);
+    if (pg->temporary)
+        remove_tree(pg->dir);
     if (pg->watch_fd >= 0) {
         ssize_t n = write(pg->watch_fd, "q", 1);
         (void)n; /* on failure the watchdog sees EOF and finds nothing left to remove */
