@@ -859,9 +859,13 @@ static const char html_style[] =
     "svg .grid{stroke:#e4e7eb}"
     "footer{color:var(--muted);font-size:12px;margin-top:18px}"
     "@media (max-width:820px){.grid{grid-template-columns:1fr}}"
-    "@media print{body{background:#fff;font-size:12px}main{max-width:none;padding:0}"
-    ".tile,.card{border-color:#bcccdc}.tiles{grid-template-columns:repeat(5,1fr)}"
-    "h1{font-size:20px}}"
+    /* A printed page is narrower than the one-column breakpoint: keep two columns there. */
+    "@media print{body{background:#fff;font-size:11px}main{max-width:none;padding:0}"
+    ".tile,.card{border-color:#bcccdc}.tiles{grid-template-columns:repeat(5,1fr);gap:8px;"
+    "margin:14px 0}.tile{padding:8px 10px}.tile .k,.tile .s{font-size:10px}"
+    ".tile .v{font-size:19px}.grid{grid-template-columns:1fr 1fr;gap:10px}"
+    ".card{padding:10px 12px;margin-bottom:10px}table{font-size:11px}th,td{padding:3px 8px}"
+    "h1{font-size:20px}h2{font-size:14px}.note{font-size:10px}code{font-size:10px}}"
     "@page{margin:12mm}";
 
 /* Smallest "nice" value (1, 2 or 5 times a power of ten) at least v / 4, for axis steps. */
@@ -971,7 +975,7 @@ static void svg_grouped(strbuf *sb, const char *title, size_t ncat, const char *
 /* Horizontal bars from a zero line: units a node lost to the left, gained to the right. */
 static void svg_moves(strbuf *sb, const omo_diff *diff, const omo_diff_report *rep)
 {
-    const double W = 1040, rowh = 28, T = 30, LBL = 200, RCOL = 150;
+    const double W = 900, rowh = 26, T = 30, LBL = 170, RCOL = 130;
     const double H = T + rowh * (double)rep->nmoves + 10;
     const double x0 = LBL + 10, x1 = W - RCOL, cx = (x0 + x1) / 2, half = (x1 - x0) / 2 - 44;
     int64_t maxd = 1;
@@ -1000,7 +1004,7 @@ static void svg_moves(strbuf *sb, const omo_diff *diff, const omo_diff_report *r
             sb_printf(sb,
                       "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"#f5f7fa\"/>",
                       y, W, rowh);
-        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", LBL, y + 18.5);
+        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", LBL, y + 17.5);
         sb_html(sb, fit(diff->net->nodes[m->node].id, 28, false, id, sizeof id));
         sb_puts(sb, "<title>");
         sb_html(sb, diff->net->nodes[m->node].id);
@@ -1008,13 +1012,13 @@ static void svg_moves(strbuf *sb, const omo_diff *diff, const omo_diff_report *r
         sb_printf(sb,
                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\" rx=\"2\" "
                   "fill=\"%s\"/>",
-                  d > 0 ? cx : cx - w, y + 6, w, d > 0 ? "#0e7c6b" : "#c0462b");
+                  d > 0 ? cx : cx - w, y + 5, w, d > 0 ? "#0e7c6b" : "#c0462b");
         sb_printf(sb,
                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-weight=\"600\">%s</text>",
-                  d > 0 ? cx + w + 6 : cx - w - 6, y + 18.5, d > 0 ? "start" : "end",
+                  d > 0 ? cx + w + 6 : cx - w - 6, y + 17.5, d > 0 ? "start" : "end",
                   count(d, NUM_SIGN, ds, sizeof ds));
         sb_printf(sb, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\">%s &#8594; %s</text>", x1 + 16,
-                  y + 18.5, count(m->units[0], 0, u0, sizeof u0),
+                  y + 17.5, count(m->units[0], 0, u0, sizeof u0),
                   count(m->units[1], 0, u1, sizeof u1));
     }
     sb_printf(sb, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#52606d\"/>", cx,
