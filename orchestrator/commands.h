@@ -8,5 +8,10 @@ int omo_cmd_solve(int argc, char **argv);
 int omo_cmd_rules(int argc, char **argv);
 /* `omo explain --network N --rules R --events E [--json] ORDER_ID`. */
 int omo_cmd_explain(int argc, char **argv);
+/* `omo run --config omo.yaml` and `omo db migrate --config omo.yaml` (connectors/wiring). */
+int omo_cmd_run(int argc, char **argv);
+int omo_cmd_db(int argc, char **argv);
+/* `omo demo [--keep]` (connectors/wiring). */
+int omo_cmd_demo(int argc, char **argv);
 
 #endif

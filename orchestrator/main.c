@@ -10,7 +10,10 @@ static void usage(FILE *out)
           "\n"
           "  solve --network N.yaml --rules R.yaml --events E.jsonl [--out A.jsonl] [--strict]\n"
           "  rules check R.yaml [--network N.yaml]\n"
-          "  explain --network N.yaml --rules R.yaml --events E.jsonl [--json] ORDER_ID\n",
+          "  explain --network N.yaml --rules R.yaml --events E.jsonl [--json] ORDER_ID\n"
+          "  demo [--keep]\n"
+          "  run --config omo.yaml\n"
+          "  db migrate --config omo.yaml\n",
           out);
 }
 
@@ -27,6 +30,12 @@ int main(int argc, char **argv)
         return omo_cmd_rules(argc - 2, argv + 2);
     if (!strcmp(cmd, "explain"))
         return omo_cmd_explain(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run"))
+        return omo_cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "db"))
+        return omo_cmd_db(argc - 2, argv + 2);
+    if (!strcmp(cmd, "demo"))
+        return omo_cmd_demo(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -1,0 +1,190 @@
+/* `omo run`, `omo db migrate`: the service beside the order system. */
+#include "wiring.h"
+
+#include "commands.h"
+#include "http/http.h"
+#include "kafka/kafka.h"
+#include "postgres/pg.h"
+#include "yamldoc.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile sig_atomic_t omo_stop_requested, omo_reload_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        omo_reload_requested = 1;
+    else
+        omo_stop_requested = 1;
+}
+
+void omo_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Opens the store, retrying while the database cannot be reached. */
+static omo_io open_store(const char *dsn, int budget_ms, omo_store *store, char *err, size_t len)
+{
+    int delay = 100, waited = 0;
+    for (;;) {
+        omo_io io = omo_pg_store_open(dsn, store, err, len);
+        if (io != OMO_IO_RETRY || waited >= budget_ms)
+            return io;
+        fprintf(stderr, "[postgres] %s; retrying in %d ms\n", err, delay);
+        usleep((useconds_t)delay * 1000);
+        waited += delay;
+        delay = delay < 2000 ? delay * 2 : 2000;
+    }
+}
+
+int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_running *out)
+{
+    memset(out, 0, sizeof *out);
+    omo_diag diag = {0};
+    char err[512] = "";
+    omo_network *net = NULL;
+    omo_rules *rules = NULL;
+    omo_svcconf *conf = omo_svcconf_load(conf_path, &diag);
+    if (conf)
+        net = omo_network_load(conf->network_path, &diag);
+    if (net)
+        rules = omo_rules_load(conf->routing_path, net, &diag);
+    if (!rules) {
+        omo_diag_print(&diag, stderr);
+        omo_diag_clear(&diag);
+        omo_network_destroy(net);
+        omo_svcconf_destroy(conf);
+        return 2;
+    }
+    omo_diag_clear(&diag);
+    out->conf = conf;
+
+    omo_store store;
+    int budget = opts && opts->retry_budget_ms > 0 ? opts->retry_budget_ms : 60000;
+    omo_io io = open_store(conf->dsn, budget, &store, err, sizeof err);
+    if (io != OMO_IO_OK) {
+        fprintf(stderr, "[postgres] %s\n", err);
+        omo_rules_destroy(rules);
+        omo_network_destroy(net);
+        return 1;
+    }
+    char *text = NULL;
+    size_t text_len = 0;
+    if (omo_yaml_read_file(conf->routing_path, &text, &text_len, &diag)) {
+        if (store.ops->save_rules(store.self, rules->version_hash, text, "file", err, sizeof err) !=
+            OMO_IO_OK)
+            fprintf(stderr, "[postgres] cannot record the rules version: %s\n", err);
+        free(text);
+    }
+    omo_diag_clear(&diag);
+    fprintf(stderr, "[service] rules %s version %s from %s\n", rules->path ? rules->path : "",
+            rules->version_hash, conf->routing_path);
+
+    out->stream = omo_stream_create(conf, net, rules, store, opts);
+    omo_kafka_conf kc = {.brokers = conf->brokers,
+                         .group = conf->group,
+                         .topics = {conf->topic_orders, conf->topic_stock, conf->topic_allocations,
+                                    conf->topic_shipments, conf->topic_dead_letter},
+                         .props = conf->kafka_props,
+                         .nprops = conf->nkafka_props};
+    omo_bus bus;
+    if (omo_kafka_open(&kc, omo_stream_bus_events(out->stream), &bus, err, sizeof err) !=
+        OMO_IO_OK) {
+        fprintf(stderr, "[kafka] %s\n", err);
+        omo_running_close(out);
+        return 2;
+    }
+    omo_stream_attach_bus(out->stream, bus);
+    if (omo_stream_start(out->stream, err, sizeof err)) {
+        fprintf(stderr, "[service] cannot start: %s\n", err);
+        omo_running_close(out);
+        return 1;
+    }
+    if (conf->listen && conf->listen[0]) {
+        out->http = omo_http_start(conf->listen, omo_stream_http, out->stream, err, sizeof err);
+        if (!out->http) {
+            fprintf(stderr, "[http] cannot listen on %s: %s\n", conf->listen, err);
+            omo_running_close(out);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void omo_running_close(omo_running *r)
+{
+    omo_http_stop(r->http);
+    r->http = NULL;
+    omo_stream_destroy(r->stream);
+    r->stream = NULL;
+    omo_svcconf_destroy(r->conf);
+    r->conf = NULL;
+}
+
+static const char *config_arg(int argc, char **argv, const char *usage)
+{
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {0, 0, 0, 0}};
+    const char *path = NULL;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc + 1, argv - 1, "", opts, NULL)) != -1) {
+        if (c != 'c') {
+            fputs(usage, stderr);
+            return NULL;
+        }
+        path = optarg;
+    }
+    if (!path || optind != argc + 1)
+        fputs(usage, stderr);
+    return optind == argc + 1 ? path : NULL;
+}
+
+int omo_cmd_run(int argc, char **argv)
+{
+    const char *path = config_arg(argc, argv, "usage: omo run --config omo.yaml\n");
+    if (!path)
+        return 2;
+    omo_install_signals();
+    omo_stream_opts opts = {.stop = &omo_stop_requested, .reload = &omo_reload_requested};
+    omo_running r;
+    int rc = omo_running_open(path, &opts, &r);
+    if (rc)
+        return rc;
+    rc = omo_stream_run(r.stream);
+    omo_running_close(&r);
+    return rc;
+}
+
+int omo_cmd_db(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "migrate")) {
+        fputs("usage: omo db migrate --config omo.yaml\n", stderr);
+        return 2;
+    }
+    const char *path = config_arg(argc - 1, argv + 1, "usage: omo db migrate --config omo.yaml\n");
+    if (!path)
+        return 2;
+    omo_diag diag = {0};
+    omo_svcconf *conf = omo_svcconf_load(path, &diag);
+    if (!conf) {
+        omo_diag_print(&diag, stderr);
+        omo_diag_clear(&diag);
+        return 2;
+    }
+    int rc = omo_pg_cmd_migrate(conf->dsn);
+    omo_svcconf_destroy(conf);
+    return rc;
+}
