@@ -33,7 +33,7 @@ typedef struct feed {
     size_t n;
     size_t opening; /* the leading stock snapshots: the stock at the start of the day */
     atomic_bool go; /* set once the opening stock is applied */
-    int rate; /* events per second; 0 = as fast as possible */
+    int rate;       /* events per second; 0 = as fast as possible */
     atomic_size_t sent;
     atomic_bool done, failed;
 } feed;
@@ -196,8 +196,7 @@ static void progress(const feed *f, const omo_stream_stats *st, double t0, bool 
     fprintf(stderr,
             "%s[demo] sent %zu/%zu  applied %llu  orders %llu  revisions %llu  dead letters %llu  "
             "%.0f events/s   %s",
-            tty ? "\r" : "",
-            (size_t)f->sent, f->n, (unsigned long long)st->events_in,
+            tty ? "\r" : "", (size_t)f->sent, f->n, (unsigned long long)st->events_in,
             (unsigned long long)st->orders, (unsigned long long)st->revisions,
             (unsigned long long)st->dead_letters, secs > 0 ? (double)st->events_in / secs : 0.0,
             final || !tty ? "\n" : "");
