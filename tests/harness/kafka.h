@@ -1,5 +1,11 @@
 /* Test harness: an in-process Kafka cluster (librdkafka's mock cluster) that clients reach over
- * TCP, with the five default omo topics, plus helpers to write input and read output. */
+ * TCP, with the five default omo topics, plus helpers to write input and read output.
+ *
+ * Mind the mock's retention: librdkafka 2.0.2 keeps at most 5 MB (or 100,000 batches) per
+ * partition and drops the oldest beyond that, so a test that must read everything back keeps
+ * each partition well under 5 MB. Each partition's leader is picked at random among its
+ * replicas: a test that takes a broker down sets leaders first
+ * (rd_kafka_mock_partition_set_leader). */
 #ifndef OMO_TEST_KAFKA_H
 #define OMO_TEST_KAFKA_H
 
