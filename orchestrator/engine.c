@@ -57,6 +57,8 @@ struct omo_engine {
     const omo_rules *rules;
     omo_sink_fn sink;
     void *sink_ctx;
+    omo_status_fn status_sink;
+    void *status_ctx;
     omo_inventory *inv;
     omo_solver *sv;
 
@@ -108,6 +110,47 @@ struct omo_engine {
 };
 
 static void drop_explanation(omo_engine *eng);
+
+const char *omo_ship_state_name(omo_ship_state s)
+{
+    static const char *names[] = {"allocated", "picked",    "short",
+                                  "shipped",   "collected", "cancelled"};
+    return names[s];
+}
+
+/* The one place a shipment changes state: refuses every move the life cycle does not have. */
+static bool ship_move(omo_shipment *sh, omo_ship_state to, int64_t units)
+{
+    bool ok;
+    switch (sh->state) {
+    case OMO_SHIP_ALLOCATED:
+        ok = to == OMO_SHIP_PICKED || to == OMO_SHIP_SHORT || to == OMO_SHIP_CANCELLED;
+        break;
+    case OMO_SHIP_PICKED:
+        ok = to == OMO_SHIP_SHIPPED || to == OMO_SHIP_COLLECTED || to == OMO_SHIP_CANCELLED;
+        break;
+    case OMO_SHIP_SHORT:
+        ok = ((to == OMO_SHIP_SHIPPED || to == OMO_SHIP_COLLECTED) && units > 0) ||
+             to == OMO_SHIP_CANCELLED;
+        break;
+    default:
+        ok = false;
+    }
+    if (ok)
+        sh->state = to;
+    return ok;
+}
+
+/* A shipment whose units may no longer move to another node: picked, or partly fulfilled. */
+static bool ship_locked(const omo_shipment *sh, int nlines)
+{
+    if (sh->state != OMO_SHIP_ALLOCATED)
+        return true;
+    for (int l = 0; l < nlines; l++)
+        if (sh->done[l])
+            return true;
+    return false;
+}
 
 const char *omo_alloc_status_name(omo_alloc_status s)
 {
@@ -282,64 +325,88 @@ static int64_t ship_units(const omo_shipment *sh, int nlines)
 }
 
 /* Reserves the unfulfilled units of the order's shipments and counts them against capacity. */
+static bool ship_open(const omo_shipment *sh)
+{
+    return sh->state == OMO_SHIP_ALLOCATED || sh->state == OMO_SHIP_PICKED ||
+           sh->state == OMO_SHIP_SHORT;
+}
+
+/* Adds (sign 1) or removes (sign -1) a shipment's open units to the reservations and to its
+ * node's capacity on its day. */
+static void account_ship(omo_engine *eng, int oi, omo_shipment *sh, int sign)
+{
+    order_rec *o = &eng->orders[oi];
+    int64_t open = 0;
+    for (int l = 0; l < o->nlines; l++) {
+        int64_t u = sh->qty[l] - sh->done[l];
+        if (u <= 0)
+            continue;
+        omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], true);
+        st->reserved += sign * u;
+        if (sign > 0)
+            omo_stock_hold(st, oi);
+        else
+            omo_stock_unhold(st, oi);
+        omo_inventory_touch(eng->inv, st);
+        open += u;
+    }
+    if (open)
+        omo_inventory_day_add(eng->inv, sh->node, sh->day, sign * open);
+    sh->reserved = sign > 0;
+}
+
+/* Reserves the open units of the order's shipments not yet reserved. */
 static void reserve_order(omo_engine *eng, int oi)
 {
     order_rec *o = &eng->orders[oi];
-    for (int s = 0; s < o->nships; s++) {
-        omo_shipment *sh = &o->ships[s];
-        int64_t open = 0;
-        for (int l = 0; l < o->nlines; l++) {
-            int64_t u = sh->qty[l] - sh->done[l];
-            if (u <= 0)
-                continue;
-            omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], true);
-            st->reserved += u;
-            omo_stock_hold(st, oi);
-            omo_inventory_touch(eng->inv, st);
-            open += u;
-        }
-        if (open)
-            omo_inventory_day_add(eng->inv, sh->node, sh->day, open);
-    }
+    for (int s = 0; s < o->nships; s++)
+        if (!o->ships[s].reserved && ship_open(&o->ships[s]))
+            account_ship(eng, oi, &o->ships[s], 1);
 }
 
-/* Releases the unfulfilled units (and their capacity). Fulfilled units stay as shipments. */
-static void release_order(omo_engine *eng, int oi)
+/* Releases the reservations (and capacity) of the shipments that may move, and drops them;
+ * locked shipments stay as they are. With everything, releases every open shipment too and
+ * marks it cancelled (the order is cancelled), emitting its status. */
+static void release_order(omo_engine *eng, int oi, bool everything, int64_t now);
+
+static void emit_status(omo_engine *eng, int oi, const omo_shipment *sh, int64_t now)
+{
+    order_rec *o = &eng->orders[oi];
+    if (!eng->status_sink)
+        return;
+    omo_shipment_status st = {o->id, sh->seq,  sh->node, sh->state,
+                              now,   o->lines, sh->qty,  o->nlines};
+    eng->status_sink(eng->status_ctx, &st);
+}
+
+static void release_order(omo_engine *eng, int oi, bool everything, int64_t now)
 {
     order_rec *o = &eng->orders[oi];
     int keep = 0;
-    size_t need = (size_t)o->nships + 1;
-    if (need > eng->capprev) {
-        eng->capprev = need * 2;
+    if ((size_t)o->nships + 1 > eng->capprev) {
+        eng->capprev = (size_t)o->nships * 2 + 2;
         eng->prev_node = omo_xrealloc(eng->prev_node, sizeof(int) * eng->capprev);
         eng->prev_seq = omo_xrealloc(eng->prev_seq, sizeof(int) * eng->capprev);
     }
-    eng->nprev = o->nships;
-    for (int s = 0; s < o->nships; s++) {
-        eng->prev_node[s] = o->ships[s].node;
-        eng->prev_seq[s] = o->ships[s].seq;
-    }
+    eng->nprev = 0;
     for (int s = 0; s < o->nships; s++) {
         omo_shipment *sh = &o->ships[s];
-        int64_t open = 0, done = 0;
-        for (int l = 0; l < o->nlines; l++) {
-            int64_t u = sh->qty[l] - sh->done[l];
-            done += sh->done[l];
-            if (u > 0) {
-                omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], false);
-                st->reserved -= u;
-                omo_stock_unhold(st, oi);
-                omo_inventory_touch(eng->inv, st);
-                open += u;
-            }
-            sh->qty[l] = sh->done[l];
-        }
-        if (open)
-            omo_inventory_day_add(eng->inv, sh->node, sh->day, -open);
-        if (done)
-            o->ships[keep++] = *sh;
-        else
+        bool locked = ship_locked(sh, o->nlines);
+        if (everything && ship_open(sh)) {
+            if (sh->reserved)
+                account_ship(eng, oi, sh, -1);
+            ship_move(sh, OMO_SHIP_CANCELLED, 0);
+            emit_status(eng, oi, sh, now);
+        } else if (!everything && !locked) {
+            if (sh->reserved)
+                account_ship(eng, oi, sh, -1);
+            /* Its id goes to the next shipment at the same node. */
+            eng->prev_node[eng->nprev] = sh->node;
+            eng->prev_seq[eng->nprev++] = sh->seq;
             free_ships(sh, 1);
+            continue;
+        }
+        o->ships[keep++] = *sh;
     }
     o->nships = keep;
 }
@@ -376,6 +443,9 @@ static void restore_alloc(order_rec *o, saved_alloc *sa)
     if (sa->nships)
         memcpy(o->ships, sa->ships, sizeof(omo_shipment) * (size_t)sa->nships);
     o->nships = sa->nships;
+    /* Locked shipments were never released; the others are reserved again by the caller. */
+    for (int s = 0; s < o->nships; s++)
+        o->ships[s].reserved = ship_locked(&o->ships[s], o->nlines);
     free(sa->ships);
     o->status = sa->status;
     o->reason = sa->reason;
@@ -778,12 +848,12 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         return;
     }
 
-    /* Units still to place: fulfilled units stay where they are. */
+    /* Units still to place: those of locked shipments stay where they are. */
     for (int l = 0; l < L; l++) {
-        int64_t done = 0;
+        int64_t kept = 0;
         for (int s = 0; s < o->nships; s++)
-            done += o->ships[s].done[l];
-        eng->qty[l] = o->lines[l].qty - done;
+            kept += o->ships[s].qty[l];
+        eng->qty[l] = o->lines[l].qty - kept;
     }
 
     size_t nr = R->nrules;
@@ -893,20 +963,14 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     if (explaining)
         build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sv));
 
-    /* The plan's shipments, merged with what was already fulfilled at the same node. */
+    /* The plan's shipments, beside the locked ones: a picked tote takes no more units. */
     for (int s = 0; s < plan->nships; s++) {
         const omo_cand *c = &eng->cands[plan->cand[s]];
-        omo_shipment *sh = NULL;
-        for (int t = 0; t < o->nships; t++)
-            if (o->ships[t].node == c->node)
-                sh = &o->ships[t];
-        if (!sh) {
-            omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1, sizeof(omo_shipment));
-            sh = &o->ships[o->nships++];
-            *sh = (omo_shipment){.seq = 0, .node = c->node};
-            sh->qty = omo_xcalloc((size_t)L, sizeof(int64_t));
-            sh->done = omo_xcalloc((size_t)L, sizeof(int64_t));
-        }
+        omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1, sizeof(omo_shipment));
+        omo_shipment *sh = &o->ships[o->nships++];
+        *sh = (omo_shipment){.seq = 0, .node = c->node};
+        sh->qty = omo_xcalloc((size_t)L, sizeof(int64_t));
+        sh->done = omo_xcalloc((size_t)L, sizeof(int64_t));
         sh->method = eng->methods[plan->cand[s]];
         sh->cost = c->fixed;
         sh->hours = c->hours;
@@ -960,13 +1024,13 @@ static void redecide(omo_engine *eng, int oi, int64_t now, bool retry)
     int64_t before = order_units(o);
     if (retry)
         save_alloc(o, &old);
-    release_order(eng, oi);
+    release_order(eng, oi, false, now);
     decide(eng, oi, now);
     o = &eng->orders[oi];
     if (retry) {
         if (order_units(o) <= before) {
             drop_explanation(eng);
-            release_order(eng, oi);
+            release_order(eng, oi, false, now);
             free_ships(o->ships, o->nships);
             o->nships = 0;
             restore_alloc(o, &old);
@@ -1115,14 +1179,14 @@ static omo_apply_result order_cancelled(omo_engine *eng, const omo_event *ev, in
     int skus[OMO_MAX_LINES], n = 0;
     for (int s = 0; s < o->nships; s++)
         for (int l = 0; l < o->nlines; l++)
-            if (o->ships[s].qty[l] > o->ships[s].done[l]) {
+            if (ship_open(&o->ships[s]) && o->ships[s].qty[l] > o->ships[s].done[l]) {
                 bool seen = false;
                 for (int i = 0; i < n; i++)
                     seen |= skus[i] == o->sku[l];
                 if (!seen)
                     skus[n++] = o->sku[l];
             }
-    release_order(eng, oi);
+    release_order(eng, oi, true, now);
     eng->nprev = 0;
     o = &eng->orders[oi];
     o->status = OMO_ALLOC_CANCELLED;
@@ -1193,6 +1257,163 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
     return OMO_APPLY_OK;
 }
 
+/* The order and shipment named by "ORDER/N", or -1. */
+static int find_shipment(omo_engine *eng, const char *shipment_id, int *ship)
+{
+    const char *slash = strrchr(shipment_id, '/');
+    if (!slash)
+        return -1;
+    char order_id[OMO_LONG_ID_MAX + 1];
+    size_t n = (size_t)(slash - shipment_id);
+    if (n >= sizeof order_id)
+        return -1;
+    memcpy(order_id, shipment_id, n);
+    order_id[n] = 0;
+    int oi = omo_strmap_get(&eng->order_ids, order_id);
+    if (oi < 0)
+        return -1;
+    int seq = atoi(slash + 1);
+    order_rec *o = &eng->orders[oi];
+    for (int s = 0; s < o->nships; s++)
+        if (o->ships[s].seq == seq) {
+            *ship = s;
+            return oi;
+        }
+    return -1;
+}
+
+static omo_apply_result conflict(omo_event_error *err, const omo_shipment *sh, const char *id,
+                                 const char *what)
+{
+    if (err) {
+        snprintf(err->field, sizeof err->field, "%s", omo_ship_state_name(sh->state));
+        snprintf(err->reason, sizeof err->reason, "invalid_state");
+        snprintf(err->message, sizeof err->message, "shipment %s is %s: it cannot be %s", id,
+                 omo_ship_state_name(sh->state), what);
+    }
+    return OMO_APPLY_CONFLICT;
+}
+
+/* pick.confirmed: the tote holds what was picked; a short line's missing units leave the node's
+ * on hand and the order's missing units are re-sourced as its next revision. */
+static omo_apply_result pick_confirmed(omo_engine *eng, const omo_event *ev, int64_t now,
+                                       omo_event_error *err)
+{
+    int s;
+    int oi = find_shipment(eng, ev->shipment_id, &s);
+    if (oi < 0) {
+        set_error(err, "shipment_id", "unknown_shipment", "shipment_id: no shipment '%s'",
+                  ev->shipment_id);
+        return OMO_APPLY_INVALID;
+    }
+    order_rec *o = &eng->orders[oi];
+    omo_shipment *sh = &o->ships[s];
+    int64_t picked[OMO_MAX_LINES];
+    for (int l = 0; l < o->nlines; l++)
+        picked[l] = sh->qty[l];
+    for (size_t i = 0; i < ev->nlines; i++) {
+        int l = 0;
+        while (l < o->nlines && strcmp(o->lines[l].line_id, ev->lines[i].line_id))
+            l++;
+        char field[64];
+        snprintf(field, sizeof field, "lines[%zu]", i);
+        if (l == o->nlines || sh->qty[l] == 0) {
+            set_error(err, field, "unknown_line", "line '%s' is not in this shipment",
+                      ev->lines[i].line_id);
+            return OMO_APPLY_INVALID;
+        }
+        if (ev->lines[i].qty > sh->qty[l]) {
+            set_error(err, field, "out_of_range", "%s: more units picked than the shipment holds",
+                      field);
+            return OMO_APPLY_INVALID;
+        }
+        if (ev->lines[i].qty < sh->qty[l] && !ev->pick_reason[i][0]) {
+            set_error(err, field, "missing_field", "%s: a short line needs a reason", field);
+            return OMO_APPLY_INVALID;
+        }
+        picked[l] = ev->lines[i].qty;
+    }
+    bool short_pick = false;
+    for (int l = 0; l < o->nlines; l++)
+        short_pick |= picked[l] < sh->qty[l];
+    if (!ship_move(sh, short_pick ? OMO_SHIP_SHORT : OMO_SHIP_PICKED, 1))
+        return conflict(err, sh, ev->shipment_id, "picked");
+    if (!short_pick) {
+        emit_status(eng, oi, sh, now);
+        return OMO_APPLY_OK;
+    }
+    /* The missing units are gone from the shelf: from on hand, the reservation and the day. */
+    int short_skus[OMO_MAX_LINES], nshort = 0;
+    int64_t missing_total = 0;
+    for (int l = 0; l < o->nlines; l++) {
+        int64_t missing = sh->qty[l] - picked[l];
+        if (missing <= 0)
+            continue;
+        omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], true);
+        st->on_hand = max64(0, st->on_hand - missing);
+        st->reserved -= missing;
+        sh->qty[l] = picked[l];
+        missing_total += missing;
+        bool open = false;
+        for (int j = 0; j < o->nlines; j++)
+            open |= o->sku[j] == o->sku[l] && sh->qty[j] > sh->done[j];
+        if (!open)
+            omo_stock_unhold(st, oi);
+        omo_inventory_touch(eng->inv, st);
+        short_skus[nshort++] = o->sku[l];
+    }
+    omo_inventory_day_add(eng->inv, sh->node, sh->day, -missing_total);
+    emit_status(eng, oi, sh, now);
+    int node = sh->node;
+    redecide(eng, oi, now, false);
+    for (int i = 0; i < nshort; i++)
+        settle_oversell(eng, node, short_skus[i], now);
+    return OMO_APPLY_OK;
+}
+
+/* shipment.shipped / shipment.collected: the units leave the node, reservation and stock. */
+static omo_apply_result shipment_handed(omo_engine *eng, const omo_event *ev, int64_t now,
+                                        omo_event_error *err)
+{
+    int s;
+    int oi = find_shipment(eng, ev->shipment_id, &s);
+    if (oi < 0) {
+        set_error(err, "shipment_id", "unknown_shipment", "shipment_id: no shipment '%s'",
+                  ev->shipment_id);
+        return OMO_APPLY_INVALID;
+    }
+    order_rec *o = &eng->orders[oi];
+    omo_shipment *sh = &o->ships[s];
+    bool collect = ev->type == OMO_EV_SHIPMENT_COLLECTED;
+    if (collect && sh->method != OMO_METHOD_CLICK_AND_COLLECT) {
+        set_error(err, "shipment_id", "wrong_method",
+                  "shipment %s is not click-and-collect: it is shipped, not collected",
+                  ev->shipment_id);
+        return OMO_APPLY_INVALID;
+    }
+    if (!ship_move(sh, collect ? OMO_SHIP_COLLECTED : OMO_SHIP_SHIPPED, ship_units(sh, o->nlines)))
+        return conflict(err, sh, ev->shipment_id, collect ? "collected" : "shipped");
+    for (int l = 0; l < o->nlines; l++) {
+        int64_t u = sh->qty[l] - sh->done[l];
+        if (u <= 0)
+            continue;
+        omo_stock *st = omo_inventory_get(eng->inv, sh->node, o->sku[l], true);
+        st->on_hand = max64(0, st->on_hand - u);
+        st->reserved -= u;
+        sh->done[l] = sh->qty[l];
+        omo_stock_unhold(st, oi);
+        omo_inventory_touch(eng->inv, st);
+    }
+    emit_status(eng, oi, sh, now);
+    return OMO_APPLY_OK;
+}
+
+void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx)
+{
+    eng->status_sink = fn;
+    eng->status_ctx = ctx;
+}
+
 omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_event_error *err)
 {
     eng->stats.events++;
@@ -1207,13 +1428,20 @@ omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_even
     case OMO_EV_ORDER_CANCELLED:
         r = order_cancelled(eng, ev, now, err);
         break;
+    case OMO_EV_PICK_CONFIRMED:
+        r = pick_confirmed(eng, ev, now, err);
+        break;
+    case OMO_EV_SHIPMENT_SHIPPED:
+    case OMO_EV_SHIPMENT_COLLECTED:
+        r = shipment_handed(eng, ev, now, err);
+        break;
     default:
         r = stock_event(eng, ev, now);
         break;
     }
     if (r == OMO_APPLY_DUPLICATE)
         eng->stats.duplicates++;
-    else if (r == OMO_APPLY_INVALID)
+    else if (r == OMO_APPLY_INVALID || r == OMO_APPLY_CONFLICT)
         eng->stats.invalid++;
     return r;
 }
@@ -1407,4 +1635,103 @@ void omo_engine_explain(omo_engine *eng, const char *order_id, omo_explain_fn fn
     eng->explain_id = order_id && fn ? omo_xstrdup(order_id) : NULL;
     eng->explain_fn = eng->explain_id ? fn : NULL;
     eng->explain_ctx = ctx;
+}
+
+bool omo_engine_picklist(const omo_engine *eng, int node, int max_orders, int64_t now,
+                         omo_picklist *out)
+{
+    memset(out, 0, sizeof *out);
+    if (node < 0 || (size_t)node >= eng->net->nnodes ||
+        eng->net->nodes[node].type != OMO_NODE_STORE)
+        return false;
+    snprintf(out->store_id, sizeof out->store_id, "%s", eng->net->nodes[node].id);
+    out->generated_ms = now;
+    size_t captotes = 0, caprows = 0;
+    /* Orders arrive in stream order; the batch takes the oldest by created_at. */
+    int *picked_orders = NULL;
+    size_t norders = 0, caporders = 0;
+    for (size_t i = 0; i < eng->norders; i++) {
+        const order_rec *o = &eng->orders[i];
+        if (!open_order(o))
+            continue;
+        for (int s = 0; s < o->nships; s++)
+            if (o->ships[s].node == node && o->ships[s].state == OMO_SHIP_ALLOCATED) {
+                omo_grow((void **)&picked_orders, &caporders, norders + 1, sizeof(int));
+                picked_orders[norders++] = (int)i;
+                break;
+            }
+    }
+    /* Oldest first: a stable selection by created_at (arrival breaks ties). */
+    for (size_t i = 1; i < norders; i++)
+        for (size_t j = i; j > 0 && eng->orders[picked_orders[j]].created_ms <
+                                        eng->orders[picked_orders[j - 1]].created_ms;
+             j--) {
+            int t = picked_orders[j];
+            picked_orders[j] = picked_orders[j - 1];
+            picked_orders[j - 1] = t;
+        }
+    if (max_orders > 0 && norders > (size_t)max_orders)
+        norders = (size_t)max_orders;
+    for (size_t k = 0; k < norders; k++) {
+        const order_rec *o = &eng->orders[picked_orders[k]];
+        for (int s = 0; s < o->nships; s++) {
+            const omo_shipment *sh = &o->ships[s];
+            if (sh->node != node || sh->state != OMO_SHIP_ALLOCATED)
+                continue;
+            omo_grow((void **)&out->totes, &captotes, out->ntotes + 1, sizeof(omo_tote));
+            omo_tote *t = &out->totes[out->ntotes];
+            memset(t, 0, sizeof *t);
+            snprintf(t->shipment_id, sizeof t->shipment_id, "%s/%d", o->id, sh->seq);
+            snprintf(t->order_id, sizeof t->order_id, "%s", o->id);
+            t->method = sh->method;
+            if (o->pickup) {
+                snprintf(t->pickup_store, sizeof t->pickup_store, "%s",
+                         eng->net->nodes[o->store].id);
+                t->promised_ms = o->decided_ms + sh->hours * 3600;
+            }
+            t->created_ms = o->created_ms;
+            for (int l = 0; l < o->nlines; l++) {
+                if (sh->qty[l] <= 0)
+                    continue;
+                omo_grow((void **)&out->rows, &caprows, out->nrows + 1, sizeof(omo_pick_row));
+                omo_pick_row *r = &out->rows[out->nrows++];
+                memset(r, 0, sizeof *r);
+                const omo_stock *st =
+                    omo_inventory_get((omo_inventory *)eng->inv, node, o->sku[l], false);
+                snprintf(r->bin, sizeof r->bin, "%s", st ? st->bin : "");
+                snprintf(r->sku, sizeof r->sku, "%s", o->lines[l].sku);
+                snprintf(r->line_id, sizeof r->line_id, "%s", o->lines[l].line_id);
+                r->qty = sh->qty[l];
+                r->tote = (int)out->ntotes;
+            }
+            out->ntotes++;
+        }
+    }
+    free(picked_orders);
+    return true;
+}
+
+size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network *net, char **buf,
+                                size_t *cap)
+{
+    sbuf sb = {buf, cap, 0};
+    char tbuf[40];
+    sb_lit(&sb, "{\"type\":\"shipment.status\",\"shipment_id\":");
+    sb_str(&sb, st->order_id);
+    sb.len--;
+    sb_lit(&sb, "/");
+    sb_int(&sb, st->seq);
+    sb_lit(&sb, "\",\"order_id\":");
+    sb_str(&sb, st->order_id);
+    sb_lit(&sb, ",\"node_id\":");
+    sb_str(&sb, net->nodes[st->node].id);
+    sb_lit(&sb, ",\"status\":\"");
+    sb_lit(&sb, omo_ship_state_name(st->status));
+    sb_lit(&sb, "\",\"at\":\"");
+    sb_lit(&sb, omo_time_format(st->at_ms, tbuf, sizeof tbuf));
+    sb_lit(&sb, "\",\"lines\":");
+    omo_allocation a = {.lines = st->lines, .nlines = st->nlines};
+    sb_lines(&sb, &a, st->qty);
+    sb_lit(&sb, "}\n");
+    return sb.len;
 }

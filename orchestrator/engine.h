@@ -7,6 +7,7 @@
 #include "event.h"
 #include "explain.h"
 #include "inventory.h"
+#include "picklist.h"
 #include "rules.h"
 
 typedef enum omo_alloc_status {
@@ -18,10 +19,25 @@ typedef enum omo_alloc_status {
 } omo_alloc_status;
 const char *omo_alloc_status_name(omo_alloc_status s);
 
+/* A shipment's life (contract section 7): allocated -> picked -> shipped | collected, or
+ * -> short, or -> cancelled. A short shipment keeps the units that were picked and may still be
+ * shipped or collected with them. Changed only through the engine's one move function. */
+typedef enum omo_ship_state {
+    OMO_SHIP_ALLOCATED = 0,
+    OMO_SHIP_PICKED,
+    OMO_SHIP_SHORT,
+    OMO_SHIP_SHIPPED,
+    OMO_SHIP_COLLECTED,
+    OMO_SHIP_CANCELLED
+} omo_ship_state;
+const char *omo_ship_state_name(omo_ship_state s);
+
 /* One shipment of an allocation. qty[l] are the units of the order's line l. */
 typedef struct omo_shipment {
     int seq; /* shipment id is ORDER/seq */
     int node;
+    omo_ship_state state;
+    bool reserved; /* its open units are counted in the inventory's reservations */
     omo_method method;
     int64_t cost;  /* micro */
     int64_t hours; /* milli */
@@ -50,10 +66,25 @@ typedef struct omo_allocation {
 
 typedef void (*omo_sink_fn)(void *ctx, const omo_allocation *alloc);
 
+/* A shipment status message (contract section 4), as handed to the status sink. */
+typedef struct omo_shipment_status {
+    const char *order_id;
+    int seq; /* shipment id is ORDER/seq */
+    int node;
+    omo_ship_state status;
+    int64_t at_ms;
+    const omo_line *lines;
+    const int64_t *qty; /* per line: units in the shipment */
+    int nlines;
+} omo_shipment_status;
+
+typedef void (*omo_status_fn)(void *ctx, const omo_shipment_status *st);
+
 typedef enum omo_apply_result {
     OMO_APPLY_OK = 0,
     OMO_APPLY_DUPLICATE, /* already applied: no effect */
-    OMO_APPLY_INVALID    /* refused; err says why */
+    OMO_APPLY_INVALID,   /* refused; err says why */
+    OMO_APPLY_CONFLICT   /* a move the shipment's state does not allow; err->field is the state */
 } omo_apply_result;
 
 typedef struct omo_engine_stats {
@@ -69,6 +100,9 @@ typedef struct omo_engine omo_engine;
 omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, omo_sink_fn sink,
                               void *sink_ctx);
 void omo_engine_destroy(omo_engine *eng);
+
+/* Shipment status messages go to fn (NULL: nowhere). */
+void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx);
 
 /* Swaps the rules used by every later decision. */
 void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules);
@@ -98,6 +132,16 @@ void omo_engine_node_units(const omo_engine *eng, int64_t *units);
 /* From now on, every decision of order_id that becomes a revision is explained to fn, on the
  * caller's thread, just before the revision reaches the sink. NULL stops it. */
 void omo_engine_explain(omo_engine *eng, const char *order_id, omo_explain_fn fn, void *ctx);
+
+/* The open picks of a store (shipments from it, allocated and not yet picked, of the oldest
+ * max_orders orders when max_orders > 0), unordered: see omo_picklist_sort. Returns false
+ * when node is not a store. */
+bool omo_engine_picklist(const omo_engine *eng, int node, int max_orders, int64_t now,
+                         omo_picklist *out);
+
+/* Writes a shipment status as one JSON line (with '\n') into *buf. Returns its length. */
+size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network *net, char **buf,
+                                size_t *cap);
 
 /* Writes the allocation as one JSON line (with '\n') into *buf (grown with realloc). Returns
  * its length. */

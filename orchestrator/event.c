@@ -426,8 +426,83 @@ static const char *const TYPE_NAMES[] = {
     [OMO_EV_ORDER_CANCELLED] = "order.cancelled",
     [OMO_EV_STOCK_SNAPSHOT] = "stock.snapshot",
     [OMO_EV_STOCK_DELTA] = "stock.delta",
+    [OMO_EV_PICK_CONFIRMED] = "pick.confirmed",
+    [OMO_EV_SHIPMENT_SHIPPED] = "shipment.shipped",
+    [OMO_EV_SHIPMENT_COLLECTED] = "shipment.collected",
 };
 #define NTYPES (sizeof TYPE_NAMES / sizeof TYPE_NAMES[0])
+
+/* shipment_id ("ORDER/N") and the optional time of the store-side step. */
+static bool parse_shipment_event(const json_t *root, omo_event *ev, omo_event_error *err)
+{
+    if (get_str(root, K("shipment_id"), true, STR_LONG_ID, ev->shipment_id, sizeof ev->shipment_id,
+                &TOP, err) != GOT_VALUE)
+        return false;
+    const char *slash = strrchr(ev->shipment_id, '/');
+    if (!slash || slash == ev->shipment_id || !slash[1] ||
+        strspn(slash + 1, "0123456789") != strlen(slash + 1))
+        return refuse(err, "bad_id", &TOP, "shipment_id", "must be ORDER_ID/NUMBER, got \"%.60s\"",
+                      ev->shipment_id);
+    return parse_optional_at(root, ev, err);
+}
+
+static const char *const SHORT_REASONS[] = {"not_found", "damaged", "mismatch"};
+
+/* lines: [{line_id, picked, reason}]: optional; a line not listed was picked whole. */
+static bool parse_picked_lines(const json_t *root, omo_event *ev, omo_event_error *err)
+{
+    json_t *arr = NULL;
+    int got = lookup(root, K("lines"), false, &TOP, err, &arr);
+    if (got == GOT_ERROR)
+        return false;
+    if (got != GOT_VALUE)
+        return true;
+    char desc[32];
+    if (!json_is_array(arr))
+        return refuse(err, "wrong_type", &TOP, "lines", "must be an array, got %s",
+                      describe(arr, desc, sizeof desc));
+    size_t n = json_array_size(arr);
+    if (n > OMO_MAX_LINES)
+        return refuse(err, "out_of_range", &TOP, "lines", "at most %d lines, got %zu",
+                      OMO_MAX_LINES, n);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *lj = json_array_get(arr, i);
+        const scope sc = {"lines", (long)i};
+        if (!json_is_object(lj))
+            return refuse(err, "wrong_type", &sc, "", "must be an object, got %s",
+                          describe(lj, desc, sizeof desc));
+        omo_line *line = &ev->lines[i];
+        line->sku[0] = '\0';
+        if (get_str(lj, K("line_id"), true, STR_ID, line->line_id, sizeof line->line_id, &sc,
+                    err) != GOT_VALUE)
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(ev->lines[j].line_id, line->line_id))
+                return refuse(err, "duplicate_line", &sc, "line_id",
+                              "\"%s\" already used by lines[%zu]", line->line_id, j);
+        if (get_int(lj, K("picked"), true, "a non-negative integer", &line->qty, &sc, err) !=
+            GOT_VALUE)
+            return false;
+        if (line->qty < 0)
+            return refuse(err, "out_of_range", &sc, "picked",
+                          "must be a non-negative integer, got %" PRId64, line->qty);
+        char reason[32];
+        if (get_str(lj, K("reason"), false, STR_TEXT, reason, sizeof reason, &sc, err) == GOT_ERROR)
+            return false;
+        ev->pick_reason[i][0] = '\0';
+        if (reason[0]) {
+            bool known = false;
+            for (size_t r = 0; r < sizeof SHORT_REASONS / sizeof SHORT_REASONS[0]; r++)
+                known |= !strcmp(reason, SHORT_REASONS[r]);
+            if (!known)
+                return refuse(err, "out_of_range", &sc, "reason",
+                              "must be not_found, damaged or mismatch, got \"%.20s\"", reason);
+            snprintf(ev->pick_reason[i], sizeof ev->pick_reason[i], "%s", reason);
+        }
+    }
+    ev->nlines = n;
+    return true;
+}
 
 const char *omo_event_type_name(omo_event_type t)
 {
@@ -457,6 +532,7 @@ static void event_reset(omo_event *ev)
     ev->delta = 0;
     ev->reason[0] = '\0';
     ev->bin[0] = '\0';
+    ev->shipment_id[0] = '\0';
 }
 
 static bool parse_type(const json_t *root, omo_event_type *type, omo_event_error *err)
@@ -514,6 +590,13 @@ bool omo_event_parse(const char *text, size_t len, const omo_network *net, omo_e
         break;
     case OMO_EV_STOCK_DELTA:
         ok = parse_stock_delta(root, net, ev, err);
+        break;
+    case OMO_EV_PICK_CONFIRMED:
+        ok = parse_shipment_event(root, ev, err) && parse_picked_lines(root, ev, err);
+        break;
+    case OMO_EV_SHIPMENT_SHIPPED:
+    case OMO_EV_SHIPMENT_COLLECTED:
+        ok = parse_shipment_event(root, ev, err);
         break;
     }
 done:

@@ -10,7 +10,11 @@ typedef enum omo_event_type {
     OMO_EV_ORDER_CREATED = 0,
     OMO_EV_ORDER_CANCELLED,
     OMO_EV_STOCK_SNAPSHOT,
-    OMO_EV_STOCK_DELTA
+    OMO_EV_STOCK_DELTA,
+    /* From the store side (the HTTP API writes them; a store system may send them too): */
+    OMO_EV_PICK_CONFIRMED,    /* lines hold the units picked; pick_reason why a line is short */
+    OMO_EV_SHIPMENT_SHIPPED,  /* handed to the carrier */
+    OMO_EV_SHIPMENT_COLLECTED /* handed to the customer */
 } omo_event_type;
 
 typedef struct omo_line {
@@ -43,6 +47,10 @@ typedef struct omo_event {
     int64_t delta;   /* delta */
     char reason[OMO_ID_MAX + 1];
     char bin[OMO_ID_MAX + 1]; /* snapshot, optional "AISLE-BAY-SHELF" */
+
+    /* pick.confirmed / shipment.shipped / shipment.collected */
+    char shipment_id[OMO_LONG_ID_MAX + 16];
+    char pick_reason[OMO_MAX_LINES][16]; /* per line of pick.confirmed: "" or the short reason */
 } omo_event;
 
 /* Why an event was refused: the field (JSON path like "lines[1].qty", or "" for the whole
