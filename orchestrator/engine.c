@@ -1408,6 +1408,17 @@ static omo_apply_result shipment_handed(omo_engine *eng, const omo_event *ev, in
     return OMO_APPLY_OK;
 }
 
+int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_state *state)
+{
+    int s;
+    int oi = find_shipment(eng, shipment_id, &s);
+    if (oi < 0)
+        return -1;
+    if (state)
+        *state = eng->orders[oi].ships[s].state;
+    return eng->orders[oi].ships[s].node;
+}
+
 void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx)
 {
     eng->status_sink = fn;

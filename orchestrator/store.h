@@ -87,6 +87,19 @@ typedef struct omo_store_ops {
     omo_io (*order_revisions)(void *self, const char *order_id,
                               void (*cb)(void *ctx, const omo_revision_row *row), void *ctx,
                               char *err, size_t errlen);
+    /* Every shipment status message of one order in the order sent, as JSON bodies. */
+    omo_io (*order_statuses)(void *self, const char *order_id,
+                             void (*cb)(void *ctx, const char *body, size_t len), void *ctx,
+                             char *err, size_t errlen);
+    /* The text of a rules version that was live (NULL to cb when unknown). */
+    omo_io (*rules_text)(void *self, const char *hash,
+                         void (*cb)(void *ctx, const char *text, size_t len), void *ctx,
+                         char *err, size_t errlen);
+    /* Every rules version that went live, oldest first. */
+    omo_io (*rules_history)(void *self,
+                            void (*cb)(void *ctx, const char *hash, const char *went_live,
+                                       const char *by),
+                            void *ctx, char *err, size_t errlen);
     /* True when the database answers (for /readyz). */
     bool (*ready)(void *self);
     void (*destroy)(void *self);

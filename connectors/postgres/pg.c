@@ -922,6 +922,75 @@ static omo_io store_order_revisions(void *self, const char *order_id,
     return OMO_IO_OK;
 }
 
+static omo_io store_order_statuses(void *self, const char *order_id,
+                                   void (*cb)(void *ctx, const char *body, size_t len), void *ctx,
+                                   char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    char topic[8];
+    snprintf(topic, sizeof topic, "%d", (int)OMO_TOPIC_SHIPMENTS);
+    const char *vals[2] = {order_id, topic};
+    PGresult *res = NULL;
+    io = run(st, "order_statuses",
+             "SELECT convert_from(value, 'UTF8') FROM outbox "
+             "WHERE topic = $2::smallint AND key = convert_to($1, 'UTF8') ORDER BY seq",
+             2, NULL, vals, NULL, 0, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    for (int i = 0, n = PQntuples(res); i < n; i++)
+        cb(ctx, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+static omo_io store_rules_text(void *self, const char *hash,
+                               void (*cb)(void *ctx, const char *text, size_t len), void *ctx,
+                               char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    const char *vals[1] = {hash};
+    PGresult *res = NULL;
+    io = run(st, "rules_text", "SELECT text FROM rules_versions WHERE hash = $1", 1, NULL, vals,
+             NULL, 0, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    if (PQntuples(res) > 0)
+        cb(ctx, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    else
+        cb(ctx, NULL, 0);
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+static omo_io store_rules_history(void *self,
+                                  void (*cb)(void *ctx, const char *hash, const char *went_live,
+                                             const char *by),
+                                  void *ctx, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    PGresult *res = NULL;
+    io = run(st, "rules_history",
+             "SELECT hash, to_char(went_live AT TIME ZONE 'UTC', "
+             "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \"by\" FROM rules_versions "
+             "ORDER BY went_live, hash",
+             0, NULL, NULL, NULL, 0, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    for (int i = 0, n = PQntuples(res); i < n; i++)
+        cb(ctx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
 /* ---- readiness ---- */
 
 static int64_t now_ms(void)
@@ -1002,6 +1071,9 @@ static const omo_store_ops pg_store_ops = {
     .max_seqs = store_max_seqs,
     .save_rules = store_save_rules,
     .order_revisions = store_order_revisions,
+    .order_statuses = store_order_statuses,
+    .rules_text = store_rules_text,
+    .rules_history = store_rules_history,
     .ready = store_ready,
     .destroy = store_destroy,
 };
