@@ -64,6 +64,8 @@ typedef struct omo_bus_events {
                       bool ok, const char *err);
 } omo_bus_events;
 
+struct omo_position; /* store.h */
+
 typedef struct omo_bus_ops {
     /* Reads up to max input messages, waiting at most timeout_ms for the first. */
     omo_io (*poll)(void *self, omo_in_msg *msgs, size_t max, size_t *n, int timeout_ms, char *err,
@@ -85,6 +87,10 @@ typedef struct omo_bus_ops {
     /* Consumer lag of the assigned input partitions, or -1 when unknown (for /metrics). */
     int64_t (*lag)(void *self);
     void (*destroy)(void *self);
+    /* Optional (may be NULL): input positions the core has just committed to its store (the
+     * positions of record). The bus may publish them, asynchronously and for information only
+     * (Kafka: the group's committed offsets, so that its tools show the lag). */
+    void (*committed)(void *self, const struct omo_position *pos, size_t n);
 } omo_bus_ops;
 
 typedef struct omo_bus {

@@ -817,6 +817,8 @@ static void kafka_destroy(void *self)
     free(k);
 }
 
+static void kafka_committed(void *self, const omo_position *pos, size_t n);
+
 static const omo_bus_ops kafka_ops = {
     .poll = kafka_poll,
     .produce = kafka_produce,
@@ -826,6 +828,7 @@ static const omo_bus_ops kafka_ops = {
     .ready = kafka_ready,
     .lag = kafka_lag,
     .destroy = kafka_destroy,
+    .committed = kafka_committed,
 };
 
 omo_io omo_kafka_open(const omo_kafka_conf *conf, const omo_bus_events *events, omo_bus *out,
@@ -932,9 +935,15 @@ fail:
 
 void omo_kafka_commit_positions(omo_bus *bus, const omo_position *pos, size_t n)
 {
-    if (!bus || bus->ops != &kafka_ops || n == 0)
+    if (bus && bus->ops == &kafka_ops)
+        kafka_committed(bus->self, pos, n);
+}
+
+static void kafka_committed(void *self, const omo_position *pos, size_t n)
+{
+    omo_kafka *k = self;
+    if (n == 0)
         return;
-    omo_kafka *k = bus->self;
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
         int topic = (int)pos[i].topic;

@@ -49,7 +49,8 @@ OMO_MUST_CHECK omo_io omo_kafka_open(const omo_kafka_conf *conf, const omo_bus_e
 /* Commits input positions to the consumer group, asynchronously, so that Kafka tools show the
  * group's lag. The positions of record live in the state store: call this after the store's
  * commit. Positions of partitions not assigned to this member are skipped. Failures are logged,
- * never returned. bus must come from omo_kafka_open. */
+ * never returned. The same as bus->ops->committed; does nothing for a bus not from
+ * omo_kafka_open. */
 void omo_kafka_commit_positions(omo_bus *bus, const omo_position *pos, size_t n);
 
 /* The default name of a topic ("omo.orders", ...). */

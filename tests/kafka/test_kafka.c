@@ -107,16 +107,25 @@ static int owned_count(const bus_log *log)
     return n;
 }
 
+/* A mock cluster with the five default topics of `partitions` partitions each. */
+static omo_kafka_mock *start_cluster(int brokers, int partitions)
+{
+    char err[256];
+    omo_kafka_mock *mk = omo_kafka_mock_start(brokers, partitions, err, sizeof err);
+    cr_assert_not_null(mk, "mock cluster: %s", err);
+    return mk;
+}
+
 static void fresh_group(char *buf, size_t len, const char *what)
 {
     snprintf(buf, len, "test-%s-%d-%" PRId64, what, (int)getpid(), now_ms());
 }
 
-static omo_bus open_bus(omo_test_kafka *tk, const char *group, bus_log *log, const omo_kv *props,
+static omo_bus open_bus(omo_kafka_mock *mk, const char *group, bus_log *log, const omo_kv *props,
                         size_t nprops)
 {
     omo_kafka_conf conf = {
-        .brokers = omo_test_kafka_bootstraps(tk), .group = group, .props = props, .nprops = nprops};
+        .brokers = omo_kafka_mock_bootstraps(mk), .group = group, .props = props, .nprops = nprops};
     omo_bus_events events = {
         .ctx = log, .position = ev_position, .revoked = ev_revoked, .delivered = ev_delivered};
     omo_bus bus = {0};
@@ -162,7 +171,7 @@ static void produce_outputs(omo_bus *bus, omo_topic topic, int64_t first_seq, si
 
 /* Every seq first_seq..first_seq+n-1 is on the topic exactly once, at the partition and offset
  * its delivery report gave, with its key, value and headers. */
-static void check_outputs(omo_test_kafka *tk, const char *topic, const bus_log *log,
+static void check_outputs(omo_kafka_mock *mk, const char *topic, const bus_log *log,
                           int64_t first_seq, size_t n, int32_t partitions)
 {
     cr_assert_eq(log->nfailed, 0);
@@ -184,7 +193,7 @@ static void check_outputs(omo_test_kafka *tk, const char *topic, const bus_log *
     }
 
     omo_test_records recs;
-    cr_assert(omo_test_kafka_read_all(tk, topic, &recs));
+    cr_assert(omo_test_kafka_read_all(omo_kafka_mock_bootstraps(mk), topic, &recs));
     bool *seen = calloc(n, sizeof *seen);
     for (size_t i = 0; i < recs.n; i++) {
         const omo_test_record *r = &recs.recs[i];
@@ -217,8 +226,7 @@ static void check_outputs(omo_test_kafka *tk, const char *topic, const bus_log *
 
 Test(kafka, poll_reads_inputs_from_assigned_positions, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(3, 3);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(3, 3);
 
     enum { NORDERS = 300, NSTOCK = 90 };
     char *keys[NORDERS], *values[NORDERS];
@@ -226,10 +234,10 @@ Test(kafka, poll_reads_inputs_from_assigned_positions, .timeout = 60)
         cr_assert(asprintf(&keys[i], "W-%d", i) > 0);
         cr_assert(asprintf(&values[i], "{\"type\":\"order.created\",\"n\":%d}", i) > 0);
     }
-    cr_assert(omo_test_kafka_produce(tk, "omo.orders", -1, (const char *const *)keys,
+    cr_assert(omo_kafka_mock_produce(mk, "omo.orders", -1, (const char *const *)keys,
                                      (const char *const *)values, NORDERS));
     for (int p = 0; p < 3; p++)
-        cr_assert(omo_test_kafka_produce(tk, "omo.stock", p, (const char *const *)keys,
+        cr_assert(omo_kafka_mock_produce(mk, "omo.stock", p, (const char *const *)keys,
                                          (const char *const *)values, NSTOCK / 3));
     for (int i = 0; i < NORDERS; i++) {
         free(keys[i]);
@@ -237,8 +245,8 @@ Test(kafka, poll_reads_inputs_from_assigned_positions, .timeout = 60)
     }
 
     omo_test_records orders, stock;
-    cr_assert(omo_test_kafka_read_all(tk, "omo.orders", &orders));
-    cr_assert(omo_test_kafka_read_all(tk, "omo.stock", &stock));
+    cr_assert(omo_test_kafka_read_all(omo_kafka_mock_bootstraps(mk), "omo.orders", &orders));
+    cr_assert(omo_test_kafka_read_all(omo_kafka_mock_bootstraps(mk), "omo.stock", &stock));
     cr_assert_eq(orders.n, NORDERS);
     cr_assert_eq(stock.n, NSTOCK);
 
@@ -258,7 +266,7 @@ Test(kafka, poll_reads_inputs_from_assigned_positions, .timeout = 60)
     log.start_at[OMO_TOPIC_ORDERS][mid_p] = mid;
     char group[96];
     fresh_group(group, sizeof group, "poll");
-    omo_bus bus = open_bus(tk, group, &log, NULL, 0);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
 
     omo_test_records *src[2] = {&orders, &stock};
     bool *seen[2] = {calloc(orders.n, 1), calloc(stock.n, 1)};
@@ -325,10 +333,12 @@ Test(kafka, poll_reads_inputs_from_assigned_positions, .timeout = 60)
         {OMO_TOPIC_ORDERS, 0, 5}, {OMO_TOPIC_ORDERS, 1, 6},      {OMO_TOPIC_STOCK, 2, 7},
         {OMO_TOPIC_ORDERS, 9, 8}, {OMO_TOPIC_ALLOCATIONS, 0, 9},
     };
-    omo_kafka_commit_positions(&bus, pos, sizeof pos / sizeof pos[0]);
+    cr_assert_not_null(bus.ops->committed);
+    bus.ops->committed(bus.self, pos, 3);
+    omo_kafka_commit_positions(&bus, pos + 3, sizeof pos / sizeof pos[0] - 3);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char why[256];
-    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", omo_test_kafka_bootstraps(tk), why,
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", omo_kafka_mock_bootstraps(mk), why,
                                    sizeof why),
                  RD_KAFKA_CONF_OK);
     cr_assert_eq(rd_kafka_conf_set(conf, "group.id", group, why, sizeof why), RD_KAFKA_CONF_OK);
@@ -357,18 +367,17 @@ Test(kafka, poll_reads_inputs_from_assigned_positions, .timeout = 60)
     free(seen[0]);
     free(seen[1]);
     log_free(&log);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
 
 Test(kafka, produce_writes_each_seq_once_with_headers, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(3, 3);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(3, 3);
     bus_log log;
     log_init(&log);
     char group[96], err[512];
     fresh_group(group, sizeof group, "produce");
-    omo_bus bus = open_bus(tk, group, &log, NULL, 0);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
 
     cr_assert_eq(bus.ops->partitions(bus.self, OMO_TOPIC_ALLOCATIONS, err, sizeof err), 3, "%s",
                  err);
@@ -376,11 +385,11 @@ Test(kafka, produce_writes_each_seq_once_with_headers, .timeout = 60)
     cr_assert_eq(bus.ops->flush(bus.self, 30000, err, sizeof err), OMO_IO_OK, "%s", err);
     for (size_t i = 0; i < log.ndelivered; i++)
         cr_assert_eq(log.dtopic[i], OMO_TOPIC_ALLOCATIONS);
-    check_outputs(tk, "omo.allocations", &log, 1000, 10000, 3);
+    check_outputs(mk, "omo.allocations", &log, 1000, 10000, 3);
 
     bus.ops->destroy(bus.self);
     log_free(&log);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
 
 typedef struct scan_log {
@@ -399,19 +408,18 @@ static void on_scan(void *ctx, int64_t seq, int64_t offset)
 
 Test(kafka, scan_reports_the_messages_after_an_offset, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(1, 2);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(1, 2);
     bus_log log;
     log_init(&log);
     char group[96], err[512];
     fresh_group(group, sizeof group, "scan");
-    omo_bus bus = open_bus(tk, group, &log, NULL, 0);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
 
     /* seq 0, 2, 4, ... 198 go to partition 0 at offsets 0..99; then one foreign record */
     produce_outputs(&bus, OMO_TOPIC_SHIPMENTS, 0, 200, 2);
     cr_assert_eq(bus.ops->flush(bus.self, 30000, err, sizeof err), OMO_IO_OK, "%s", err);
     const char *keys[] = {"other"}, *values[] = {"{}"};
-    cr_assert(omo_test_kafka_produce(tk, "omo.shipments", 0, keys, values, 1));
+    cr_assert(omo_kafka_mock_produce(mk, "omo.shipments", 0, keys, values, 1));
 
     scan_log s = {0};
     cr_assert_eq(bus.ops->scan(bus.self, OMO_TOPIC_SHIPMENTS, 0, 40, on_scan, &s, err, sizeof err),
@@ -442,14 +450,13 @@ Test(kafka, scan_reports_the_messages_after_an_offset, .timeout = 60)
 
     bus.ops->destroy(bus.self);
     log_free(&log);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
 
 Test(kafka, broker_down_and_up_loses_and_doubles_nothing, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(3, 3);
-    cr_assert_not_null(tk);
-    rd_kafka_mock_cluster_t *mock = omo_test_kafka_mock(tk);
+    omo_kafka_mock *mk = start_cluster(3, 3);
+    rd_kafka_mock_cluster_t *mock = omo_kafka_mock_cluster(mk);
     bus_log log;
     log_init(&log);
     char group[96], err[512];
@@ -457,7 +464,7 @@ Test(kafka, broker_down_and_up_loses_and_doubles_nothing, .timeout = 60)
     for (int32_t p = 0; p < 3; p++)
         cr_assert_eq(rd_kafka_mock_partition_set_leader(mock, "omo.allocations", p, p + 1),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
-    omo_bus bus = open_bus(tk, group, &log, NULL, 0);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
 
     produce_outputs(&bus, OMO_TOPIC_ALLOCATIONS, 1, 3000, 3);
     /* Each broker leads one partition: the leader of partition 1 goes away while messages are
@@ -479,11 +486,11 @@ Test(kafka, broker_down_and_up_loses_and_doubles_nothing, .timeout = 60)
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
     produce_outputs(&bus, OMO_TOPIC_ALLOCATIONS, 6001, 4000, 3);
     cr_assert_eq(bus.ops->flush(bus.self, 40000, err, sizeof err), OMO_IO_OK, "%s", err);
-    check_outputs(tk, "omo.allocations", &log, 1, 10000, 3);
+    check_outputs(mk, "omo.allocations", &log, 1, 10000, 3);
 
     bus.ops->destroy(bus.self);
     log_free(&log);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
 
 typedef struct picked {
@@ -518,8 +525,7 @@ Test(kafka, partition_agrees_with_librdkafka_murmur2, .timeout = 60)
                      want % INT32_MAX, "key %s", vectors[i].key);
     }
 
-    omo_test_kafka *tk = omo_test_kafka_start(1, 1);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(1, 1);
     static const int counts[] = {3, 7, 64};
     enum { NKEYS = 1500 };
     char keys[NKEYS][48];
@@ -533,13 +539,13 @@ Test(kafka, partition_agrees_with_librdkafka_murmur2, .timeout = 60)
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
         char topic[32];
         snprintf(topic, sizeof topic, "murmur-%d", counts[c]);
-        cr_assert_eq(rd_kafka_mock_topic_create(omo_test_kafka_mock(tk), topic, counts[c], 1),
+        cr_assert_eq(rd_kafka_mock_topic_create(omo_kafka_mock_cluster(mk), topic, counts[c], 1),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
         picked pk = {calloc(NKEYS, sizeof(int32_t))};
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_topic_conf_t *tconf = rd_kafka_topic_conf_new();
         char why[256];
-        cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", omo_test_kafka_bootstraps(tk),
+        cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", omo_kafka_mock_bootstraps(mk),
                                        why, sizeof why),
                      RD_KAFKA_CONF_OK);
         cr_assert_eq(rd_kafka_topic_conf_set(tconf, "partitioner", "murmur2", why, sizeof why),
@@ -571,18 +577,17 @@ Test(kafka, partition_agrees_with_librdkafka_murmur2, .timeout = 60)
         rd_kafka_destroy(rk);
         free(pk.partition);
     }
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
 
 Test(kafka, partitions_ready_and_unreachable_brokers, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(1, 5);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(1, 5);
     bus_log log;
     log_init(&log);
     char group[96], err[512];
     fresh_group(group, sizeof group, "meta");
-    omo_bus bus = open_bus(tk, group, &log, NULL, 0);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
     cr_assert(bus.ops->ready(bus.self));
     cr_assert_eq(bus.ops->partitions(bus.self, OMO_TOPIC_DEAD_LETTER, err, sizeof err), 5, "%s",
                  err);
@@ -592,7 +597,7 @@ Test(kafka, partitions_ready_and_unreachable_brokers, .timeout = 60)
     /* A topic nobody created: the mock creates it with its default of 4 partitions when the
      * producer asks (it does even when the client refuses automatic creation: it advertises a
      * Metadata version too old to carry the flag). */
-    omo_kafka_conf conf = {.brokers = omo_test_kafka_bootstraps(tk), .group = group};
+    omo_kafka_conf conf = {.brokers = omo_kafka_mock_bootstraps(mk), .group = group};
     conf.topics[OMO_TOPIC_ALLOCATIONS] = "created-on-demand";
     omo_bus_events events = {
         .ctx = &log, .position = ev_position, .revoked = ev_revoked, .delivered = ev_delivered};
@@ -609,7 +614,7 @@ Test(kafka, partitions_ready_and_unreachable_brokers, .timeout = 60)
     cr_assert_eq(omo_kafka_open(&conf, &events, &untouched, err, sizeof err), OMO_IO_FATAL);
     cr_assert(strstr(err, "no.such.property") != NULL, "%s", err);
     cr_assert_null(untouched.ops);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 
     /* Nobody listens: not ready, and production cannot complete. */
     conf = (omo_kafka_conf){.brokers = "127.0.0.1:1", .group = group};
@@ -636,16 +641,15 @@ Test(kafka, partitions_ready_and_unreachable_brokers, .timeout = 60)
 
 Test(kafka, fatal_producer_error_is_fatal, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(1, 1);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(1, 1);
     /* The idempotent producer cannot get a producer id: librdkafka raises a fatal error. */
-    rd_kafka_mock_push_request_errors(omo_test_kafka_mock(tk), 22 /* InitProducerId */, 1,
+    rd_kafka_mock_push_request_errors(omo_kafka_mock_cluster(mk), 22 /* InitProducerId */, 1,
                                       RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
     bus_log log;
     log_init(&log);
     char group[96], err[512];
     fresh_group(group, sizeof group, "fatal");
-    omo_bus bus = open_bus(tk, group, &log, NULL, 0);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
     omo_out_msg msg = {
         .seq = 7, .topic = OMO_TOPIC_ALLOCATIONS, .partition = 0, .value = "x", .value_len = 1};
     omo_io io = bus.ops->produce(bus.self, &msg, err, sizeof err);
@@ -662,7 +666,7 @@ Test(kafka, fatal_producer_error_is_fatal, .timeout = 60)
     cr_assert_eq(log.ndelivered, 0);
     bus.ops->destroy(bus.self);
     log_free(&log);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
 
 /* Two members of one group, with positions kept where both see them (as the state store does):
@@ -695,8 +699,7 @@ static void poll_member(omo_bus *bus, bus_log *log, shared_positions *sh, bool *
 
 Test(kafka, rebalance_moves_partitions_without_loss_or_repeat, .timeout = 60)
 {
-    omo_test_kafka *tk = omo_test_kafka_start(1, 4);
-    cr_assert_not_null(tk);
+    omo_kafka_mock *mk = start_cluster(1, 4);
     enum { TOTAL = 4000, CHUNK = 100 };
     char *values[CHUNK], *keys[CHUNK];
     bool *seen = calloc(TOTAL, 1);
@@ -707,7 +710,7 @@ Test(kafka, rebalance_moves_partitions_without_loss_or_repeat, .timeout = 60)
     a.shared = b.shared = &sh;
     char group[96];
     fresh_group(group, sizeof group, "rebalance");
-    omo_bus bus_a = open_bus(tk, group, &a, NULL, 0);
+    omo_bus bus_a = open_bus(mk, group, &a, NULL, 0);
     omo_bus bus_b = {0};
     size_t produced = 0, got = 0;
     int64_t deadline = now_ms() + 45000;
@@ -717,7 +720,7 @@ Test(kafka, rebalance_moves_partitions_without_loss_or_repeat, .timeout = 60)
                 cr_assert(asprintf(&values[i], "%zu", produced + (size_t)i) > 0);
                 cr_assert(asprintf(&keys[i], "k%zu", produced + (size_t)i) > 0);
             }
-            cr_assert(omo_test_kafka_produce(tk, "omo.orders", -1, (const char *const *)keys,
+            cr_assert(omo_kafka_mock_produce(mk, "omo.orders", -1, (const char *const *)keys,
                                              (const char *const *)values, CHUNK));
             for (int i = 0; i < CHUNK; i++) {
                 free(values[i]);
@@ -728,7 +731,7 @@ Test(kafka, rebalance_moves_partitions_without_loss_or_repeat, .timeout = 60)
         if (bus_a.ops)
             poll_member(&bus_a, &a, &sh, seen, TOTAL, &got);
         if (!bus_b.ops && bus_a.ops && owned_count(&a) == 8 && got > TOTAL / 4)
-            bus_b = open_bus(tk, group, &b, NULL, 0);
+            bus_b = open_bus(mk, group, &b, NULL, 0);
         if (bus_b.ops)
             poll_member(&bus_b, &b, &sh, seen, TOTAL, &got);
         /* once both share the work, the first leaves: the second takes everything over */
@@ -751,5 +754,5 @@ Test(kafka, rebalance_moves_partitions_without_loss_or_repeat, .timeout = 60)
     free(seen);
     log_free(&a);
     log_free(&b);
-    omo_test_kafka_stop(tk);
+    omo_kafka_mock_stop(mk);
 }
