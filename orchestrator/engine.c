@@ -84,7 +84,9 @@ struct omo_engine {
     unsigned char *rule_line_ok;
     size_t cap_rule_order, cap_rule_line;
     int64_t qty[OMO_MAX_LINES];
-    omo_method *methods; /* per candidate */
+    omo_method *methods;      /* per candidate */
+    omo_shipment *emit_ships; /* the shipments with units, for the revision being emitted */
+    size_t cap_emit_ships;
     size_t capmethods;
     int *prev_node, *prev_seq; /* shipment ids of the allocation being replaced */
     int nprev;
@@ -221,6 +223,7 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->backlog);
     free(eng->retry.v);
     free(eng->methods);
+    free(eng->emit_ships);
     free(eng->prev_node);
     free(eng->prev_seq);
     omo_strmap_free(&eng->order_ids);
@@ -325,6 +328,15 @@ static int64_t ship_units(const omo_shipment *sh, int nlines)
 }
 
 /* Reserves the unfulfilled units of the order's shipments and counts them against capacity. */
+/* Shipments that hold units (a short one may hold none). */
+static int parcels(const order_rec *o)
+{
+    int n = 0;
+    for (int s = 0; s < o->nships; s++)
+        n += ship_units(&o->ships[s], o->nlines) > 0;
+    return n;
+}
+
 static bool ship_open(const omo_shipment *sh)
 {
     return sh->state == OMO_SHIP_ALLOCATED || sh->state == OMO_SHIP_PICKED ||
@@ -621,16 +633,21 @@ static void finish_decision(omo_engine *eng, int oi)
             sh->seq = ++o->next_seq;
     }
     eng->nprev = 0;
+    /* A short shipment left with no units is no parcel: it counts for nothing. */
     int64_t obj = 0, maxh = 0, units = 0, total = 0;
+    int parcels = 0;
     for (int s = 0; s < o->nships; s++) {
         const omo_shipment *sh = &o->ships[s];
         int64_t u = ship_units(sh, o->nlines);
+        if (!u)
+            continue;
         obj += sh->cost * 1000 + u * eng->net->nodes[sh->node].pick_cost_per_unit * 1000;
         maxh = max64(maxh, sh->hours);
         units += u;
+        parcels++;
     }
-    if (o->nships)
-        obj += R->hour_cost * maxh + R->split_penalty * 1000 * (o->nships - 1);
+    if (parcels)
+        obj += R->hour_cost * maxh + R->split_penalty * 1000 * (parcels - 1);
     o->objective = obj;
     for (int l = 0; l < o->nlines; l++) {
         int64_t got = 0;
@@ -951,7 +968,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                         .ncands = nc,
                         .hour_cost = R->hour_cost,
                         .split_penalty = R->split_penalty,
-                        .max_shipments = R->max_shipments - o->nships,
+                        .max_shipments = R->max_shipments - parcels(o),
                         .split_lines = R->split_lines,
                         .partial_deny = R->partial_deny,
                         .explain = explaining};
@@ -1004,9 +1021,15 @@ static void emit(omo_engine *eng, int oi)
                         .nlines = o->nlines,
                         .service = o->service,
                         .pickup_store = o->pickup ? o->store : -1,
-                        .ships = o->status == OMO_ALLOC_CANCELLED ? NULL : o->ships,
-                        .nships = o->status == OMO_ALLOC_CANCELLED ? 0 : o->nships,
+                        .ships = eng->emit_ships,
+                        .nships = 0,
                         .backordered = o->backordered};
+    omo_grow((void **)&eng->emit_ships, &eng->cap_emit_ships, (size_t)o->nships + 1,
+             sizeof(omo_shipment));
+    a.ships = eng->emit_ships;
+    for (int s = 0; s < o->nships && o->status != OMO_ALLOC_CANCELLED; s++)
+        if (ship_units(&o->ships[s], o->nlines))
+            eng->emit_ships[a.nships++] = o->ships[s];
     eng->sink(eng->sink_ctx, &a);
 }
 
@@ -1471,15 +1494,18 @@ void omo_engine_summary(const omo_engine *eng, omo_summary *out)
         if (o->status == OMO_ALLOC_CANCELLED || o->status == OMO_ALLOC_REJECTED)
             continue;
         int64_t maxh = 0;
+        int n = parcels(o);
         for (int s = 0; s < o->nships; s++) {
+            if (!ship_units(&o->ships[s], o->nlines))
+                continue;
             out->ships_by_method[o->ships[s].method]++;
             out->units_allocated += ship_units(&o->ships[s], o->nlines);
             out->ship_cost += o->ships[s].cost;
             maxh = max64(maxh, o->ships[s].hours);
         }
-        if (o->nships > 1)
+        if (n > 1)
             out->split_orders++;
-        if (o->nships) {
+        if (n) {
             out->hours_sum += maxh;
             out->hours_orders++;
         }

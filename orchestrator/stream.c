@@ -1,7 +1,12 @@
 #include "stream.h"
 
+#include "diff.h"
 #include "engine.h"
 #include "event.h"
+#include "picklist.h"
+#include "yamldoc.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +22,10 @@ static const double latency_bounds[LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.0
                                                        0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
 #define BATCH_BUCKETS 8
 static const double batch_bounds[BATCH_BUCKETS] = {1, 10, 50, 100, 500, 1000, 2000, 5000};
+
+/* Events that come through the HTTP API (pick confirmations, ships, collections) are applied and
+ * recorded like input events, under this pseudo-topic, so that a replay repeats them. */
+#define TOPIC_API ((omo_topic)OMO_TOPICS)
 
 /* A queued HTTP request, answered by the service thread. */
 typedef struct http_job {
@@ -53,7 +62,11 @@ struct omo_stream {
     omo_store store;
     omo_stream_opts opts;
     int32_t out_parts[OMO_TOPICS];
+    omo_rules **versions; /* every rules version loaded, the live one included; owned */
+    size_t nversions, capversions;
     bool replaying;
+    const omo_rules *replay_rules; /* the rules the replaying engine decides under */
+    bool failed;                   /* a change could not be committed: the loop must stop */
 
     int64_t next_applied_seq, next_outbox_seq;
     omo_position *positions;
@@ -79,7 +92,7 @@ struct omo_stream {
     size_t inflight;      /* produced, not yet confirmed */
 
     /* metrics */
-    counter_set events_by, decisions_by, ships_by, dead_by;
+    counter_set events_by, decisions_by, ships_by, dead_by, statuses_by, reloads_by;
     histogram latency, batch_sizes;
     omo_stream_stats stats;
     double started;
@@ -109,7 +122,8 @@ static void logf_(const char *fmt, ...)
 
 static const char *topic_label(omo_topic t)
 {
-    static const char *names[] = {"orders", "stock", "allocations", "shipments", "dead_letter"};
+    static const char *names[] = {"orders",    "stock",       "allocations",
+                                  "shipments", "dead_letter", "api"};
     return names[t];
 }
 
@@ -256,6 +270,19 @@ static void on_allocation(void *ctx, const omo_allocation *a)
         observe(&svc->latency, latency_bounds, LATENCY_BUCKETS, now_s() - svc->batch_arrival);
 }
 
+/* Engine status sink: every shipment status becomes an outbox message. */
+static void on_status(void *ctx, const omo_shipment_status *st)
+{
+    omo_stream *svc = ctx;
+    if (svc->replaying)
+        return;
+    size_t n = omo_shipment_status_json(st, svc->net, &svc->json, &svc->capjson);
+    add_out(svc, OMO_TOPIC_SHIPMENTS, st->order_id, strlen(st->order_id), svc->json, n - 1);
+    char labels[160];
+    snprintf(labels, sizeof labels, "status=\"%s\"", omo_ship_state_name(st->status));
+    count(&svc->statuses_by, labels, 1);
+}
+
 static void dead_letter(omo_stream *svc, const omo_in_msg *m, const omo_event_error *err)
 {
     add_out(svc, OMO_TOPIC_DEAD_LETTER, m->key ? m->key : "", m->key ? m->key_len : 0,
@@ -290,6 +317,8 @@ static const char *apply_value(omo_stream *svc, const char *value, size_t len, o
         return "applied";
     case OMO_APPLY_DUPLICATE:
         return "duplicate";
+    case OMO_APPLY_CONFLICT:
+        return "conflict";
     default:
         return "invalid";
     }
@@ -308,7 +337,7 @@ static void take_message(omo_stream *svc, const omo_in_msg *m)
     snprintf(labels, sizeof labels, "topic=\"%s\",type=\"%s\",result=\"%s\"", topic_label(m->topic),
              strcmp(result, "invalid") ? omo_event_type_name(type) : "?", result);
     count(&svc->events_by, labels, 1);
-    if (!strcmp(result, "invalid"))
+    if (!strcmp(result, "invalid") || !strcmp(result, "conflict"))
         dead_letter(svc, m, &err);
     else if (!strcmp(result, "duplicate"))
         svc->stats.duplicates++;
@@ -431,6 +460,102 @@ static int produce_all(omo_stream *svc, const omo_out_msg *msgs, size_t n)
     return 0;
 }
 
+/* Keeps a rules version for as long as the stream lives: applied events in a batch and replays
+ * point at its hash. Returns the kept one (an equal version already kept wins). */
+static omo_rules *keep_version(omo_stream *svc, omo_rules *rules)
+{
+    for (size_t i = 0; i < svc->nversions; i++)
+        if (svc->versions[i] == rules)
+            return rules;
+    omo_grow((void **)&svc->versions, &svc->capversions, svc->nversions + 1, sizeof(omo_rules *));
+    svc->versions[svc->nversions++] = rules;
+    return rules;
+}
+
+static omo_rules *find_version(omo_stream *svc, const char *hash)
+{
+    for (size_t i = 0; i < svc->nversions; i++)
+        if (!strcmp(svc->versions[i]->version_hash, hash))
+            return svc->versions[i];
+    return NULL;
+}
+
+typedef struct history_ctx {
+    omo_stream *svc;
+    char **hashes;
+    size_t n, cap;
+} history_ctx;
+
+static void history_hash_cb(void *ctx, const char *hash, const char *went_live, const char *by)
+{
+    (void)went_live, (void)by;
+    history_ctx *hc = ctx;
+    omo_grow((void **)&hc->hashes, &hc->cap, hc->n + 1, sizeof(char *));
+    hc->hashes[hc->n++] = omo_xstrdup(hash);
+}
+
+typedef struct text_ctx {
+    char *text;
+    size_t len;
+} text_ctx;
+
+static void rules_text_cb(void *ctx, const char *text, size_t len)
+{
+    text_ctx *tc = ctx;
+    tc->text = text ? dup_bytes(text, len) : NULL;
+    tc->len = len;
+}
+
+/* Loads every rules version that was ever live, so that a replay decides each event under the
+ * rules it was decided under. */
+static int load_versions(omo_stream *svc)
+{
+    history_ctx hc = {svc, NULL, 0, 0};
+    if (WITH_RETRY(svc, "[postgres] rules history",
+                   svc->store.ops->rules_history(svc->store.self, history_hash_cb, &hc, err,
+                                                 sizeof err)) != OMO_IO_OK)
+        return 1;
+    int rc = 0;
+    for (size_t i = 0; i < hc.n; i++) {
+        if (!rc && !find_version(svc, hc.hashes[i])) {
+            text_ctx tc = {0};
+            if (WITH_RETRY(svc, "[postgres] rules text",
+                           svc->store.ops->rules_text(svc->store.self, hc.hashes[i], rules_text_cb,
+                                                      &tc, err, sizeof err)) != OMO_IO_OK) {
+                rc = 1;
+            } else if (tc.text) {
+                omo_diag diag = {0};
+                char name[64];
+                snprintf(name, sizeof name, "rules %s", hc.hashes[i]);
+                omo_rules *r = omo_rules_parse(name, tc.text, tc.len, svc->net, &diag);
+                if (r)
+                    keep_version(svc, r);
+                else
+                    logf_("[service] rules version %s no longer loads against the network",
+                          hc.hashes[i]);
+                omo_diag_clear(&diag);
+                free(tc.text);
+            }
+        }
+        free(hc.hashes[i]);
+    }
+    free(hc.hashes);
+    return rc;
+}
+
+/* Sets eng's rules to the version an applied event was decided under, when it is known. */
+static void follow_version(omo_stream *svc, omo_engine *eng, const omo_rules **current,
+                           const omo_applied_event *ev)
+{
+    if (!ev->rules_version || !strcmp((*current)->version_hash, ev->rules_version))
+        return;
+    const omo_rules *r = find_version(svc, ev->rules_version);
+    if (r) {
+        omo_engine_set_rules(eng, r);
+        *current = r;
+    }
+}
+
 /* ---- HTTP ------------------------------------------------------------------------------ */
 
 static void respond(omo_http_response *resp, int status, const char *type, const char *body)
@@ -493,6 +618,9 @@ static void handle_metrics(omo_stream *svc, omo_http_response *resp)
                      &svc->ships_by);
     metrics_counters(&t, "omo_dead_letters_total", "Messages sent to the dead-letter topic.",
                      &svc->dead_by);
+    metrics_counters(&t, "omo_shipment_statuses_total", "Shipment status messages by status.",
+                     &svc->statuses_by);
+    metrics_counters(&t, "omo_rules_reloads_total", "Rules reloads by result.", &svc->reloads_by);
     metrics_histogram(&t, "omo_decision_latency_seconds",
                       "From an order's arrival to its first allocation being queued.",
                       &svc->latency, latency_bounds, LATENCY_BUCKETS);
@@ -517,34 +645,486 @@ static void handle_metrics(omo_stream *svc, omo_http_response *resp)
     resp->body_len = t.n;
 }
 
-static void revision_cb(void *ctx, const omo_revision_row *row)
+/* Appends a JSON value to a comma-separated list. */
+static void list_cb(void *ctx, const char *body, size_t len)
 {
     text *t = ctx;
-    tprintf(t, "%s%.*s", t->n > 15 ? "," : "", (int)row->body_len, row->body);
+    tprintf(t, "%s%.*s", t->n ? "," : "", (int)len, body);
 }
 
+static void revision_cb(void *ctx, const omo_revision_row *row)
+{
+    list_cb(ctx, row->body, row->body_len);
+}
+
+/* GET /orders/{id}: every revision and every shipment status of the order. */
 static void handle_order(omo_stream *svc, const char *order_id, omo_http_response *resp)
 {
-    text t = {0};
-    tprintf(&t, "{\"revisions\":[");
+    text revs = {0}, statuses = {0};
     char err[512] = "";
-    omo_io io = svc->store.ops->order_revisions(svc->store.self, order_id, revision_cb, &t, err,
-                                                sizeof err);
-    if (io != OMO_IO_OK) {
-        free(t.s);
+    if (svc->store.ops->order_revisions(svc->store.self, order_id, revision_cb, &revs, err,
+                                        sizeof err) != OMO_IO_OK ||
+        svc->store.ops->order_statuses(svc->store.self, order_id, list_cb, &statuses, err,
+                                       sizeof err) != OMO_IO_OK) {
+        free(revs.s);
+        free(statuses.s);
         respond(resp, 503, "application/json", "{\"error\":\"database unavailable\"}");
         return;
     }
-    if (t.n == 15) {
-        free(t.s);
+    if (!revs.n) {
+        free(revs.s);
+        free(statuses.s);
         respond(resp, 404, "application/json", "{\"error\":\"no such order\"}");
         return;
     }
-    tprintf(&t, "],\"order_id\":\"%s\"}", order_id);
+    json_t *idj = json_string(order_id);
+    char *ids = json_dumps(idj, JSON_ENCODE_ANY);
+    json_decref(idj);
+    text t = {0};
+    tprintf(&t, "{\"order_id\":%s,\"revisions\":[%.*s],\"shipment_statuses\":[%.*s]}",
+            ids ? ids : "\"\"", (int)revs.n, revs.s ? revs.s : "", (int)statuses.n,
+            statuses.s ? statuses.s : "");
+    free(ids);
+    free(revs.s);
+    free(statuses.s);
     resp->status = 200;
     snprintf(resp->content_type, sizeof resp->content_type, "application/json");
     resp->body = t.s;
     resp->body_len = t.n;
+}
+
+static void respond_json(omo_http_response *resp, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    resp->status = status;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    resp->body = text ? text : omo_xstrdup("{}");
+    resp->body_len = strlen(resp->body);
+}
+
+static void respond_error(omo_http_response *resp, int status, const char *error, const char *key,
+                          const char *value)
+{
+    json_t *body = json_pack("{s:s}", "error", error);
+    if (key)
+        json_object_set_new(body, key, json_string(value ? value : ""));
+    respond_json(resp, status, body);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Applies an event from the HTTP API like an input event, then commits and sends what it
+ * produced before answering. Nothing of a refused event is kept. */
+static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_error *err)
+{
+    char *text = json_dumps(event, JSON_COMPACT);
+    json_decref(event);
+    memset(err, 0, sizeof *err);
+    if (!omo_event_parse(text, strlen(text), svc->net, &svc->ev, err)) {
+        free(text);
+        return OMO_APPLY_INVALID;
+    }
+    omo_apply_result r = omo_engine_apply(svc->eng, &svc->ev, err);
+    if (r != OMO_APPLY_OK) {
+        free(text);
+        return r;
+    }
+    omo_grow((void **)&svc->events, &svc->capevents, svc->nevents + 1, sizeof(omo_applied_event));
+    svc->events[svc->nevents++] = (omo_applied_event){
+        svc->next_applied_seq++, TOPIC_API, 0, 0, text, strlen(text), svc->rules->version_hash};
+    count(&svc->events_by, "topic=\"api\",type=\"store\",result=\"applied\"", 1);
+    size_t nout = svc->noutbox;
+    if (commit_batch(svc) || produce_all(svc, svc->outbox, nout)) {
+        /* The view is ahead of the database: only a restart (a replay) can set it right. */
+        svc->failed = true;
+        snprintf(err->message, sizeof err->message, "the database did not take the change");
+        return OMO_APPLY_INVALID;
+    }
+    clear_batch(svc, false);
+    return OMO_APPLY_OK;
+}
+
+/* The caller may act for this store: an ops token, or the store's own token. */
+static bool may_act_for(const omo_token *tok, const char *store_id)
+{
+    return tok->role == OMO_ROLE_OPS || (tok->store && !strcmp(tok->store, store_id));
+}
+
+/* Saves a validated rules version and swaps it in: between two decisions, since requests and
+ * signals are handled between batches. Returns false (old rules still live) when the version
+ * cannot be recorded. */
+static bool swap_rules(omo_stream *svc, omo_rules *next, const char *text, size_t len,
+                       const char *by)
+{
+    char *copy = dup_bytes(text, len);
+    omo_io io = WITH_RETRY(
+        svc, "[postgres] save rules",
+        svc->store.ops->save_rules(svc->store.self, next->version_hash, copy, by, err, sizeof err));
+    free(copy);
+    if (io != OMO_IO_OK) {
+        omo_rules_destroy(next);
+        return false;
+    }
+    omo_rules *kept = find_version(svc, next->version_hash);
+    if (kept)
+        omo_rules_destroy(next);
+    else
+        kept = keep_version(svc, next);
+    svc->rules = kept;
+    omo_engine_set_rules(svc->eng, kept);
+    count(&svc->reloads_by, "result=\"ok\"", 1);
+    logf_("[service] rules version %s is live (by %s)", kept->version_hash, by);
+    return true;
+}
+
+/* Reads and validates rules text; returns the rules, or NULL with every error in diag. */
+static omo_rules *parse_rules(omo_stream *svc, const char *name, const char *text, size_t len,
+                              omo_diag *diag)
+{
+    omo_rules *r = omo_rules_parse(name, text, len, svc->net, diag);
+    if (!r) {
+        count(&svc->reloads_by, "result=\"invalid\"", 1);
+        for (size_t i = 0; i < diag->count; i++)
+            logf_("[service] rules refused: %s", diag->lines[i]);
+    }
+    return r;
+}
+
+/* Re-reads the routing file. Returns 0, 1 (invalid: diag says why) or 2 (not recorded). */
+static int reload_file(omo_stream *svc, const char *by, omo_diag *diag)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (!omo_yaml_read_file(svc->conf->routing_path, &text, &len, diag))
+        return 1;
+    omo_rules *next = parse_rules(svc, svc->conf->routing_path, text, len, diag);
+    int rc = !next ? 1 : swap_rules(svc, next, text, len, by) ? 0 : 2;
+    free(text);
+    return rc;
+}
+
+/* Who changed the rules: the role and a fingerprint of the token, never the token. */
+static void token_by(const omo_token *tok, const char *how, char *by, size_t len)
+{
+    snprintf(by, len, "%s by %s token %08llx", how, tok->role == OMO_ROLE_OPS ? "ops" : "store",
+             (unsigned long long)(omo_hash_str(tok->token) & 0xffffffffULL));
+}
+
+static json_t *diag_json(const omo_diag *diag)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < diag->count; i++)
+        json_array_append_new(arr, json_string(diag->lines[i]));
+    return arr;
+}
+
+typedef struct history_json_ctx {
+    json_t *arr;
+} history_json_ctx;
+
+static void history_json_cb(void *ctx, const char *hash, const char *went_live, const char *by)
+{
+    json_array_append_new(
+        ((history_json_ctx *)ctx)->arr,
+        json_pack("{s:s,s:s,s:s}", "version", hash, "went_live", went_live, "by", by));
+}
+
+static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo_token *tok,
+                         omo_http_response *resp)
+{
+    bool get = !strcmp(req->method, "GET"), put = !strcmp(req->method, "PUT");
+    bool reload = !strcmp(req->method, "POST") && !strcmp(req->path, "/rules/reload");
+    char err[512] = "", by[96];
+    omo_diag diag = {0};
+    if (get && !strcmp(req->path, "/rules")) {
+        history_json_ctx hc = {json_array()};
+        text_ctx tc = {0};
+        if (svc->store.ops->rules_history(svc->store.self, history_json_cb, &hc, err, sizeof err) !=
+                OMO_IO_OK ||
+            svc->store.ops->rules_text(svc->store.self, svc->rules->version_hash, rules_text_cb,
+                                       &tc, err, sizeof err) != OMO_IO_OK) {
+            json_decref(hc.arr);
+            free(tc.text);
+            respond_error(resp, 503, "database unavailable", NULL, NULL);
+            return;
+        }
+        json_t *live = json_pack("{s:s,s:s}", "version", svc->rules->version_hash, "path",
+                                 svc->conf->routing_path);
+        if (tc.text)
+            json_object_set_new(live, "text", json_stringn(tc.text, tc.len));
+        free(tc.text);
+        respond_json(resp, 200, json_pack("{s:o,s:o}", "live", live, "history", hc.arr));
+        return;
+    }
+    if (put && !strcmp(req->path, "/rules")) {
+        token_by(tok, "PUT /rules", by, sizeof by);
+        omo_rules *next =
+            parse_rules(svc, "PUT /rules", req->body ? req->body : "", req->body_len, &diag);
+        if (!next) {
+            respond_json(
+                resp, 422,
+                json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
+        } else if (!swap_rules(svc, next, req->body ? req->body : "", req->body_len, by)) {
+            respond_error(resp, 503, "the database did not record the rules", NULL, NULL);
+        } else {
+            /* The file follows, so that a reload or a restart keeps these rules. */
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s.tmp", svc->conf->routing_path);
+            FILE *f = fopen(tmp, "w");
+            bool written = f && fwrite(req->body, 1, req->body_len, f) == req->body_len;
+            written = f && !fclose(f) && written && !rename(tmp, svc->conf->routing_path);
+            if (!written)
+                logf_("[service] rules are live but %s could not be written",
+                      svc->conf->routing_path);
+            respond_json(resp, 200,
+                         json_pack("{s:s,s:b}", "version", svc->rules->version_hash, "file_written",
+                                   written));
+        }
+        omo_diag_clear(&diag);
+        return;
+    }
+    if (reload) {
+        token_by(tok, "POST /rules/reload", by, sizeof by);
+        int rc = reload_file(svc, by, &diag);
+        if (rc == 1)
+            respond_json(
+                resp, 422,
+                json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
+        else if (rc == 2)
+            respond_error(resp, 503, "the database did not record the rules", NULL, NULL);
+        else
+            respond_json(resp, 200, json_pack("{s:s}", "version", svc->rules->version_hash));
+        omo_diag_clear(&diag);
+        return;
+    }
+    respond_error(resp, 405, "GET or PUT /rules, POST /rules/reload or /rules/diff", NULL, NULL);
+}
+
+/* Replays every applied event into eng (or into both engines of a diff). */
+typedef struct replay_ctx {
+    omo_stream *svc;
+    omo_engine *eng[2];
+    const omo_rules *rules; /* follow the versions, for eng[0] only */
+    bool follow;
+    omo_event ev;
+    uint64_t events;
+} replay_ctx;
+
+static void replay_into_cb(void *ctx, const omo_applied_event *ae)
+{
+    replay_ctx *rc = ctx;
+    omo_event_error err;
+    rc->events++;
+    if (rc->follow)
+        follow_version(rc->svc, rc->eng[0], &rc->rules, ae);
+    if (!omo_event_parse(ae->value, ae->value_len, rc->svc->net, &rc->ev, &err))
+        return;
+    for (int i = 0; i < 2; i++)
+        if (rc->eng[i])
+            (void)omo_engine_apply(rc->eng[i], &rc->ev, &err);
+}
+
+static bool replay_into(omo_stream *svc, replay_ctx *rc)
+{
+    rc->svc = svc;
+    char err[512] = "";
+    return svc->store.ops->replay(svc->store.self, 0, replay_into_cb, rc, err, sizeof err) ==
+           OMO_IO_OK;
+}
+
+static void handle_diff(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
+{
+    omo_diag diag = {0};
+    omo_rules *proposed =
+        parse_rules(svc, "POST /rules/diff", req->body ? req->body : "", req->body_len, &diag);
+    if (!proposed) {
+        respond_json(resp, 422,
+                     json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
+        omo_diag_clear(&diag);
+        return;
+    }
+    char fmt[16] = "json";
+    omo_query_param(req->query, "format", fmt, sizeof fmt);
+    omo_diff_format format = !strcmp(fmt, "text")   ? OMO_DIFF_TEXT
+                             : !strcmp(fmt, "html") ? OMO_DIFF_HTML
+                                                    : OMO_DIFF_JSON;
+    omo_diff *diff = omo_diff_create(svc->net, svc->rules, proposed);
+    replay_ctx *rc = omo_xcalloc(1, sizeof *rc);
+    rc->eng[0] = omo_diff_engine(diff, OMO_DIFF_OLD);
+    rc->eng[1] = omo_diff_engine(diff, OMO_DIFF_NEW);
+    if (!replay_into(svc, rc)) {
+        respond_error(resp, 503, "database unavailable", NULL, NULL);
+    } else {
+        omo_diff_report rep;
+        omo_diff_report_build(diff, &rep);
+        omo_diff_info info = {.network_path = svc->conf->network_path,
+                              .events_path = "applied events",
+                              .events = rc->events};
+        size_t len = 0;
+        char *body = omo_diff_render(diff, &rep, &info, format, &len);
+        omo_diff_report_clear(&rep);
+        resp->status = 200;
+        snprintf(resp->content_type, sizeof resp->content_type, "%s",
+                 format == OMO_DIFF_HTML   ? "text/html; charset=utf-8"
+                 : format == OMO_DIFF_TEXT ? "text/plain; charset=utf-8"
+                                           : "application/json");
+        resp->body = body;
+        resp->body_len = len;
+    }
+    free(rc);
+    omo_diff_destroy(diff);
+    omo_rules_destroy(proposed);
+    omo_diag_clear(&diag);
+}
+
+typedef struct explain_ctx {
+    const omo_network *net;
+    bool json;
+    char *latest;
+} explain_ctx;
+
+static void keep_explanation(void *ctx, const omo_explanation *ex)
+{
+    explain_ctx *ec = ctx;
+    free(ec->latest);
+    ec->latest = ec->json ? omo_explain_json(ex, ec->net) : omo_explain_text(ex, ec->net);
+}
+
+/* GET /orders/{id}/explain: the decisions replayed under the rules they were made under. */
+static void handle_explain(omo_stream *svc, const omo_http_request *req, const char *order_id,
+                           omo_http_response *resp)
+{
+    char fmt[16] = "text";
+    omo_query_param(req->query, "format", fmt, sizeof fmt);
+    explain_ctx ec = {svc->net, !strcmp(fmt, "json"), NULL};
+    const omo_rules *first = svc->nversions ? svc->versions[0] : svc->rules;
+    replay_ctx *rc = omo_xcalloc(1, sizeof *rc);
+    rc->eng[0] = omo_engine_create(svc->net, first, NULL, NULL);
+    rc->rules = first;
+    rc->follow = true;
+    omo_engine_explain(rc->eng[0], order_id, keep_explanation, &ec);
+    if (!replay_into(svc, rc))
+        respond_error(resp, 503, "database unavailable", NULL, NULL);
+    else if (!ec.latest)
+        respond_error(resp, 404, "no such order", "order_id", order_id);
+    else {
+        resp->status = 200;
+        snprintf(resp->content_type, sizeof resp->content_type, "%s",
+                 ec.json ? "application/json" : "text/plain; charset=utf-8");
+        resp->body = ec.latest;
+        resp->body_len = strlen(ec.latest);
+        ec.latest = NULL;
+    }
+    free(ec.latest);
+    omo_engine_destroy(rc->eng[0]);
+    free(rc);
+}
+
+static void handle_picklist(omo_stream *svc, const omo_http_request *req, const omo_token *tok,
+                            const char *bearer, const char *store_id, omo_http_response *resp)
+{
+    int node = omo_network_find(svc->net, store_id);
+    if (node < 0 || svc->net->nodes[node].type != OMO_NODE_STORE) {
+        respond_error(resp, 404, "no such store", "store_id", store_id);
+        return;
+    }
+    if (!may_act_for(tok, store_id)) {
+        respond_error(resp, 403, "this token may not see another store's picks", "store_id",
+                      store_id);
+        return;
+    }
+    char format[16] = "json", maxbuf[16];
+    if (omo_query_param(req->query, "format", format, sizeof format) == NULL)
+        snprintf(format, sizeof format, "json");
+    int max_orders = 0;
+    if (omo_query_param(req->query, "max_orders", maxbuf, sizeof maxbuf)) {
+        char *end;
+        long v = strtol(maxbuf, &end, 10);
+        if (*end || v < 1 || v > 100000) {
+            respond_error(resp, 400, "max_orders must be a positive integer", "field",
+                          "max_orders");
+            return;
+        }
+        max_orders = (int)v;
+    }
+    omo_picklist pl;
+    omo_engine_picklist(svc->eng, node, max_orders, wall_ms(), &pl);
+    omo_picklist_sort(&pl);
+    size_t len = 0;
+    char *body = omo_picklist_render(&pl, format, true, bearer, &len);
+    omo_picklist_free(&pl);
+    if (!body) {
+        respond_error(resp, 400, "format must be text, csv, json or html", "field", "format");
+        return;
+    }
+    static const struct {
+        const char *format, *type;
+    } types[] = {{"text", "text/plain; charset=utf-8"},
+                 {"csv", "text/csv; charset=utf-8"},
+                 {"json", "application/json"},
+                 {"html", "text/html; charset=utf-8"}};
+    resp->status = 200;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(types[i].format, format))
+            snprintf(resp->content_type, sizeof resp->content_type, "%s", types[i].type);
+    resp->body = body;
+    resp->body_len = len;
+}
+
+/* POST /picks/{id}/confirm, /shipments/{id}/ship, /shipments/{id}/collect. */
+static void handle_store_step(omo_stream *svc, const omo_http_request *req, const omo_token *tok,
+                              const char *shipment_id, omo_event_type type, omo_http_response *resp)
+{
+    omo_ship_state state;
+    int node = omo_engine_find_shipment(svc->eng, shipment_id, &state);
+    if (node < 0) {
+        respond_error(resp, 404, "no such shipment", "shipment_id", shipment_id);
+        return;
+    }
+    if (!may_act_for(tok, svc->net->nodes[node].id)) {
+        respond_error(resp, 403, "this token may not act on another store's shipments",
+                      "shipment_id", shipment_id);
+        return;
+    }
+    char at[40];
+    json_t *event = json_pack("{s:s,s:s,s:s}", "type", omo_event_type_name(type), "shipment_id",
+                              shipment_id, "at", omo_time_format(wall_ms(), at, sizeof at));
+    if (type == OMO_EV_PICK_CONFIRMED && req->body_len) {
+        json_error_t jerr;
+        json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+        if (!body || !json_is_object(body)) {
+            json_decref(body);
+            json_decref(event);
+            respond_error(resp, 400, body ? "the body must be a JSON object" : jerr.text, "field",
+                          "");
+            return;
+        }
+        json_t *lines = json_object_get(body, "lines");
+        if (lines)
+            json_object_set(event, "lines", lines);
+        json_decref(body);
+    }
+    omo_event_error err;
+    switch (apply_api(svc, event, &err)) {
+    case OMO_APPLY_OK:
+        omo_engine_find_shipment(svc->eng, shipment_id, &state);
+        respond_json(resp, 200,
+                     json_pack("{s:s,s:s}", "shipment_id", shipment_id, "status",
+                               omo_ship_state_name(state)));
+        return;
+    case OMO_APPLY_CONFLICT:
+        respond_error(resp, 409, err.message, "state", err.field);
+        return;
+    default:
+        respond_error(resp, svc->failed ? 503 : 400, err.message, "field", err.field);
+        return;
+    }
 }
 
 static void handle_request(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
@@ -559,10 +1139,79 @@ static void handle_request(omo_stream *svc, const omo_http_request *req, omo_htt
         handle_metrics(svc, resp);
         return;
     }
-    const omo_token *tok = req->bearer ? omo_svcconf_token(svc->conf, req->bearer) : NULL;
+    /* A browser following a link cannot send a header: GETs may carry ?token= instead. */
+    char qtoken[256];
+    const char *bearer = req->bearer;
+    if (!bearer && get)
+        bearer = omo_query_param(req->query, "token", qtoken, sizeof qtoken);
+    const omo_token *tok = bearer ? omo_svcconf_token(svc->conf, bearer) : NULL;
     if (!tok) {
         respond(resp, 401, "application/json", "{\"error\":\"missing or unknown bearer token\"}");
         return;
+    }
+    bool post = !strcmp(req->method, "POST");
+    const char *p = req->path;
+    size_t plen = strlen(p);
+    if (get && !strncmp(p, "/stores/", 8) && plen > 19 && !strcmp(p + plen - 9, "/picklist")) {
+        char store[OMO_ID_MAX + 1];
+        size_t n = plen - 8 - 9;
+        if (n < sizeof store) {
+            memcpy(store, p + 8, n);
+            store[n] = 0;
+            handle_picklist(svc, req, tok, bearer, store, resp);
+            return;
+        }
+    }
+    static const struct {
+        const char *prefix, *suffix;
+        omo_event_type type;
+    } steps[] = {{"/picks/", "/confirm", OMO_EV_PICK_CONFIRMED},
+                 {"/shipments/", "/ship", OMO_EV_SHIPMENT_SHIPPED},
+                 {"/shipments/", "/collect", OMO_EV_SHIPMENT_COLLECTED}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        size_t a = strlen(steps[i].prefix), b = strlen(steps[i].suffix);
+        if (!strncmp(p, steps[i].prefix, a) && plen > a + b &&
+            !strcmp(p + plen - b, steps[i].suffix)) {
+            if (!post) {
+                respond_error(resp, 405, "use POST", NULL, NULL);
+                return;
+            }
+            char id[OMO_LONG_ID_MAX + 16];
+            size_t n = plen - a - b;
+            if (n >= sizeof id) {
+                respond_error(resp, 404, "no such shipment", NULL, NULL);
+                return;
+            }
+            memcpy(id, p + a, n);
+            id[n] = 0;
+            handle_store_step(svc, req, tok, id, steps[i].type, resp);
+            return;
+        }
+    }
+    if (!strcmp(p, "/rules") || !strncmp(p, "/rules/", 7)) {
+        if (tok->role != OMO_ROLE_OPS) {
+            respond_error(resp, 403, "ops token required", NULL, NULL);
+            return;
+        }
+        if (post && !strcmp(p, "/rules/diff"))
+            handle_diff(svc, req, resp);
+        else
+            handle_rules(svc, req, tok, resp);
+        return;
+    }
+    if (get && !strncmp(p, "/orders/", 8) && plen > 16 && !strcmp(p + plen - 8, "/explain")) {
+        if (tok->role != OMO_ROLE_OPS) {
+            respond_error(resp, 403, "ops token required", NULL, NULL);
+            return;
+        }
+        char id[OMO_LONG_ID_MAX + 1];
+        size_t n = plen - 8 - 8;
+        if (n < sizeof id) {
+            memcpy(id, p + 8, n);
+            id[n] = 0;
+            handle_explain(svc, req, id, resp);
+            return;
+        }
     }
     if (get && !strncmp(req->path, "/orders/", 8) && req->path[8] && !strchr(req->path + 8, '/')) {
         if (tok->role != OMO_ROLE_OPS) {
@@ -617,6 +1266,7 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
     svc->conf = conf;
     svc->net = net;
     svc->rules = rules;
+    keep_version(svc, rules);
     svc->store = store;
     svc->bus_events = (omo_bus_events){svc, bus_position, bus_revoked, bus_delivered};
     if (opts)
@@ -630,6 +1280,7 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
     if (svc->opts.retry_budget_ms <= 0)
         svc->opts.retry_budget_ms = 60000;
     svc->eng = omo_engine_create(net, rules, on_allocation, svc);
+    omo_engine_set_status_sink(svc->eng, on_status, svc);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
     svc->started = now_s();
@@ -653,12 +1304,16 @@ void omo_stream_destroy(omo_stream *svc)
     free(svc->decisions_by.v);
     free(svc->ships_by.v);
     free(svc->dead_by.v);
+    free(svc->statuses_by.v);
+    free(svc->reloads_by.v);
     omo_engine_destroy(svc->eng);
     if (svc->bus.ops)
         svc->bus.ops->destroy(svc->bus.self);
     if (svc->store.ops)
         svc->store.ops->destroy(svc->store.self);
-    omo_rules_destroy(svc->rules);
+    for (size_t i = 0; i < svc->nversions; i++)
+        omo_rules_destroy(svc->versions[i]);
+    free(svc->versions);
     omo_network_destroy(svc->net);
     pthread_mutex_destroy(&svc->mu);
     pthread_cond_destroy(&svc->cv);
@@ -670,6 +1325,7 @@ static void replay_cb(void *ctx, const omo_applied_event *ev)
     omo_stream *svc = ctx;
     omo_event_error err;
     omo_event_type type;
+    follow_version(svc, svc->eng, &svc->replay_rules, ev);
     (void)apply_value(svc, ev->value, ev->value_len, &err, &type);
     if (ev->seq >= svc->next_applied_seq)
         svc->next_applied_seq = ev->seq + 1;
@@ -741,12 +1397,18 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
     svc->next_applied_seq = applied + 1;
     svc->next_outbox_seq = outbox + 1;
 
-    /* The view: every applied event again, in the order it was applied. */
+    if (load_versions(svc)) {
+        snprintf(errout, errlen, "cannot read the rules versions");
+        return 1;
+    }
+    /* The view: every applied event again, in the order it was applied, under its rules. */
     svc->replaying = true;
+    svc->replay_rules = svc->rules;
     omo_io io =
         WITH_RETRY(svc, "[postgres] replay",
                    svc->store.ops->replay(svc->store.self, 0, replay_cb, svc, err, sizeof err));
     svc->replaying = false;
+    omo_engine_set_rules(svc->eng, svc->rules);
     omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
     if (io != OMO_IO_OK) {
         snprintf(errout, errlen, "cannot replay the applied events");
@@ -813,9 +1475,15 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
 
 int omo_stream_step(omo_stream *svc)
 {
+    if (svc->failed)
+        return 1;
     if (svc->opts.reload && *svc->opts.reload) {
         *svc->opts.reload = 0;
-        logf_("[service] rules reload requested: not supported by this build yet");
+        omo_diag diag = {0};
+        if (reload_file(svc, "SIGHUP", &diag))
+            logf_("[service] SIGHUP: the rules in %s were refused; version %s stays live",
+                  svc->conf->routing_path, svc->rules->version_hash);
+        omo_diag_clear(&diag);
     }
     size_t n = 0;
     char err[512] = "";
@@ -837,6 +1505,8 @@ int omo_stream_step(omo_stream *svc)
         return 1;
     clear_batch(svc, false);
     serve_jobs(svc);
+    if (svc->failed)
+        return 1;
     if (svc->opts.on_batch && n) {
         omo_stream_stats st;
         omo_stream_stats_get(svc, &st);
