@@ -13,5 +13,9 @@ int omo_cmd_run(int argc, char **argv);
 int omo_cmd_db(int argc, char **argv);
 /* `omo demo [--keep]` (connectors/wiring). */
 int omo_cmd_demo(int argc, char **argv);
+/* `omo stock import-bins --config omo.yaml FILE.csv` and `omo picklist --config omo.yaml
+ * --store ID [--format F] [--max-orders N]` (connectors/wiring). */
+int omo_cmd_stock(int argc, char **argv);
+int omo_cmd_picklist(int argc, char **argv);
 
 #endif

@@ -1251,6 +1251,13 @@ static void consume(omo_engine *eng, order_rec *o, int oi, int node, int sku, in
 
 static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_t now)
 {
+    if (ev->type == OMO_EV_STOCK_BIN) {
+        omo_stock *st =
+            omo_inventory_get(eng->inv, ev->node, omo_inventory_sku(eng->inv, ev->sku, true), true);
+        snprintf(st->bin, sizeof st->bin, "%.15s", ev->bin);
+        omo_inventory_touch(eng->inv, st);
+        return OMO_APPLY_OK;
+    }
     bool added;
     if (omo_strmap_add(&eng->event_ids, ev->event_id, 0, &added) < 0)
         abort();

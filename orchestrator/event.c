@@ -388,6 +388,28 @@ static bool parse_stock_common(const json_t *root, const omo_network *net, omo_e
            get_str(root, K("sku"), true, STR_ID, ev->sku, sizeof ev->sku, &TOP, err) == GOT_VALUE;
 }
 
+/* The bin of a snapshot (optional) or of a stock.bin (required). */
+static bool parse_bin(const json_t *root, bool required, omo_event *ev, omo_event_error *err)
+{
+    int got = get_str(root, K("bin"), required, STR_TEXT, ev->bin, sizeof ev->bin, &TOP, err);
+    if (got == GOT_ERROR)
+        return false;
+    if (got == GOT_VALUE && !bin_valid(ev->bin))
+        return refuse(err, "bad_bin", &TOP, "bin",
+                      "must be AISLE-BAY-SHELF in decimal numbers like \"07-12-3\", got \"%.40s\"",
+                      ev->bin);
+    return got == GOT_VALUE || !required;
+}
+
+/* stock.bin: node_id, sku and bin; no event_id (setting a bin twice changes nothing). */
+static bool parse_stock_bin(const json_t *root, const omo_network *net, omo_event *ev,
+                            omo_event_error *err)
+{
+    return get_node(root, K("node_id"), net, &ev->node, &TOP, err) == GOT_VALUE &&
+           get_str(root, K("sku"), true, STR_ID, ev->sku, sizeof ev->sku, &TOP, err) == GOT_VALUE &&
+           parse_bin(root, true, ev, err) && parse_optional_at(root, ev, err);
+}
+
 static bool parse_stock_snapshot(const json_t *root, const omo_network *net, omo_event *ev,
                                  omo_event_error *err)
 {
@@ -399,14 +421,7 @@ static bool parse_stock_snapshot(const json_t *root, const omo_network *net, omo
     if (ev->on_hand < 0)
         return refuse(err, "out_of_range", &TOP, "on_hand", "negative quantity, got %" PRId64,
                       ev->on_hand);
-    int got = get_str(root, K("bin"), false, STR_TEXT, ev->bin, sizeof ev->bin, &TOP, err);
-    if (got == GOT_ERROR)
-        return false;
-    if (got == GOT_VALUE && !bin_valid(ev->bin))
-        return refuse(err, "bad_bin", &TOP, "bin",
-                      "must be AISLE-BAY-SHELF in decimal numbers like \"07-12-3\", got \"%.40s\"",
-                      ev->bin);
-    return parse_optional_at(root, ev, err);
+    return parse_bin(root, false, ev, err) && parse_optional_at(root, ev, err);
 }
 
 static bool parse_stock_delta(const json_t *root, const omo_network *net, omo_event *ev,
@@ -429,6 +444,7 @@ static const char *const TYPE_NAMES[] = {
     [OMO_EV_PICK_CONFIRMED] = "pick.confirmed",
     [OMO_EV_SHIPMENT_SHIPPED] = "shipment.shipped",
     [OMO_EV_SHIPMENT_COLLECTED] = "shipment.collected",
+    [OMO_EV_STOCK_BIN] = "stock.bin",
 };
 #define NTYPES (sizeof TYPE_NAMES / sizeof TYPE_NAMES[0])
 
@@ -597,6 +613,9 @@ bool omo_event_parse(const char *text, size_t len, const omo_network *net, omo_e
     case OMO_EV_SHIPMENT_SHIPPED:
     case OMO_EV_SHIPMENT_COLLECTED:
         ok = parse_shipment_event(root, ev, err);
+        break;
+    case OMO_EV_STOCK_BIN:
+        ok = parse_stock_bin(root, net, ev, err);
         break;
     }
 done:

@@ -12,9 +12,10 @@ typedef enum omo_event_type {
     OMO_EV_STOCK_SNAPSHOT,
     OMO_EV_STOCK_DELTA,
     /* From the store side (the HTTP API writes them; a store system may send them too): */
-    OMO_EV_PICK_CONFIRMED,    /* lines hold the units picked; pick_reason why a line is short */
-    OMO_EV_SHIPMENT_SHIPPED,  /* handed to the carrier */
-    OMO_EV_SHIPMENT_COLLECTED /* handed to the customer */
+    OMO_EV_PICK_CONFIRMED,     /* lines hold the units picked; pick_reason why a line is short */
+    OMO_EV_SHIPMENT_SHIPPED,   /* handed to the carrier */
+    OMO_EV_SHIPMENT_COLLECTED, /* handed to the customer */
+    OMO_EV_STOCK_BIN           /* where a store keeps a SKU (omo stock import-bins) */
 } omo_event_type;
 
 typedef struct omo_line {

@@ -13,7 +13,9 @@ static void usage(FILE *out)
           "  explain --network N.yaml --rules R.yaml --events E.jsonl [--json] ORDER_ID\n"
           "  demo [--keep]\n"
           "  run --config omo.yaml\n"
-          "  db migrate --config omo.yaml\n",
+          "  db migrate --config omo.yaml\n"
+          "  picklist --config omo.yaml --store ID [--format text|csv|json|html] [--max-orders N]\n"
+          "  stock import-bins --config omo.yaml FILE.csv\n",
           out);
 }
 
@@ -36,6 +38,10 @@ int main(int argc, char **argv)
         return omo_cmd_db(argc - 2, argv + 2);
     if (!strcmp(cmd, "demo"))
         return omo_cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "stock"))
+        return omo_cmd_stock(argc - 2, argv + 2);
+    if (!strcmp(cmd, "picklist"))
+        return omo_cmd_picklist(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -1375,18 +1375,9 @@ static void scan_cb(void *ctx, int64_t seq, int64_t offset)
         }
 }
 
-int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
+int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
 {
     double t0 = now_s();
-    for (int t = OMO_TOPIC_ALLOCATIONS; t < OMO_TOPICS; t++) {
-        char err[512] = "";
-        int32_t n = svc->bus.ops->partitions(svc->bus.self, (omo_topic)t, err, sizeof err);
-        if (n < 1) {
-            snprintf(errout, errlen, "topic %s: %s", topic_name(svc, (omo_topic)t), err);
-            return 1;
-        }
-        svc->out_parts[t] = n;
-    }
     int64_t applied = 0, outbox = 0;
     if (WITH_RETRY(svc, "[postgres] read sequences",
                    svc->store.ops->max_seqs(svc->store.self, &applied, &outbox, err, sizeof err)) !=
@@ -1423,6 +1414,22 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
     const omo_engine_stats *es = omo_engine_stats_get(svc->eng);
     logf_("[service] rebuilt the view from %lld applied events (%llu orders) in %.2f s",
           (long long)(svc->next_applied_seq - 1), (unsigned long long)es->orders, now_s() - t0);
+    return 0;
+}
+
+int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
+{
+    for (int t = OMO_TOPIC_ALLOCATIONS; t < OMO_TOPICS; t++) {
+        char err[512] = "";
+        int32_t n = svc->bus.ops->partitions(svc->bus.self, (omo_topic)t, err, sizeof err);
+        if (n < 1) {
+            snprintf(errout, errlen, "topic %s: %s", topic_name(svc, (omo_topic)t), err);
+            return 1;
+        }
+        svc->out_parts[t] = n;
+    }
+    if (omo_stream_rebuild(svc, errout, errlen))
+        return 1;
 
     /* The outbox: read back what reached each topic since the last confirmation, send the rest. */
     pending_set ps = {0};

@@ -48,6 +48,10 @@ const omo_bus_events *omo_stream_bus_events(omo_stream *svc);
 void omo_stream_attach_bus(omo_stream *svc, omo_bus bus);
 void omo_stream_destroy(omo_stream *svc);
 
+/* Rebuilds the in-memory view from the store alone (no bus needed): replays every applied
+ * event under the rules it was decided by, and reads the input positions. Returns 0 or 1. */
+int omo_stream_rebuild(omo_stream *svc, char *err, size_t errlen);
+
 /* Rebuilds the in-memory view from the store and sends what the outbox still holds. Returns 0,
  * or 1 when an outside system fails beyond the retry budget (err says why). */
 int omo_stream_start(omo_stream *svc, char *err, size_t errlen);

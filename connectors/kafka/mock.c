@@ -1,9 +1,10 @@
 #include "mock.h"
 
+#include "send.h"
+
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,6 @@ struct omo_kafka_mock {
     char *bootstraps;
     pthread_mutex_t mu; /* guards producer creation */
     rd_kafka_t *producer;
-    atomic_size_t failed;
 };
 
 static bool set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
@@ -87,34 +87,14 @@ struct rd_kafka_mock_cluster_s *omo_kafka_mock_cluster(omo_kafka_mock *mk)
     return mk->mcluster;
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-    (void)rk;
-    omo_kafka_mock *mk = opaque;
-    if (rkm->err) {
-        fprintf(stderr, "[kafka:mock] delivery failed: %s\n", rd_kafka_err2str(rkm->err));
-        mk->failed++;
-    }
-}
-
 static rd_kafka_t *producer(omo_kafka_mock *mk)
 {
     pthread_mutex_lock(&mk->mu);
     if (!mk->producer) {
         char err[256];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (set(conf, "bootstrap.servers", mk->bootstraps, err, sizeof err) &&
-            set(conf, "acks", "all", err, sizeof err) &&
-            set(conf, "linger.ms", "2", err, sizeof err) &&
-            set(conf, "queue.buffering.max.messages", "1000000", err, sizeof err)) {
-            rd_kafka_conf_set_opaque(conf, mk);
-            rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-            mk->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-        }
-        if (!mk->producer) {
+        mk->producer = omo_kafka_producer_new(mk->bootstraps, NULL, 0, err, sizeof err);
+        if (!mk->producer)
             fprintf(stderr, "[kafka:mock] producer: %s\n", err);
-            rd_kafka_conf_destroy(conf);
-        }
     }
     pthread_mutex_unlock(&mk->mu);
     return mk->producer;
@@ -126,26 +106,10 @@ bool omo_kafka_mock_produce(omo_kafka_mock *mk, const char *topic, int32_t parti
     rd_kafka_t *p = producer(mk);
     if (!p)
         return false;
-    size_t failed_before = mk->failed;
-    for (size_t i = 0; i < n; i++) {
-        const char *key = keys ? keys[i] : NULL;
-        rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(
-                    p, RD_KAFKA_V_TOPIC(topic),
-                    RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                    RD_KAFKA_V_VALUE((void *)(uintptr_t)values[i], strlen(values[i])),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(p, 10);
-        if (e) {
-            fprintf(stderr, "[kafka:mock] produce to %s: %s\n", topic, rd_kafka_err2str(e));
-            return false;
-        }
-    }
-    if (rd_kafka_flush(p, 60000)) {
-        fprintf(stderr, "[kafka:mock] flush timed out\n");
+    char err[256];
+    if (omo_kafka_produce_wait(p, topic, partition, keys, values, n, 60000, err, sizeof err)) {
+        fprintf(stderr, "[kafka:mock] %s\n", err);
         return false;
     }
-    return mk->failed == failed_before;
+    return true;
 }

@@ -427,6 +427,13 @@ int omo_cmd_demo(int argc, char **argv)
     }
     summary(run.stream, net, &st, now_s() - t0);
     rc = 0;
+    printf(
+        "\nPick lists (one per store, each with that store's token; open on a phone or print):\n");
+    for (size_t i = 0; i < net->nnodes; i++)
+        if (net->nodes[i].type == OMO_NODE_STORE)
+            printf("  %-8s http://127.0.0.1:%d/stores/%s/picklist?format=html&token=%s\n",
+                   net->nodes[i].id, port, net->nodes[i].id, store_tokens[i]);
+    printf("Ops: GET /rules, POST /rules/diff, GET /orders/ID/explain with the ops token above.\n");
     if (keep && !omo_stop_requested) {
         printf("\nLeft running (--keep); Ctrl-C stops it.\n");
         fflush(stdout);
