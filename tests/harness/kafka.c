@@ -6,17 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const omo_topics[] = {"omo.orders", "omo.stock", "omo.allocations",
-                                         "omo.shipments", "omo.dead-letter"};
-
-struct omo_test_kafka {
-    rd_kafka_t *rk; /* hosts the mock cluster */
-    rd_kafka_mock_cluster_t *mcluster;
-    char *bootstraps;
-    rd_kafka_t *producer; /* for omo_test_kafka_produce, made on first use */
-    size_t failed;        /* delivery failures seen by that producer */
-};
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -32,121 +21,6 @@ static bool set(rd_kafka_conf_t *conf, const char *name, const char *value)
         return false;
     }
     return true;
-}
-
-omo_test_kafka *omo_test_kafka_start(int brokers, int partitions)
-{
-    char why[256];
-    omo_test_kafka *tk = calloc(1, sizeof *tk);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-    if (!tk || !set(conf, "log_level", "3"))
-        goto fail;
-    tk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!tk->rk) {
-        fprintf(stderr, "test kafka: %s\n", why);
-        goto fail;
-    }
-    conf = NULL; /* now owned by tk->rk */
-    tk->mcluster = rd_kafka_mock_cluster_new(tk->rk, brokers);
-    if (!tk->mcluster) {
-        fprintf(stderr, "test kafka: cannot create a mock cluster\n");
-        goto fail;
-    }
-    int replicas = brokers < 3 ? brokers : 3;
-    for (size_t i = 0; i < sizeof omo_topics / sizeof omo_topics[0]; i++) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_mock_topic_create(tk->mcluster, omo_topics[i], partitions, replicas);
-        if (e) {
-            fprintf(stderr, "test kafka: topic %s: %s\n", omo_topics[i], rd_kafka_err2str(e));
-            goto fail;
-        }
-    }
-    tk->bootstraps = strdup(rd_kafka_mock_cluster_bootstraps(tk->mcluster));
-    return tk;
-fail:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
-    omo_test_kafka_stop(tk);
-    return NULL;
-}
-
-void omo_test_kafka_stop(omo_test_kafka *tk)
-{
-    if (!tk)
-        return;
-    if (tk->producer)
-        rd_kafka_destroy(tk->producer);
-    if (tk->mcluster)
-        rd_kafka_mock_cluster_destroy(tk->mcluster);
-    if (tk->rk)
-        rd_kafka_destroy(tk->rk);
-    free(tk->bootstraps);
-    free(tk);
-}
-
-const char *omo_test_kafka_bootstraps(const omo_test_kafka *tk)
-{
-    return tk->bootstraps;
-}
-
-rd_kafka_mock_cluster_t *omo_test_kafka_mock(omo_test_kafka *tk)
-{
-    return tk->mcluster;
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-    (void)rk;
-    omo_test_kafka *tk = opaque;
-    if (rkm->err) {
-        fprintf(stderr, "test kafka: delivery: %s\n", rd_kafka_err2str(rkm->err));
-        tk->failed++;
-    }
-}
-
-bool omo_test_kafka_produce(omo_test_kafka *tk, const char *topic, int32_t partition,
-                            const char *const *keys, const char *const *values, size_t n)
-{
-    char why[256];
-    if (!tk->producer) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (!set(conf, "bootstrap.servers", tk->bootstraps) || !set(conf, "acks", "all") ||
-            !set(conf, "linger.ms", "1") || !set(conf, "queue.buffering.max.messages", "1000000")) {
-            rd_kafka_conf_destroy(conf);
-            return false;
-        }
-        rd_kafka_conf_set_opaque(conf, tk);
-        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        tk->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-        if (!tk->producer) {
-            fprintf(stderr, "test kafka: %s\n", why);
-            rd_kafka_conf_destroy(conf);
-            return false;
-        }
-    }
-    tk->failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *key = keys ? keys[i] : NULL;
-        rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(
-                    tk->producer, RD_KAFKA_V_TOPIC(topic),
-                    RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                    RD_KAFKA_V_VALUE((void *)(uintptr_t)values[i], strlen(values[i])),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(tk->producer, 10);
-        if (e) {
-            fprintf(stderr, "test kafka: produce: %s\n", rd_kafka_err2str(e));
-            return false;
-        }
-    }
-    if (rd_kafka_flush(tk->producer, 30000)) {
-        fprintf(stderr, "test kafka: flush timed out\n");
-        return false;
-    }
-    return tk->failed == 0;
 }
 
 static char *dup_bytes(const void *p, size_t len)
@@ -203,7 +77,7 @@ static int record_cmp(const void *a, const void *b)
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-bool omo_test_kafka_read_all(omo_test_kafka *tk, const char *topic, omo_test_records *out)
+bool omo_test_kafka_read_all(const char *bootstraps, const char *topic, omo_test_records *out)
 {
     char why[256];
     bool ok = false;
@@ -218,7 +92,7 @@ bool omo_test_kafka_read_all(omo_test_kafka *tk, const char *topic, omo_test_rec
     out->recs = NULL;
     out->n = 0;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!set(conf, "bootstrap.servers", tk->bootstraps) ||
+    if (!set(conf, "bootstrap.servers", bootstraps) ||
         !set(conf, "isolation.level", "read_uncommitted") ||
         !set(conf, "enable.auto.commit", "false") || !set(conf, "log_level", "3")) {
         rd_kafka_conf_destroy(conf);
