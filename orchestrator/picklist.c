@@ -727,6 +727,7 @@ static const char html_css[] =
     "header.top{background:#1b2a41;color:#fff;padding:14px 16px 12px}"
     "header.top h1{font-size:21px;margin:0;overflow-wrap:anywhere}"
     "header.top .meta{font-size:14px;color:#c9d3e3;margin-top:3px}"
+    "time{white-space:nowrap}"
     "main{max-width:760px;margin:0 auto;padding:4px 10px 24px}"
     "h2{font-size:15px;text-transform:uppercase;letter-spacing:.06em;color:#4a5566;"
     "margin:18px 4px 6px}"
@@ -763,9 +764,9 @@ static const char html_css[] =
     ".method.click_and_collect{background:#fef3c7;color:#78350f}"
     ".pickup{margin-top:8px;font-size:15px;background:#fffbeb;border-radius:8px;"
     "padding:6px 10px;overflow-wrap:anywhere}"
-    ".barcode{margin-top:10px}"
+    ".barcode{margin-top:10px;display:table;max-width:100%}"
     ".barcode svg{display:block;height:52px;width:calc(var(--m) * 2px);max-width:100%}"
-    ".barcode .hr{font-size:14px;overflow-wrap:anywhere;margin-top:2px}"
+    ".barcode .hr{font-size:14px;overflow-wrap:anywhere;margin-top:2px;text-align:center}"
     ".controls{display:flex;gap:10px;margin-top:12px}"
     "button{min-height:52px;min-width:44px;padding:0 16px;font:inherit;font-size:17px;"
     "font-weight:700;border-radius:12px;border:0;flex:1;cursor:pointer}"
@@ -775,6 +776,7 @@ static const char html_css[] =
     "button:disabled{opacity:.45;cursor:default}"
     ".shortform{margin-top:12px;border-top:1px solid #dde2e8;padding-top:6px}"
     ".shortform[hidden]{display:none}"
+    ".hint{font-size:14px;color:#4a5566;margin:4px 0 2px}"
     ".sline{display:grid;grid-template-columns:minmax(0,1fr) 86px;grid-template-areas:"
     "'what what' 'reason picked';gap:6px 10px;padding:8px 0;border-bottom:1px solid #eef0f3}"
     ".sline .what{grid-area:what;font-size:15px;overflow-wrap:anywhere}"
@@ -790,14 +792,14 @@ static const char html_css[] =
     "@page{margin:12mm}"
     "@media print{"
     "body{background:#fff;color:#000;font-size:10pt}"
-    "header.top,h2,.controls,.shortform,.result,.empty-hint{display:none!important}"
+    "header.top,h2,.controls,.shortform,.result{display:none!important}"
     "main{max-width:none;margin:0;padding:0}"
     ".block{break-after:page;page-break-after:always}"
     ".block.last{break-after:auto;page-break-after:auto}"
     ".phead{display:flex;justify-content:space-between;gap:4mm;align-items:baseline;"
     "border-bottom:1.5pt solid #000;padding-bottom:1.5mm;margin-bottom:1mm;font-size:10pt}"
     ".phead b{font-size:12pt}"
-    ".cols,.row{display:grid;grid-template-columns:9mm 30mm minmax(0,1fr) 13mm 13mm 7mm;"
+    ".cols,.row{display:grid;grid-template-columns:9mm 30mm minmax(0,1fr) 13mm 13mm 8mm;"
     "grid-template-areas:'n bin sku qty tote box';gap:0 2.5mm;align-items:center}"
     ".cols{font-size:8pt;font-weight:700;text-transform:uppercase;height:6mm;"
     "border-bottom:.75pt solid #000}"
@@ -815,17 +817,19 @@ static const char html_css[] =
     "color:#000;border:1pt solid #000;border-radius:1.5mm;font-size:10pt;padding:0 1mm;"
     "justify-self:end}"
     ".row .box{display:block;grid-area:box;width:4.5mm;height:4.5mm;border:1pt solid #000;"
-    "justify-self:end}"
+    "justify-self:center}"
     ".cards{display:grid;grid-template-columns:1fr 1fr;gap:4mm;margin-top:3mm}"
     ".tote{margin:0;padding:3mm;border:1pt solid #000!important;border-radius:2mm;"
     "box-shadow:none;break-inside:avoid;height:56mm;overflow:hidden}"
-    ".tote .order{font-size:12pt}"
+    ".tote .order{font-size:13pt}"
+    ".tote .label .badge{font-size:16pt;min-width:11mm;padding:.5mm 1.5mm;border-width:1.5pt}"
     ".tote .sub,.method,.pickup{color:#000;background:none;font-size:9pt}"
-    ".method{padding:0;border-radius:0;font-weight:700}"
+    ".method,.method.click_and_collect{padding:0;border-radius:0;font-weight:700;"
+    "background:none;color:#000}"
     ".pickup{padding:0;margin-top:1.5mm}"
-    ".barcode{margin-top:2mm}"
-    ".barcode svg{width:calc(var(--m) * .3mm);height:13mm;max-width:100%}"
-    ".barcode .hr{font-size:9pt}"
+    ".barcode{margin-top:3mm}"
+    ".barcode svg{width:calc(var(--m) * .4mm);height:15mm;max-width:100%}"
+    ".barcode .hr{font-size:10pt}"
     "a{color:#000;text-decoration:none}"
     "}";
 
@@ -923,7 +927,9 @@ static void html_row(strbuf *sb, const omo_picklist *pl, size_t i)
 static void html_short_form(strbuf *sb, const omo_picklist *pl, int t)
 {
     const omo_tote *tote = &pl->totes[t];
-    sb_puts(sb, "<div class=\"shortform\" hidden>");
+    sb_puts(sb,
+            "<div class=\"shortform\" hidden><p class=\"hint\">Enter the units picked per line; "
+            "a line with fewer than asked needs a reason.</p>");
     for (size_t i = 0; i < pl->nrows; i++) {
         const omo_pick_row *row = &pl->rows[i];
         if (row->tote != t)

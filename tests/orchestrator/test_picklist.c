@@ -700,7 +700,8 @@ static omo_picklist browser_sample(void)
         if (i % 11 == 10)
             bin[0] = 0;
         else
-            snprintf(bin, sizeof bin, "%02d-%02d-%d", aisles[i % 4], 1 + (i * 7) % 14, 1 + i % 4);
+            snprintf(bin, sizeof bin, "%02d-%02d-%d", aisles[i % 4], 1 + (i * 5) % 13,
+                     1 + (i / 4) % 4);
         if (i == 5)
             snprintf(sku, sizeof sku, "SKU-%05d-LONG-DESCRIPTIVE-NAME-X", i * 37);
         else
@@ -778,4 +779,55 @@ Test(picklist, html_renders_on_a_phone_and_on_paper, .timeout = 240)
     int pages = atoi(count + strlen("/Count "));
     cr_assert_eq(pages, 4, "the PDF has %d pages", pages);
     free(doc);
+}
+
+/* The labels scan: a barcode reader, given the page as drawn, reads back every shipment id. */
+Test(picklist, code128_labels_scan, .timeout = 240)
+{
+    const char *chromium = "/usr/bin/chromium", *zbarimg = "/usr/bin/zbarimg";
+    if (access(chromium, X_OK) != 0 || access(zbarimg, X_OK) != 0)
+        cr_skip_test("%s or %s is not installed: nothing to draw or read the labels", chromium,
+                     zbarimg);
+    static const char *const ids[] = {"W-1/1", "Q-7 {x}|~^_`/3", "ORD-2026-000123/2"};
+    omo_picklist pl = new_list("S-1");
+    for (int i = 0; i < 3; i++) {
+        int t = add_tote(&pl, ids[i], "O", OMO_METHOD_SHIP_FROM_STORE, NULL, 0, T0 + i);
+        add_row(&pl, "1-1-1", "SKU", "1", 1, t);
+    }
+    omo_picklist_sort(&pl);
+    size_t len;
+    char *page = omo_picklist_render(&pl, "html", false, NULL, &len);
+    cr_assert_not_null(page);
+    omo_picklist_free(&pl);
+    char dir[] = "/tmp/omo-picklist-scan-XXXXXX", html[128], png[128], what[512], cmd[512];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(html, sizeof html, "%s/labels.html", dir);
+    snprintf(png, sizeof png, "%s/labels.png", dir);
+    FILE *f = fopen(html, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(page, 1, len, f), len);
+    fclose(f);
+    free(page);
+    /* Wide enough that every module is a whole number of pixels. */
+    snprintf(what, sizeof what, "--screenshot=%s --window-size=800,1400 --hide-scrollbars", png);
+    cr_assert_eq(run_chromium(chromium, what, html), 0, "chromium --screenshot failed");
+    snprintf(cmd, sizeof cmd, "%s -q --raw '%s' 2>/dev/null", zbarimg, png);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char line[256];
+    bool seen[3] = {false, false, false};
+    int reads = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = 0;
+        reads++;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(line, ids[i]))
+                seen[i] = true;
+    }
+    pclose(p);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert(seen[i], "\"%s\" did not scan (%d codes read)", ids[i], reads);
+    cr_assert_eq(reads, 3);
 }
