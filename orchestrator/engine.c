@@ -85,6 +85,10 @@ struct omo_engine {
     size_t cap_rule_order, cap_rule_line;
     int64_t qty[OMO_MAX_LINES];
     omo_method *methods;      /* per candidate */
+    /* While re-sourcing a short pick: that node is not asked again for the SKUs it lacked. */
+    int avoid_node;
+    int avoid_skus[OMO_MAX_LINES];
+    int navoid;
     omo_shipment *emit_ships; /* the shipments with units, for the revision being emitted */
     size_t cap_emit_ships;
     size_t capmethods;
@@ -188,6 +192,7 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
     eng->sv = omo_solver_create();
     eng->node_stamp = omo_xcalloc(net->nnodes, sizeof(unsigned));
     eng->node_cand = omo_xcalloc(net->nnodes, sizeof(int));
+    eng->avoid_node = -1;
     eng->unit = omo_xmalloc(sizeof(double) * 3 * (net->nnodes ? net->nnodes : 1));
     for (size_t n = 0; n < net->nnodes; n++)
         unit_vector(net->nodes[n].lat, net->nodes[n].lon, &eng->unit[3 * n]);
@@ -941,6 +946,13 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                 continue;
             int64_t safety = 0;
             bool any = false;
+            if (n == eng->avoid_node) {
+                bool lacked = false;
+                for (int i = 0; i < eng->navoid; i++)
+                    lacked |= eng->avoid_skus[i] == o->sku[o->group_line[g]];
+                if (lacked)
+                    continue;
+            }
             for (int l = 0; l < L; l++) {
                 if (o->group[l] != g)
                     continue;
@@ -1395,7 +1407,12 @@ static omo_apply_result pick_confirmed(omo_engine *eng, const omo_event *ev, int
     omo_inventory_day_add(eng->inv, sh->node, sh->day, -missing_total);
     emit_status(eng, oi, sh, now);
     int node = sh->node;
+    eng->avoid_node = node;
+    eng->navoid = nshort;
+    memcpy(eng->avoid_skus, short_skus, sizeof(int) * (size_t)nshort);
     redecide(eng, oi, now, false);
+    eng->avoid_node = -1;
+    eng->navoid = 0;
     for (int i = 0; i < nshort; i++)
         settle_oversell(eng, node, short_skus[i], now);
     return OMO_APPLY_OK;
