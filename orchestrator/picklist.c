@@ -923,26 +923,56 @@ static void html_row(strbuf *sb, const omo_picklist *pl, size_t i)
     sb_puts(sb, "<span class=\"box\"></span></div>\n");
 }
 
+/* The rows of every tote, in walking order: tote t's are idx[start[t] .. start[t + 1]). Built
+ * once, so a page for a busy store costs time in proportion to its rows. */
+typedef struct tote_rows {
+    size_t *idx;
+    size_t *start;
+} tote_rows;
+
+static tote_rows tote_rows_build(const omo_picklist *pl)
+{
+    tote_rows tr;
+    tr.idx = omo_xcalloc(pl->nrows ? pl->nrows : 1, sizeof *tr.idx);
+    tr.start = omo_xcalloc(pl->ntotes + 2, sizeof *tr.start);
+    for (size_t i = 0; i < pl->nrows; i++)
+        if (row_tote(pl, &pl->rows[i]))
+            tr.start[pl->rows[i].tote + 2]++;
+    for (size_t t = 2; t < pl->ntotes + 2; t++)
+        tr.start[t] += tr.start[t - 1];
+    /* start[t + 1] is tote t's write position while filling; it ends as tote t's end. */
+    for (size_t i = 0; i < pl->nrows; i++)
+        if (row_tote(pl, &pl->rows[i]))
+            tr.idx[tr.start[pl->rows[i].tote + 1]++] = i;
+    return tr;
+}
+
+static void tote_rows_free(tote_rows *tr)
+{
+    free(tr->idx);
+    free(tr->start);
+}
+
 /* The short form of one tote: one entry per distinct line, its quantity summed over rows. */
-static void html_short_form(strbuf *sb, const omo_picklist *pl, int t)
+static void html_short_form(strbuf *sb, const omo_picklist *pl, const tote_rows *tr, int t)
 {
     const omo_tote *tote = &pl->totes[t];
+    const size_t *mine = tr->idx + tr->start[t];
+    size_t nmine = tr->start[t + 1] - tr->start[t];
     sb_puts(sb,
             "<div class=\"shortform\" hidden><p class=\"hint\">Enter the units picked per line; "
             "a line with fewer than asked needs a reason.</p>");
-    for (size_t i = 0; i < pl->nrows; i++) {
-        const omo_pick_row *row = &pl->rows[i];
-        if (row->tote != t)
-            continue;
+    for (size_t i = 0; i < nmine; i++) {
+        const omo_pick_row *row = &pl->rows[mine[i]];
         bool seen = false;
         int64_t qty = 0;
-        for (size_t j = 0; j < pl->nrows && !seen; j++) {
-            if (pl->rows[j].tote != t || strcmp(pl->rows[j].line_id, row->line_id))
+        for (size_t j = 0; j < nmine && !seen; j++) {
+            if (strcmp(pl->rows[mine[j]].line_id, row->line_id))
                 continue;
             if (j < i)
                 seen = true;
             else
-                qty += pl->rows[j].qty;
+                qty += pl->rows[mine[j]].qty;
         }
         if (seen)
             continue;
@@ -970,14 +1000,13 @@ static void html_short_form(strbuf *sb, const omo_picklist *pl, int t)
     sb_puts(sb, "\">Submit short pick</button></div>");
 }
 
-static void html_card(strbuf *sb, const omo_picklist *pl, int t, bool actions)
+static void html_card(strbuf *sb, const omo_picklist *pl, const tote_rows *tr, int t, bool actions)
 {
     const omo_tote *tote = &pl->totes[t];
     int number = tote_number(pl, tote);
-    int64_t lines = 0, units = 0;
-    for (size_t i = 0; i < pl->nrows; i++)
-        if (pl->rows[i].tote == t)
-            lines++, units += pl->rows[i].qty;
+    int64_t lines = (int64_t)(tr->start[t + 1] - tr->start[t]), units = 0;
+    for (size_t k = tr->start[t]; k < tr->start[t + 1]; k++)
+        units += pl->rows[tr->idx[k]].qty;
     sb_printf(sb, "<section class=\"tote\" id=\"tote-%d\" data-tote=\"%d\" data-shipment=\"",
               number, number);
     html_esc(sb, tote->shipment_id);
@@ -1015,7 +1044,7 @@ static void html_card(strbuf *sb, const omo_picklist *pl, int t, bool actions)
                     "aria-expanded=\"false\" data-shipment=\"");
         html_esc(sb, tote->shipment_id);
         sb_puts(sb, "\">Short\xE2\x80\xA6</button></div>");
-        html_short_form(sb, pl, t);
+        html_short_form(sb, pl, tr, t);
         sb_puts(sb, "<div class=\"result\" role=\"status\" aria-live=\"polite\"></div>");
     }
     sb_puts(sb, "</section>\n");
@@ -1071,6 +1100,7 @@ static void render_html(strbuf *sb, const omo_picklist *pl, bool actions, const 
     if (pl->ntotes)
         sb_puts(sb, "<h2>Totes</h2>\n");
     int *order = totes_by_number(pl);
+    tote_rows tr = tote_rows_build(pl);
     for (size_t start = 0; start < pl->ntotes; start += TOTES_PER_PAGE) {
         size_t end = start + TOTES_PER_PAGE < pl->ntotes ? start + TOTES_PER_PAGE : pl->ntotes;
         char label[64];
@@ -1080,9 +1110,10 @@ static void render_html(strbuf *sb, const omo_picklist *pl, bool actions, const 
         html_head_meta(sb, pl, label, sheet, sheets);
         sb_puts(sb, "<div class=\"cards\">\n");
         for (size_t i = start; i < end; i++)
-            html_card(sb, pl, order[i], actions);
+            html_card(sb, pl, &tr, order[i], actions);
         sb_puts(sb, "</div></section>\n");
     }
+    tote_rows_free(&tr);
     free(order);
     sb_puts(sb, "</main>\n");
     if (actions) {

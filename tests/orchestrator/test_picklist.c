@@ -465,6 +465,8 @@ Test(picklist, html_controls_only_with_actions)
     cr_assert(strstr(page, "<option value=\"damaged\">"));
     cr_assert(strstr(page, "<option value=\"mismatch\">"));
     cr_assert_eq(occurrences(page, "class=\"result\""), 3, "one result per card");
+    cr_assert(strstr(page, "Order W-1001</div><div class=\"sub\">2 lines, 3 units</div>"));
+    cr_assert(strstr(page, "Order W-1002</div><div class=\"sub\">1 line, 12 units</div>"));
     cr_assert_eq(occurrences(page, "<button type=\"button\" class=\"confirm\""), 3);
     cr_assert(strstr(page, "var TOKEN=\"tok-123\";"));
     cr_assert(strstr(page, "encodeURIComponent(card.getAttribute('data-shipment'))"));
@@ -485,6 +487,32 @@ Test(picklist, html_controls_only_with_actions)
     cr_assert_null(strstr(page, "<script"));
     cr_assert_null(strstr(page, "tok-123"), "no token on a printable list");
     cr_assert(strstr(page, "data-shipment=\"W-1002/2\""), "cards still carry their shipment");
+    free(page);
+    omo_picklist_free(&pl);
+}
+
+/* A line found in two bins is one entry of the short form, asking for both rows' units. */
+Test(picklist, html_short_form_has_one_entry_per_line)
+{
+    omo_picklist pl = new_list("S-1");
+    int t = add_tote(&pl, "W-5/1", "W-5", OMO_METHOD_SHIP_FROM_STORE, NULL, 0, T0);
+    int u = add_tote(&pl, "W-6/1", "W-6", OMO_METHOD_SHIP_FROM_STORE, NULL, 0, T0 + 1);
+    add_row(&pl, "3-1-1", "SKU-A", "1", 2, t);
+    add_row(&pl, "1-1-1", "SKU-A", "1", 3, t);
+    add_row(&pl, "2-1-1", "SKU-B", "2", 1, t);
+    add_row(&pl, "2-2-1", "SKU-A", "1", 7, u);
+    omo_picklist_sort(&pl);
+    char *page = omo_picklist_render(&pl, "html", true, "", NULL);
+    cr_assert_not_null(page);
+    const char *card = strstr(page, "data-shipment=\"W-5/1\"><div class=\"label\">");
+    const char *other = strstr(page, "data-shipment=\"W-6/1\"><div class=\"label\">");
+    cr_assert(card && other && card < other);
+    cr_assert_eq(occurrences(page, "<input class=\"picked\""), 3);
+    const char *line1 = strstr(card, "data-line=\"1\" data-qty=\"");
+    cr_assert(line1 && line1 < other);
+    cr_assert(!strncmp(line1, "data-line=\"1\" data-qty=\"5\"", 25), "%.40s", line1);
+    cr_assert(strstr(other, "data-line=\"1\" data-qty=\"7\""));
+    cr_assert(strstr(card, "3 lines, 6 units"));
     free(page);
     omo_picklist_free(&pl);
 }
