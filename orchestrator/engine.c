@@ -84,7 +84,7 @@ struct omo_engine {
     unsigned char *rule_line_ok;
     size_t cap_rule_order, cap_rule_line;
     int64_t qty[OMO_MAX_LINES];
-    omo_method *methods;      /* per candidate */
+    omo_method *methods; /* per candidate */
     /* While re-sourcing a short pick: that node is not asked again for the SKUs it lacked. */
     int avoid_node;
     int avoid_skus[OMO_MAX_LINES];
@@ -896,7 +896,20 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     else
         zones_prepare(eng, svc, o->lat, o->lon);
     int nc = 0;
+    /* Room for every node as a candidate, once per decision rather than per candidate. */
+    size_t most = net->nnodes ? net->nnodes : 1;
+    omo_grow((void **)&eng->cands, &eng->capcands, most, sizeof(omo_cand));
+    omo_grow((void **)&eng->methods, &eng->capmethods, most, sizeof(omo_method));
+    omo_grow((void **)&eng->atp_pool, &eng->cap_atp, most * (size_t)G, sizeof(int64_t));
+    omo_grow((void **)&eng->ok_pool, &eng->cap_ok, most * (size_t)L, 1);
     omo_method *methods = eng->methods;
+    /* Lines no rule can touch need no rule check at any node. */
+    bool ruled[OMO_MAX_LINES];
+    for (int l = 0; l < L; l++) {
+        ruled[l] = false;
+        for (size_t r = 0; r < nr && !ruled[l]; r++)
+            ruled[l] = eng->rule_line_ok[(size_t)l * nr + r];
+    }
     for (int g = 0; g < G; g++) {
         size_t nrec;
         const int *hnodes;
@@ -922,13 +935,6 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                                      omo_inventory_day_used(eng->inv, n, local_day(eng, n, now)));
                 if (capacity == 0)
                     continue;
-                omo_grow((void **)&eng->cands, &eng->capcands, (size_t)nc + 1, sizeof(omo_cand));
-                omo_grow((void **)&eng->methods, &eng->capmethods, (size_t)nc + 1,
-                         sizeof(omo_method));
-                methods = eng->methods;
-                omo_grow((void **)&eng->atp_pool, &eng->cap_atp, (size_t)(nc + 1) * G,
-                         sizeof(int64_t));
-                omo_grow((void **)&eng->ok_pool, &eng->cap_ok, (size_t)(nc + 1) * L, 1);
                 eng->cands[nc] = (omo_cand){.node = n,
                                             .fixed = fixed,
                                             .hours = hours,
@@ -956,8 +962,8 @@ static void decide(omo_engine *eng, int oi, int64_t now)
             for (int l = 0; l < L; l++) {
                 if (o->group[l] != g)
                     continue;
-                int64_t sl;
-                if (rules_allow(eng, n, methods[c], l, &sl, NULL)) {
+                int64_t sl = net->nodes[n].safety_stock;
+                if (!ruled[l] || rules_allow(eng, n, methods[c], l, &sl, NULL)) {
                     eng->ok_pool[(size_t)c * L + l] = 1;
                     any = true;
                 }

@@ -39,7 +39,8 @@ bool omo_bin_parse(const char *bin, int *aisle, int *bay, int *shelf);
 
 /* Puts the rows in walking order: aisles ascending; bays ascending in the 1st, 3rd, ... aisle
  * walked and descending in the 2nd, 4th, ...; then shelf; rows without a bin last, by SKU; ties
- * by tote number, then line id. Numbers the totes 1.. in order of their first row. */
+ * by the order's age (created_ms, then shipment id), then line id. Numbers the totes 1.. in order
+ * of their first row. */
 void omo_picklist_sort(omo_picklist *pl);
 
 /* Renders the list as "text" (80 columns), "csv" (header row), "json" or "html". With

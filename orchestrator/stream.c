@@ -433,6 +433,9 @@ static int commit_batch(omo_stream *svc)
                    .ndelivered = svc->ndelivered};
     omo_io io = WITH_RETRY(svc, "[postgres] commit",
                            svc->store.ops->commit(svc->store.self, &b, err, sizeof err));
+    /* Kafka learns the positions too, so that its tools show the group's lag. */
+    if (io == OMO_IO_OK && ndirty && svc->bus.ops && svc->bus.ops->committed)
+        svc->bus.ops->committed(svc->bus.self, dp, ndirty);
     if (dp != dirty)
         free(dp);
     if (io != OMO_IO_OK)
