@@ -827,8 +827,15 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
                                               (long long)el->on_hand, (long long)el->reserved);
                 any |= ok && el->atp > 0;
             }
-            if (!en->excluded && !any)
-                en->excluded = omo_xstrdup("no line it may serve has units to promise");
+            if (!en->excluded && !any) {
+                /* One reason shared by every line is the node's reason: say it, rather than
+                 * leave the reader to find it line by line. */
+                bool same = L > 0;
+                for (int l = 1; l < L && same; l++)
+                    same = !strcmp(en->lines[l].excluded, en->lines[0].excluded);
+                en->excluded = omo_xstrdup(same ? en->lines[0].excluded
+                                                : "no line it may serve has units to promise");
+            }
         }
     }
     ex->nodes = nodes;

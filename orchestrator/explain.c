@@ -58,7 +58,8 @@ static void plan_text(out *o, const char *label, const omo_explain_plan *p,
                                               : ex->nodes[i].lines[l].runner_up;
         put(o, "%s%s %lldu", s ? " + " : "", net->nodes[p->nodes[s]].id, (long long)units);
     }
-    put(o, "; %lld units, objective %s", (long long)p->units, objective(p->objective, b, sizeof b));
+    put(o, "; %lld unit%s, objective %s", (long long)p->units, p->units == 1 ? "" : "s",
+        objective(p->objective, b, sizeof b));
     if (p == &ex->runner_up && ex->chosen.present) {
         char d[48];
         int64_t diff = p->objective - ex->chosen.objective;
@@ -148,7 +149,12 @@ char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
             n->excluded ? "-" : money(n->cost, b1, sizeof b1),
             n->excluded ? "-" : omo_fixed_format(n->hours, OMO_MILLI, 1, b2, sizeof b2), cap);
         if (n->excluded) {
-            put(&o, "excluded: %s\n", n->excluded);
+            put(&o, "excluded: %s", n->excluded);
+            /* Lines may each have their own reason behind the node's. */
+            for (int l = 0; l < ex->nlines; l++)
+                if (n->lines[l].excluded && strcmp(n->lines[l].excluded, n->excluded))
+                    put(&o, "; %s: %s", ex->lines[l].line_id, n->lines[l].excluded);
+            put(&o, "\n");
             continue;
         }
         for (int l = 0; l < ex->nlines; l++) {
