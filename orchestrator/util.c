@@ -143,6 +143,18 @@ int64_t omo_fixed_from_double(double v, int64_t scale)
     return (int64_t)llround(v * (double)scale);
 }
 
+/* Writes the decimal digits of u, at least `width` of them, ending at end; returns the start. */
+static char *put_digits(char *end, uint64_t u, int width)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+        width--;
+    } while (u || width > 0);
+    return p;
+}
+
 char *omo_fixed_format(int64_t v, int64_t scale, int decimals, char *buf, size_t len)
 {
     int64_t div = 1;
@@ -159,15 +171,25 @@ char *omo_fixed_format(int64_t v, int64_t scale, int decimals, char *buf, size_t
     a = (a + (uint64_t)div / 2) / (uint64_t)div;
     uint64_t unit = (uint64_t)(scale / div);
     uint64_t ip = a / unit, fp = a % unit;
-    int n = snprintf(buf, len, "%s%llu", neg && a ? "-" : "", (unsigned long long)ip);
-    if (fp && n > 0 && (size_t)n < len) {
-        char frac[32];
-        snprintf(frac, sizeof frac, "%0*llu", decimals, (unsigned long long)fp);
-        size_t fl = strlen(frac);
-        while (fl > 0 && frac[fl - 1] == '0')
-            frac[--fl] = 0;
-        snprintf(buf + n, len - (size_t)n, ".%s", frac);
+    /* Formatted by hand: this runs for every number of every allocation. */
+    char tmp[48], *end = tmp + sizeof tmp, *p = end;
+    if (fp) {
+        int d = decimals;
+        while (fp % 10 == 0) {
+            fp /= 10;
+            d--;
+        }
+        p = put_digits(p, fp, d);
+        *--p = '.';
     }
+    p = put_digits(p, ip, 1);
+    if (neg && a)
+        *--p = '-';
+    size_t n = (size_t)(end - p);
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, p, n);
+    buf[n] = 0;
     return buf;
 }
 
@@ -244,19 +266,53 @@ bool omo_time_parse(const char *s, int64_t *ms)
     return true;
 }
 
+/* The civil date of a day count since 1970-01-01 (proleptic Gregorian). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
 char *omo_time_format(int64_t ms, char *buf, size_t len)
 {
     int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
     int frac = (int)(ms - secs * 1000);
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    if (frac)
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-    else
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t sod = secs - days * 86400, y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    if (y < 0 || y > 9999 || len < 25) {
+        snprintf(buf, len, "%lld", (long long)ms);
+        return buf;
+    }
+    /* "YYYY-MM-DDTHH:MM:SS[.mmm]Z", by hand: one per allocation. */
+    char *p = buf;
+    put_digits(p + 4, (uint64_t)y, 4);
+    p[4] = '-';
+    put_digits(p + 7, mo, 2);
+    p[7] = '-';
+    put_digits(p + 10, d, 2);
+    p[10] = 'T';
+    put_digits(p + 13, (uint64_t)(sod / 3600), 2);
+    p[13] = ':';
+    put_digits(p + 16, (uint64_t)(sod / 60 % 60), 2);
+    p[16] = ':';
+    put_digits(p + 19, (uint64_t)(sod % 60), 2);
+    p += 19;
+    if (frac) {
+        *p = '.';
+        put_digits(p + 4, (uint64_t)frac, 3);
+        p += 4;
+    }
+    p[0] = 'Z';
+    p[1] = 0;
     return buf;
 }
 
@@ -306,7 +362,7 @@ bool omo_id_valid(const char *s)
 static size_t strmap_slot(const omo_strmap *map, const char *key, uint64_t h)
 {
     size_t mask = map->cap - 1, i = (size_t)h & mask;
-    while (map->keys[i] && (map->hashes[i] != h || strcmp(map->keys[i], key)))
+    while (map->slots[i].key && (map->slots[i].hash != h || strcmp(map->slots[i].key, key)))
         i = (i + 1) & mask;
     return i;
 }
@@ -316,80 +372,70 @@ int omo_strmap_get(const omo_strmap *map, const char *key)
     if (!map->cap)
         return -1;
     size_t i = strmap_slot(map, key, omo_hash_str(key));
-    return map->keys[i] ? map->vals[i] : -1;
+    return map->slots[i].key ? map->slots[i].val : -1;
+}
+
+/* Copies key into the map's chunks. */
+static char *strmap_keep(omo_strmap *map, const char *key)
+{
+    size_t n = strlen(key) + 1;
+    enum { CHUNK = 1 << 16 };
+    if (!map->nchunks || map->chunk_used + n > CHUNK) {
+        if (map->nchunks == map->capchunks) {
+            size_t ncap = map->capchunks ? map->capchunks * 2 : 8;
+            char **nc = realloc(map->chunks, sizeof(char *) * ncap);
+            if (!nc)
+                return NULL;
+            map->chunks = nc;
+            map->capchunks = ncap;
+        }
+        char *chunk = malloc(n > CHUNK ? n : CHUNK);
+        if (!chunk)
+            return NULL;
+        map->chunks[map->nchunks++] = chunk;
+        map->chunk_used = 0;
+    }
+    char *k = map->chunks[map->nchunks - 1] + map->chunk_used;
+    memcpy(k, key, n);
+    map->chunk_used += n;
+    return k;
 }
 
 int omo_strmap_add(omo_strmap *map, const char *key, int val, bool *added)
 {
     if ((map->count + 1) * 2 > map->cap) {
-        omo_strmap old = *map;
-        map->cap = old.cap ? old.cap * 2 : 16;
-        map->keys = calloc(map->cap, sizeof *map->keys);
-        map->vals = calloc(map->cap, sizeof *map->vals);
-        map->hashes = calloc(map->cap, sizeof *map->hashes);
-        if (!map->keys || !map->vals || !map->hashes) {
-            free(map->keys);
-            free(map->vals);
-            free(map->hashes);
-            *map = old;
+        size_t ncap = map->cap ? map->cap * 2 : 16;
+        omo_strmap_slot *slots = calloc(ncap, sizeof *slots);
+        if (!slots)
             return -1;
-        }
-        map->count = 0;
-        for (size_t i = 0; i < old.cap; i++) {
-            if (old.keys[i]) {
-                size_t j = strmap_slot(map, old.keys[i], old.hashes[i]);
-                map->keys[j] = old.keys[i];
-                map->vals[j] = old.vals[i];
-                map->hashes[j] = old.hashes[i];
-                map->count++;
-            }
-        }
-        free(old.keys);
-        free(old.vals);
-        free(old.hashes);
+        omo_strmap old = *map;
+        map->slots = slots;
+        map->cap = ncap;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.slots[i].key)
+                map->slots[strmap_slot(map, old.slots[i].key, old.slots[i].hash)] = old.slots[i];
+        free(old.slots);
     }
     uint64_t h = omo_hash_str(key);
-    size_t i = strmap_slot(map, key, h);
-    *added = !map->keys[i];
-    if (!map->keys[i]) {
-        size_t n = strlen(key) + 1;
-        enum { CHUNK = 1 << 16 };
-        if (!map->nchunks || map->chunk_used + n > CHUNK) {
-            if (map->nchunks == map->capchunks) {
-                size_t ncap = map->capchunks ? map->capchunks * 2 : 8;
-                char **nc = realloc(map->chunks, sizeof(char *) * ncap);
-                if (!nc)
-                    return -1;
-                map->chunks = nc;
-                map->capchunks = ncap;
-            }
-            char *chunk = malloc(n > CHUNK ? n : CHUNK);
-            if (!chunk)
-                return -1;
-            map->chunks[map->nchunks++] = chunk;
-            map->chunk_used = 0;
-        }
-        map->keys[i] = map->chunks[map->nchunks - 1] + map->chunk_used;
-        memcpy(map->keys[i], key, n);
-        map->chunk_used += n;
-        map->hashes[i] = h;
+    omo_strmap_slot *s = &map->slots[strmap_slot(map, key, h)];
+    *added = !s->key;
+    if (*added) {
+        s->key = strmap_keep(map, key);
+        if (!s->key)
+            return -1;
+        s->hash = h;
+        s->val = val;
         map->count++;
     }
-    if (*added)
-        map->vals[i] = val;
-    return map->vals[i];
+    return s->val;
 }
 
 bool omo_strmap_put(omo_strmap *map, const char *key, int val)
 {
     bool added;
-    int v = omo_strmap_add(map, key, val, &added);
-    if (v < 0)
+    if (omo_strmap_add(map, key, val, &added) < 0)
         return false;
-    if (!added) {
-        size_t i = strmap_slot(map, key, omo_hash_str(key));
-        map->vals[i] = val;
-    }
+    map->slots[strmap_slot(map, key, omo_hash_str(key))].val = val;
     return true;
 }
 
@@ -398,8 +444,6 @@ void omo_strmap_free(omo_strmap *map)
     for (size_t i = 0; i < map->nchunks; i++)
         free(map->chunks[i]);
     free(map->chunks);
-    free(map->keys);
-    free(map->vals);
-    free(map->hashes);
+    free(map->slots);
     memset(map, 0, sizeof *map);
 }

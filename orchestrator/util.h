@@ -61,10 +61,14 @@ uint64_t omo_hash_str(const char *s);
 bool omo_id_valid(const char *s);
 
 /* Open-addressing map from strings to non-negative ints; keys are copied. */
+typedef struct omo_strmap_slot {
+    uint64_t hash;
+    char *key; /* NULL: empty; points into chunks */
+    int val;
+} omo_strmap_slot;
+
 typedef struct omo_strmap {
-    char **keys; /* point into chunks */
-    int *vals;
-    uint64_t *hashes;
+    omo_strmap_slot *slots; /* one array, so that a probe touches one cache line */
     size_t cap, count;
     char **chunks; /* key storage, freed together */
     size_t nchunks, capchunks, chunk_used;
