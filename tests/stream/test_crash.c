@@ -1,0 +1,133 @@
+/* `omo run` killed with SIGKILL at random instants while a retail day streams through it, and
+ * restarted each time: in the end every input event has had exactly one effect and every
+ * allocation revision is on its topic exactly once, as `omo solve` decides it from the events in
+ * the order the service applied them.
+ *
+ * The kill schedule is random but seeded (OMO_CRASH_SEED overrides the seed); each kill comes
+ * 0.3 to 4 s after the process started or after it was assigned its partitions, so kills land
+ * during the rebuild from PostgreSQL, while joining the group, and while batches are applied,
+ * committed and produced. What is asserted holds for every schedule. */
+#include "service.h"
+
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { KILLS = 12 };
+
+static omo_test_service *svc;
+static bool passed;
+
+static void teardown(void)
+{
+    omo_test_service_teardown(svc, passed);
+    svc = NULL;
+}
+
+/* splitmix64: the schedule follows from the seed alone */
+static uint64_t rng_state;
+static double rng_unit(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Where the service was when it was killed, as its log tells. */
+enum phase { PHASE_REBUILD, PHASE_JOIN, PHASE_STREAM, PHASES };
+static const char *const phase_names[PHASES] = {"rebuilding", "joining", "streaming"};
+
+Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardown)
+{
+    double t0 = omo_test_now();
+    uint64_t seed = 20261123;
+    if (getenv("OMO_CRASH_SEED"))
+        seed = strtoull(getenv("OMO_CRASH_SEED"), NULL, 10);
+    rng_state = seed;
+
+    omo_test_service_opts opts = {.name = "crash",
+                                  .omo_binary = OMO_BINARY,
+                                  .stores = 60,
+                                  .skus = 300,
+                                  .orders = 20000,
+                                  .bad = 8,
+                                  .seed = 5,
+                                  .brokers = 3,
+                                  .partitions = 4};
+    svc = omo_test_service_setup(&opts);
+    cr_assert_not_null(svc, "setup failed");
+    cr_assert_geq(svc->nbad, 8, "gen's bad lines are refused by omo solve");
+    size_t norders = 0;
+    for (size_t i = 0; i < svc->ninputs; i++)
+        norders += svc->inputs[i].order_id != NULL;
+    cr_assert_geq(norders, 20000);
+
+    /* The opening stock first, then the day in file order, streamed while the service is
+     * killed and restarted. */
+    char err[2048];
+    cr_assert(omo_test_service_produce(svc, svc->nopening, err, sizeof err), "%s", err);
+    cr_assert(omo_test_service_feed(svc, svc->ninputs, 150, 400));
+
+    int kills[PHASES] = {0};
+    long long applied_at_kill[KILLS];
+    for (int k = 0; k < KILLS; k++) {
+        cr_assert(omo_test_service_start(svc, err, sizeof err), "%s", err);
+        double delay = 0.3 + 3.7 * rng_unit();
+        bool after_assignment = rng_unit() < 0.6;
+        if (after_assignment)
+            cr_assert(omo_test_service_wait_log(svc, "rebalance: assigned", 30000),
+                      "start %d: no partitions assigned within 30 s", svc->starts);
+        sleep_s(delay);
+        cr_assert(omo_test_service_alive(svc), "start %d: the service exited by itself",
+                  svc->starts);
+        enum phase ph = !omo_test_service_log_has(svc, "rebuilt the view")      ? PHASE_REBUILD
+                        : !omo_test_service_log_has(svc, "rebalance: assigned") ? PHASE_JOIN
+                                                                                : PHASE_STREAM;
+        int rc = omo_test_service_stop(svc, SIGKILL, 10000);
+        cr_assert_eq(rc, 128 + SIGKILL, "kill %d: exit status %d", k + 1, rc);
+        kills[ph]++;
+        applied_at_kill[k] = omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events");
+        fprintf(stderr, "[crash] kill %d: %.2f s after %s, while %s; %lld events applied\n", k + 1,
+                delay, after_assignment ? "the assignment" : "the start", phase_names[ph],
+                applied_at_kill[k]);
+    }
+
+    /* The last run finishes the day and drains on SIGTERM. */
+    cr_assert(omo_test_service_start(svc, err, sizeof err), "%s", err);
+    cr_assert(omo_test_service_wait_log(svc, "rebalance: assigned", 60000),
+              "the last start got no partitions within 60 s");
+    cr_assert(omo_test_service_feed_wait(svc), "feeding the inputs failed");
+    cr_assert(omo_test_service_wait_applied(svc, (long long)svc->ninputs, 180000, err, sizeof err),
+              "%s", err);
+    int rc = omo_test_service_stop(svc, SIGTERM, 60000);
+    cr_assert_eq(rc, 0, "the drain ended with exit status %d", rc);
+
+    omo_test_check check;
+    bool ok = omo_test_service_check(svc, &check, err, sizeof err);
+    cr_assert(ok, "%s", err);
+    cr_assert_eq(check.dead_letters, svc->nbad);
+
+    fprintf(stderr,
+            "[crash] seed %" PRIu64 ": %d kills (%d rebuilding, %d joining, %d streaming), "
+            "%d restarts; %zu events in (%zu bad), %zu orders, %zu revisions and %zu shipment "
+            "statuses out, "
+            "%zu stock rows; "
+            "%.1f s\n",
+            seed, KILLS, kills[PHASE_REBUILD], kills[PHASE_JOIN], kills[PHASE_STREAM],
+            svc->starts - 1, check.applied, check.dead_letters, check.orders, check.revisions,
+            check.shipment_statuses, check.stock_rows, omo_test_now() - t0);
+    passed = true;
+}
