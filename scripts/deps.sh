@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang-format
       libyaml-dev libjansson-dev libcriterion-dev librdkafka-dev libpq-dev
-      libmicrohttpd-dev libglpk-dev postgresql tzdata)
+      libmicrohttpd-dev libglpk-dev postgresql tzdata
+      chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
