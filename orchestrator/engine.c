@@ -98,6 +98,21 @@ struct omo_engine {
     int_vec retry;
 
     double *unit; /* per node: position on the unit sphere (x, y, z) */
+    /* Regions: nodes grouped by a 5-degree grid, each with a centre and a radius (the largest
+     * angle from the centre to a member), so that a whole region's holders can be skipped when
+     * no node in it can beat the plan in hand. */
+    int nregions;
+    int *region_of;           /* per node */
+    double *region_centre;    /* per region: unit vector */
+    double *region_rho;       /* per region: radians */
+    int64_t *region_handling; /* per region: least handling cost, micro */
+    int64_t *region_hours;    /* per region: least handling hours, milli */
+    int64_t *region_pick;     /* per region: least pick cost, micro */
+    unsigned *region_stamp;   /* per region: decision that listed it */
+    int *region_pass;         /* per region: the gathering pass that takes it */
+    int64_t *region_lb;       /* per region: lower bound of any plan using one of its nodes */
+    int *region_order;        /* scratch: the listed regions */
+    uint64_t regions_skipped;
     double target[3];
     double *zone_cos; /* per zone of the service in use: cos(max_km / R) */
     size_t cap_zone_cos;
@@ -174,6 +189,78 @@ static void unit_vector(double lat, double lon, double *v)
     v[2] = sin(lat * rad);
 }
 
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static double angle_between(const double *a, const double *b)
+{
+    double dot = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    return acos(dot > 1.0 ? 1.0 : dot < -1.0 ? -1.0 : dot);
+}
+
+/* Groups the nodes into regions of a 5-degree grid and tells the inventory. */
+static void build_regions(omo_engine *eng)
+{
+    const omo_network *net = eng->net;
+    size_t nn = net->nnodes ? net->nnodes : 1;
+    eng->region_of = omo_xmalloc(sizeof(int) * nn);
+    int *cell_region = omo_xmalloc(sizeof(int) * 36 * 72);
+    for (int i = 0; i < 36 * 72; i++)
+        cell_region[i] = -1;
+    for (size_t n = 0; n < net->nnodes; n++) {
+        int row = (int)((net->nodes[n].lat + 90.0) / 5.0),
+            col = (int)((net->nodes[n].lon + 180.0) / 5.0);
+        row = row < 0 ? 0 : row > 35 ? 35 : row;
+        col = col < 0 ? 0 : col > 71 ? 71 : col;
+        int *cell = &cell_region[row * 72 + col];
+        if (*cell < 0)
+            *cell = eng->nregions++;
+        eng->region_of[n] = *cell;
+    }
+    free(cell_region);
+    size_t nr = (size_t)(eng->nregions ? eng->nregions : 1);
+    eng->region_centre = omo_xcalloc(3 * nr, sizeof(double));
+    eng->region_rho = omo_xcalloc(nr, sizeof(double));
+    eng->region_handling = omo_xmalloc(sizeof(int64_t) * nr);
+    eng->region_hours = omo_xmalloc(sizeof(int64_t) * nr);
+    eng->region_pick = omo_xmalloc(sizeof(int64_t) * nr);
+    eng->region_stamp = omo_xcalloc(nr, sizeof(unsigned));
+    eng->region_pass = omo_xcalloc(nr, sizeof(int));
+    eng->region_lb = omo_xcalloc(nr, sizeof(int64_t));
+    eng->region_order = omo_xcalloc(nr, sizeof(int));
+    for (size_t r = 0; r < nr; r++)
+        eng->region_handling[r] = eng->region_hours[r] = eng->region_pick[r] = INT64_MAX;
+    for (size_t n = 0; n < net->nnodes; n++) {
+        int r = eng->region_of[n];
+        const omo_node *nd = &net->nodes[n];
+        for (int k = 0; k < 3; k++)
+            eng->region_centre[3 * r + k] += eng->unit[3 * n + k];
+        eng->region_handling[r] = min64(eng->region_handling[r], nd->handling_cost);
+        eng->region_hours[r] = min64(eng->region_hours[r], nd->handling_hours);
+        eng->region_pick[r] = min64(eng->region_pick[r], nd->pick_cost_per_unit);
+    }
+    for (size_t r = 0; r < nr; r++) {
+        double *c = &eng->region_centre[3 * r];
+        double len = sqrt(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
+        for (int k = 0; k < 3 && len > 0; k++)
+            c[k] /= len;
+    }
+    for (size_t n = 0; n < net->nnodes; n++) {
+        int r = eng->region_of[n];
+        double a = angle_between(&eng->region_centre[3 * r], &eng->unit[3 * n]);
+        if (a > eng->region_rho[r])
+            eng->region_rho[r] = a;
+    }
+    omo_inventory_set_regions(eng->inv, eng->region_of, net->nnodes);
+}
+
 static void vec_push(int_vec *v, int x)
 {
     omo_grow((void **)&v->v, &v->cap, v->n + 1, sizeof(int));
@@ -196,6 +283,7 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
     eng->unit = omo_xmalloc(sizeof(double) * 3 * (net->nnodes ? net->nnodes : 1));
     for (size_t n = 0; n < net->nnodes; n++)
         unit_vector(net->nodes[n].lat, net->nodes[n].lon, &eng->unit[3 * n]);
+    build_regions(eng);
     return eng;
 }
 
@@ -238,6 +326,16 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->node_stamp);
     free(eng->node_cand);
     free(eng->unit);
+    free(eng->region_of);
+    free(eng->region_centre);
+    free(eng->region_rho);
+    free(eng->region_handling);
+    free(eng->region_hours);
+    free(eng->region_pick);
+    free(eng->region_stamp);
+    free(eng->region_pass);
+    free(eng->region_lb);
+    free(eng->region_order);
     free(eng->explain_id);
     drop_explanation(eng);
     free(eng->zone_cos);
@@ -263,16 +361,6 @@ const omo_engine_stats *omo_engine_stats_get(const omo_engine *eng)
 omo_inventory *omo_engine_inventory(omo_engine *eng)
 {
     return eng->inv;
-}
-
-static int64_t min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
-static int64_t max64(int64_t a, int64_t b)
-{
-    return a > b ? a : b;
 }
 
 /* Prepares zone_for for the service's zones and the point the distances are measured to. */
@@ -843,6 +931,157 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
     ex->nodes_without_stock = (int)net->nnodes - (int)nn;
 }
 
+/* What gathering candidates for one decision needs. */
+typedef struct gather_ctx {
+    const order_rec *o;
+    const omo_service *svc;
+    int64_t now;
+    unsigned stamp;
+    int G, L, nc;
+    bool ruled[OMO_MAX_LINES];
+} gather_ctx;
+
+/* Makes the holder at slot of group g a candidate, or adds the group's ATP to its candidate. */
+static void gather_holder(omo_engine *eng, gather_ctx *gc, int g, int n, int64_t free_units)
+{
+    const order_rec *o = gc->o;
+    const omo_network *net = eng->net;
+    int G = gc->G, L = gc->L;
+    if (free_units <= 0)
+        return; /* nothing to promise whatever the safety stock */
+    if (eng->node_stamp[n] != gc->stamp) {
+        eng->node_stamp[n] = gc->stamp;
+        eng->node_cand[n] = -1;
+        omo_method method;
+        int64_t fixed, hours;
+        const omo_zone *zone;
+        if (!node_terms(eng, o, n, gc->svc, &method, &fixed, &hours, &zone, NULL))
+            return;
+        const omo_node *nd = &net->nodes[n];
+        int64_t capacity = INT64_MAX;
+        if (nd->daily_capacity >= 0)
+            capacity = max64(0, nd->daily_capacity - omo_inventory_day_used(
+                                                         eng->inv, n, local_day(eng, n, gc->now)));
+        if (capacity == 0)
+            return;
+        int c = gc->nc++;
+        eng->cands[c] = (omo_cand){.node = n,
+                                   .fixed = fixed,
+                                   .hours = hours,
+                                   .pick = nd->pick_cost_per_unit,
+                                   .capacity = capacity,
+                                   .atp = eng->atp_pool + (size_t)c * G,
+                                   .ok = eng->ok_pool + (size_t)c * L};
+        eng->methods[c] = method;
+        memset(eng->cands[c].atp, 0, sizeof(int64_t) * (size_t)G);
+        memset(eng->cands[c].ok, 0, (size_t)L);
+        eng->node_cand[n] = c;
+    }
+    int c = eng->node_cand[n];
+    if (c < 0)
+        return;
+    if (n == eng->avoid_node)
+        for (int i = 0; i < eng->navoid; i++)
+            if (eng->avoid_skus[i] == o->sku[o->group_line[g]])
+                return;
+    int64_t safety = 0;
+    bool any = false;
+    for (int l = 0; l < L; l++) {
+        if (o->group[l] != g)
+            continue;
+        int64_t sl = net->nodes[n].safety_stock;
+        if (!gc->ruled[l] || rules_allow(eng, n, eng->methods[c], l, &sl, NULL)) {
+            eng->cands[c].ok[l] = 1;
+            any = true;
+        }
+        safety = sl; /* same SKU, same rules: the same safety for every line */
+    }
+    if (any)
+        eng->cands[c].atp[g] = max64(0, free_units - safety);
+}
+
+/* Gathers the holders of every region whose pass is `pass`. */
+static void gather_pass(omo_engine *eng, gather_ctx *gc, int pass)
+{
+    const order_rec *o = gc->o;
+    for (int g = 0; g < gc->G; g++) {
+        int sku = o->sku[o->group_line[g]];
+        size_t nrec, nreg;
+        const int *hnodes;
+        const int64_t *hfree;
+        omo_inventory_holders(eng->inv, sku, &hnodes, &hfree, &nrec);
+        const omo_region_slots *regs = omo_inventory_regions_of(eng->inv, sku, &nreg);
+        for (size_t r = 0; r < nreg; r++) {
+            if (eng->region_stamp[regs[r].region] != gc->stamp ||
+                eng->region_pass[regs[r].region] != pass)
+                continue;
+            for (size_t i = 0; i < regs[r].n; i++) {
+                int slot = regs[r].slots[i];
+                gather_holder(eng, gc, g, hnodes[slot], hfree[slot]);
+            }
+        }
+    }
+}
+
+/* The least zone cost and zone hours of any zone that could cover a distance of at least km. */
+static bool zone_floor(const omo_service *zs, double km, int64_t *cost, int64_t *hours)
+{
+    *cost = *hours = INT64_MAX;
+    for (size_t z = 0; z < zs->nzones; z++)
+        if (zs->zones[z].max_km >= km) {
+            *cost = min64(*cost, zs->zones[z].cost);
+            *hours = min64(*hours, zs->zones[z].hours);
+        }
+    return *cost != INT64_MAX;
+}
+
+/* Lists the regions that hold the order's SKUs, with a lower bound on the objective of any plan
+ * that uses one of their nodes, and puts the most promising in pass 0, the rest in pass 1.
+ * Returns how many were listed (in eng->region_order, by ascending bound). */
+static int list_regions(omo_engine *eng, gather_ctx *gc, const omo_service *zs)
+{
+    const order_rec *o = gc->o;
+    const omo_rules *R = eng->rules;
+    int n = 0;
+    for (int g = 0; g < gc->G; g++) {
+        size_t nreg;
+        const omo_region_slots *regs =
+            omo_inventory_regions_of(eng->inv, o->sku[o->group_line[g]], &nreg);
+        for (size_t i = 0; i < nreg; i++) {
+            int r = regs[i].region;
+            if (eng->region_stamp[r] == gc->stamp)
+                continue;
+            eng->region_stamp[r] = gc->stamp;
+            /* On a sphere, no member is nearer than the centre's distance less the radius. */
+            double ang =
+                angle_between(eng->target, &eng->region_centre[3 * r]) - eng->region_rho[r] - 1e-9;
+            double km = ang > 0 ? ang * EARTH_KM : 0.0;
+            int64_t zc, zh;
+            if (!zs || !zone_floor(zs, km, &zc, &zh)) {
+                eng->region_lb[r] = INT64_MAX;
+            } else {
+                eng->region_lb[r] = (eng->region_handling[r] + zc) * 1000 +
+                                    R->hour_cost * (eng->region_hours[r] + zh) +
+                                    eng->region_pick[r] * 1000;
+            }
+            /* The pickup store itself pays no zone: its region is always looked at. */
+            if (o->pickup && eng->region_of[o->store] == r)
+                eng->region_lb[r] = INT64_MIN;
+            int j = n++;
+            while (j > 0 && eng->region_lb[eng->region_order[j - 1]] > eng->region_lb[r]) {
+                eng->region_order[j] = eng->region_order[j - 1];
+                j--;
+            }
+            eng->region_order[j] = r;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int r = eng->region_order[i];
+        eng->region_pass[r] = eng->region_lb[r] == INT64_MAX ? -1 : i < 3 ? 0 : 1;
+    }
+    return n;
+}
+
 /* Decides order oi at time now from scratch (its unfulfilled reservations must be released).
  * Fills its shipments, backorders, status and objective, and reserves what it takes. */
 static void decide(omo_engine *eng, int oi, int64_t now)
@@ -902,95 +1141,30 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                       net->nodes[o->store].lon);
     else
         zones_prepare(eng, svc, o->lat, o->lon);
-    int nc = 0;
     /* Room for every node as a candidate, once per decision rather than per candidate. */
     size_t most = net->nnodes ? net->nnodes : 1;
     omo_grow((void **)&eng->cands, &eng->capcands, most, sizeof(omo_cand));
     omo_grow((void **)&eng->methods, &eng->capmethods, most, sizeof(omo_method));
     omo_grow((void **)&eng->atp_pool, &eng->cap_atp, most * (size_t)G, sizeof(int64_t));
     omo_grow((void **)&eng->ok_pool, &eng->cap_ok, most * (size_t)L, 1);
-    omo_method *methods = eng->methods;
+    gather_ctx gc = {.o = o, .svc = svc, .now = now, .stamp = stamp, .G = G, .L = L};
     /* Lines no rule can touch need no rule check at any node. */
-    bool ruled[OMO_MAX_LINES];
     for (int l = 0; l < L; l++) {
-        ruled[l] = false;
-        for (size_t r = 0; r < nr && !ruled[l]; r++)
-            ruled[l] = eng->rule_line_ok[(size_t)l * nr + r];
+        gc.ruled[l] = false;
+        for (size_t r = 0; r < nr && !gc.ruled[l]; r++)
+            gc.ruled[l] = eng->rule_line_ok[(size_t)l * nr + r];
     }
-    for (int g = 0; g < G; g++) {
-        size_t nrec;
-        const int *hnodes;
-        const int64_t *hfree;
-        omo_inventory_holders(eng->inv, o->sku[o->group_line[g]], &hnodes, &hfree, &nrec);
-        for (size_t i = 0; i < nrec; i++) {
-            if (hfree[i] <= 0)
-                continue; /* nothing to promise whatever the safety stock */
-            int n = hnodes[i];
-            if (eng->node_stamp[n] != stamp) {
-                eng->node_stamp[n] = stamp;
-                eng->node_cand[n] = -1;
-                omo_method method;
-                int64_t fixed, hours;
-                const omo_zone *zone;
-                if (!node_terms(eng, o, n, svc, &method, &fixed, &hours, &zone, NULL))
-                    continue;
-                const omo_node *nd = &net->nodes[n];
-                int64_t capacity = INT64_MAX;
-                if (nd->daily_capacity >= 0)
-                    capacity =
-                        max64(0, nd->daily_capacity -
-                                     omo_inventory_day_used(eng->inv, n, local_day(eng, n, now)));
-                if (capacity == 0)
-                    continue;
-                eng->cands[nc] = (omo_cand){.node = n,
-                                            .fixed = fixed,
-                                            .hours = hours,
-                                            .pick = nd->pick_cost_per_unit,
-                                            .capacity = capacity};
-                methods[nc] = method;
-                for (int gg = 0; gg < G; gg++)
-                    eng->atp_pool[(size_t)nc * G + gg] = 0;
-                for (int l = 0; l < L; l++)
-                    eng->ok_pool[(size_t)nc * L + l] = 0;
-                eng->node_cand[n] = nc++;
-            }
-            int c = eng->node_cand[n];
-            if (c < 0)
-                continue;
-            int64_t safety = 0;
-            bool any = false;
-            if (n == eng->avoid_node) {
-                bool lacked = false;
-                for (int i = 0; i < eng->navoid; i++)
-                    lacked |= eng->avoid_skus[i] == o->sku[o->group_line[g]];
-                if (lacked)
-                    continue;
-            }
-            for (int l = 0; l < L; l++) {
-                if (o->group[l] != g)
-                    continue;
-                int64_t sl = net->nodes[n].safety_stock;
-                if (!ruled[l] || rules_allow(eng, n, methods[c], l, &sl, NULL)) {
-                    eng->ok_pool[(size_t)c * L + l] = 1;
-                    any = true;
-                }
-                safety = sl; /* same SKU, same rules: the same safety for every line */
-            }
-            if (any)
-                eng->atp_pool[(size_t)c * G + g] = max64(0, hfree[i] - safety);
-        }
-    }
-    for (int c = 0; c < nc; c++) {
-        eng->cands[c].atp = eng->atp_pool + (size_t)c * G;
-        eng->cands[c].ok = eng->ok_pool + (size_t)c * L;
-    }
-
+    int64_t want = 0;
+    for (int l = 0; l < L; l++)
+        want += eng->qty[l];
+    int nlisted = list_regions(eng, &gc, o->pickup ? (R->has_transfer ? &R->transfer : NULL) : svc);
+    gather_pass(eng, &gc, 0);
     omo_problem prob = {.nlines = L,
                         .qty = eng->qty,
                         .group = o->group,
                         .ngroups = G,
                         .cands = eng->cands,
-                        .ncands = nc,
+                        .ncands = gc.nc,
                         .hour_cost = R->hour_cost,
                         .split_penalty = R->split_penalty,
                         .max_shipments = R->max_shipments - parcels(o),
@@ -1001,6 +1175,26 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         prob.max_shipments = 0;
     uint64_t before = omo_solver_evaluated(eng->sv);
     const omo_plan *plan = omo_solver_solve(eng->sv, &prob);
+    /* The regions left: all of them unless the plan in hand allocates every unit; then only
+     * those whose lower bound does not exceed its objective. */
+    bool full = plan->units == want && !explaining;
+    int more = 0;
+    for (int i = 0; i < nlisted; i++) {
+        int r = eng->region_order[i];
+        if (eng->region_pass[r] != 1)
+            continue;
+        if (full && eng->region_lb[r] > plan->objective) {
+            eng->regions_skipped++;
+            continue;
+        }
+        eng->region_pass[r] = 2;
+        more++;
+    }
+    if (more) {
+        gather_pass(eng, &gc, 2);
+        prob.ncands = gc.nc;
+        plan = omo_solver_solve(eng->sv, &prob);
+    }
     eng->stats.solver_sets += omo_solver_evaluated(eng->sv) - before;
     if (explaining)
         build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sv));
@@ -1274,12 +1468,20 @@ static void consume(omo_engine *eng, order_rec *o, int oi, int node, int sku, in
     }
 }
 
+/* Bins are short: copied without a formatted print, since every store snapshot may carry one. */
+static void copy_bin(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_t now)
 {
     if (ev->type == OMO_EV_STOCK_BIN) {
         omo_stock *st =
             omo_inventory_get(eng->inv, ev->node, omo_inventory_sku(eng->inv, ev->sku, true), true);
-        snprintf(st->bin, sizeof st->bin, "%.15s", ev->bin);
+        copy_bin(st->bin, sizeof st->bin, ev->bin);
         omo_inventory_touch(eng->inv, st);
         return OMO_APPLY_OK;
     }
@@ -1294,7 +1496,7 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
     if (ev->type == OMO_EV_STOCK_SNAPSHOT) {
         st->on_hand = ev->on_hand;
         if (ev->bin[0])
-            snprintf(st->bin, sizeof st->bin, "%.15s", ev->bin);
+            copy_bin(st->bin, sizeof st->bin, ev->bin);
     } else {
         st->on_hand = max64(0, st->on_hand + ev->delta);
         if (ev->order_id[0] && ev->delta < 0) {
@@ -1808,4 +2010,9 @@ size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network
     sb_lines(&sb, &a, st->qty);
     sb_lit(&sb, "}\n");
     return sb.len;
+}
+
+void omo_engine_expect(omo_engine *eng, size_t events)
+{
+    omo_strmap_reserve(&eng->event_ids, events);
 }

@@ -107,6 +107,9 @@ int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_
 /* Shipment status messages go to fn (NULL: nowhere). */
 void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx);
 
+/* A hint: about this many events will be applied (sizes the duplicate index once). */
+void omo_engine_expect(omo_engine *eng, size_t events);
+
 /* Swaps the rules used by every later decision. */
 void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules);
 

@@ -74,6 +74,8 @@ typedef struct sku_entry {
     int *nodes;
     int64_t *free;
     size_t nrecords, cap;
+    omo_region_slots *regions; /* its holders by region, when regions are set */
+    size_t nregions, capregions;
 } sku_entry;
 
 struct omo_inventory {
@@ -89,6 +91,8 @@ struct omo_inventory {
     size_t cap_cache;
     int *dirty;
     size_t ndirty, capdirty;
+    int *region_of; /* per node, or NULL */
+    size_t nregion_of;
 };
 
 omo_inventory *omo_inventory_create(void)
@@ -105,12 +109,16 @@ void omo_inventory_destroy(omo_inventory *inv)
         free(inv->skus[i].records);
         free(inv->skus[i].nodes);
         free(inv->skus[i].free);
+        for (size_t r = 0; r < inv->skus[i].nregions; r++)
+            free(inv->skus[i].regions[r].slots);
+        free(inv->skus[i].regions);
     }
     for (size_t i = 0; i < inv->nstock; i++)
         free(inv->stock[i].holders);
     free(inv->skus);
     free(inv->stock);
     free(inv->dirty);
+    free(inv->region_of);
     omo_strmap_free(&inv->sku_ids);
     i64map_free(&inv->stock_index);
     i64map_free(&inv->day_used);
@@ -165,6 +173,19 @@ omo_stock *omo_inventory_get(omo_inventory *inv, int node, int sku, bool create)
     se->records[se->nrecords] = rec;
     se->nodes[se->nrecords] = node;
     se->free[se->nrecords] = 0;
+    if (inv->region_of && (size_t)node < inv->nregion_of) {
+        int region = inv->region_of[node];
+        size_t r = 0;
+        while (r < se->nregions && se->regions[r].region != region)
+            r++;
+        if (r == se->nregions) {
+            omo_grow((void **)&se->regions, &se->capregions, r + 1, sizeof(omo_region_slots));
+            se->regions[se->nregions++] = (omo_region_slots){.region = region};
+        }
+        omo_region_slots *rs = &se->regions[r];
+        omo_grow((void **)&rs->slots, &rs->cap, rs->n + 1, sizeof(int));
+        rs->slots[rs->n++] = (int)se->nrecords;
+    }
     se->nrecords++;
     return &inv->stock[rec];
 }
@@ -264,4 +285,18 @@ void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const o
             cb(ctx, st);
     }
     inv->ndirty = 0;
+}
+
+void omo_inventory_set_regions(omo_inventory *inv, const int *region_of, size_t nnodes)
+{
+    free(inv->region_of);
+    inv->region_of = omo_xmalloc(sizeof(int) * (nnodes ? nnodes : 1));
+    memcpy(inv->region_of, region_of, sizeof(int) * nnodes);
+    inv->nregion_of = nnodes;
+}
+
+const omo_region_slots *omo_inventory_regions_of(const omo_inventory *inv, int sku, size_t *n)
+{
+    *n = inv->skus[sku].nregions;
+    return inv->skus[sku].regions;
 }

@@ -42,6 +42,18 @@ void omo_stock_unhold(omo_stock *st, int order);
 void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
                            const int64_t **free, size_t *n);
 
+/* Regions: the owner may group nodes (region_of[node], regions numbered 0..) so that a SKU's
+ * holders can be scanned region by region. Call once, before any record exists. */
+void omo_inventory_set_regions(omo_inventory *inv, const int *region_of, size_t nnodes);
+
+/* The SKU's holders in one region: slots into the arrays of omo_inventory_holders. */
+typedef struct omo_region_slots {
+    int region;
+    int *slots;
+    size_t n, cap;
+} omo_region_slots;
+const omo_region_slots *omo_inventory_regions_of(const omo_inventory *inv, int sku, size_t *n);
+
 /* Call after every change to a record's on hand or reserved: refreshes the SKU's dense arrays
  * and marks the record changed, for whoever persists the view. */
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st);

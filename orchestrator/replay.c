@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 omo_replay_result omo_replay_file(const char *path, const omo_network *net, omo_engine *eng,
                                   omo_bad_line_fn on_bad, void *ctx, omo_replay_stats *stats)
@@ -19,6 +20,9 @@ omo_replay_result omo_replay_file(const char *path, const omo_network *net, omo_
         res = OMO_REPLAY_CANNOT_OPEN;
         goto done;
     }
+    struct stat sb;
+    if (fstat(fileno(in), &sb) == 0 && sb.st_size > 0)
+        omo_engine_expect(eng, (size_t)sb.st_size / 120); /* events are ~150 bytes */
     uint64_t lineno = 0;
     ssize_t n;
     while ((n = getline(&line, &linecap, in)) > 0) {
@@ -35,7 +39,8 @@ omo_replay_result omo_replay_file(const char *path, const omo_network *net, omo_
                 on_bad(ctx, path, lineno, &err);
             continue;
         }
-        if (omo_engine_apply(eng, ev, &err) == OMO_APPLY_INVALID) {
+        omo_apply_result applied = omo_engine_apply(eng, ev, &err);
+        if (applied == OMO_APPLY_INVALID || applied == OMO_APPLY_CONFLICT) {
             st.invalid++;
             if (on_bad)
                 on_bad(ctx, path, lineno, &err);

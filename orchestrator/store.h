@@ -93,8 +93,8 @@ typedef struct omo_store_ops {
                              char *err, size_t errlen);
     /* The text of a rules version that was live (NULL to cb when unknown). */
     omo_io (*rules_text)(void *self, const char *hash,
-                         void (*cb)(void *ctx, const char *text, size_t len), void *ctx,
-                         char *err, size_t errlen);
+                         void (*cb)(void *ctx, const char *text, size_t len), void *ctx, char *err,
+                         size_t errlen);
     /* Every rules version that went live, oldest first. */
     omo_io (*rules_history)(void *self,
                             void (*cb)(void *ctx, const char *hash, const char *went_live,

@@ -430,6 +430,21 @@ int omo_strmap_add(omo_strmap *map, const char *key, int val, bool *added)
     return s->val;
 }
 
+void omo_strmap_reserve(omo_strmap *map, size_t n)
+{
+    if (map->count || n * 2 <= map->cap)
+        return;
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    omo_strmap_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return;
+    free(map->slots);
+    map->slots = slots;
+    map->cap = cap;
+}
+
 bool omo_strmap_put(omo_strmap *map, const char *key, int val)
 {
     bool added;

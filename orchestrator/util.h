@@ -81,6 +81,8 @@ OMO_MUST_CHECK bool omo_strmap_put(omo_strmap *map, const char *key, int val);
 /* Adds key with val unless present. Returns the key's value (val when added; *added says
  * which), or -1 when out of memory. */
 int omo_strmap_add(omo_strmap *map, const char *key, int val, bool *added);
+/* Makes room for n keys at once (an empty map only), sparing the growth on the way. */
+void omo_strmap_reserve(omo_strmap *map, size_t n);
 void omo_strmap_free(omo_strmap *map);
 
 void *omo_xmalloc(size_t n);
