@@ -546,6 +546,32 @@ static inline void env_start(env *e, const char *name)
         }
 }
 
+/* Stops the service with SIGTERM (it must exit 0) and starts it again on the same database and
+ * cluster; returns once it answers /readyz. */
+static inline void env_restart(env *e)
+{
+    kill(e->pid, SIGTERM);
+    int rc = env_wait_pid(e->pid, 30000);
+    e->pid = 0;
+    cr_assert_eq(rc, 0, "omo run exited %d on SIGTERM", rc);
+    char *run[] = {OMO_BINARY, "run", "--config", e->config, NULL};
+    e->pid = env_spawn(e, run);
+    cr_assert_gt(e->pid, 0);
+    double until = env_now() + 60;
+    for (;;) {
+        env_resp r = env_http(e, "GET", "/readyz", NULL, NULL);
+        int st = r.status;
+        env_resp_free(&r);
+        if (st == 200)
+            return;
+        if (env_now() > until || env_wait_pid(e->pid, 0) >= 0) {
+            env_log_tail(e, 40);
+            cr_assert_fail("the service did not come back");
+        }
+        env_sleep_ms(100);
+    }
+}
+
 /* Stops the service (SIGTERM: it drains and exits 0, leak-free under ASan) and everything else.
  * The directory is removed when the test passed so far; otherwise kept, with the log's tail. */
 static inline int env_stop(env *e)
