@@ -160,6 +160,8 @@ Test(browser, pick_list_page_confirms_and_shorts)
     cr_expect_eq(json_integer_value(json_object_get(seen, "aisles_walked")), 3);
     cr_expect_str_eq(env_json_str(json_object_get(seen, "confirm"), "text"), "picked");
     cr_expect_str_eq(env_json_str(json_object_get(seen, "short"), "text"), "short");
+    cr_expect(json_is_true(json_object_get(seen, "confirm_disabled_after")),
+              "a confirmed tote's buttons stay enabled");
     cr_expect_eq(json_array_size(json_object_get(seen, "totes_after")), 5);
     json_decref(seen);
     free(out);

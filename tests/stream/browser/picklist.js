@@ -165,7 +165,7 @@ async function resultOf(page, id) {
         if (out.short.text !== 'short')
             fail(`short ${shortId}: the page says "${out.short.text}"`);
 
-        // A second press on a done tote is refused by the service and said so on the page.
+        // A done tote's controls stay disabled.
         const disabled = await page.$eval(`button.confirm[data-shipment="${confirmId}"]`,
                                           (b) => b.disabled);
         out.confirm_disabled_after = disabled;
