@@ -63,7 +63,12 @@ static void plan_text(out *o, const char *label, const omo_explain_plan *p,
     if (p == &ex->runner_up && ex->chosen.present) {
         char d[48];
         int64_t diff = p->objective - ex->chosen.objective;
-        put(o, " (%s%s)", diff >= 0 ? "+" : "", objective(diff, d, sizeof d));
+        put(o, " (%s%s", diff >= 0 ? "+" : "", objective(diff, d, sizeof d));
+        /* Units come first: a cheaper runner-up lost on them, which the reader should see. */
+        int64_t fewer = ex->chosen.units - p->units;
+        if (fewer > 0)
+            put(o, "; %lld unit%s fewer", (long long)fewer, fewer == 1 ? "" : "s");
+        put(o, ")");
     }
     put(o, "\n");
 }

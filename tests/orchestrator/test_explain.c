@@ -452,7 +452,7 @@ Test(explain, pickup_transfer_from)
     assert_plan(&e, "runner_up", 1, 1.7, "S-1", NULL);
     assert_has(e.text, "Pickup at S-1", "text");
     assert_has(e.text, "Chosen:    DC-A 2u; 2 units, objective 11\n", "text");
-    assert_has(e.text, "Runner-up: S-1 1u; 1 unit, objective 1.7 (-9.3)\n", "text");
+    assert_has(e.text, "Runner-up: S-1 1u; 1 unit, objective 1.7 (-9.3; 1 unit fewer)\n", "text");
     assert_row_has(&e, "S-3", "excluded: pickup.transfer.from does not list its type");
     assert_row_has(&e, "S-1", "store");
     explained_free(&e);
@@ -500,7 +500,9 @@ Test(explain, max_shipments_limits_the_plan)
     assert_plan(&e, "chosen", 5, 24.4, "DC-A", "S-3", NULL);
     assert_plan(&e, "runner_up", 4, 23.9, "DC-A", "S-1", NULL);
     assert_has(e.text, "Chosen:    DC-A 3u + S-3 2u; 5 units, objective 24.4\n", "text");
-    assert_has(e.text, "Runner-up: DC-A 3u + S-1 1u; 4 units, objective 23.9 (-0.5)\n", "text");
+    assert_has(e.text,
+               "Runner-up: DC-A 3u + S-1 1u; 4 units, objective 23.9 (-0.5; 1 unit fewer)\n",
+               "text");
     assert_has(e.text, "Limit: max_shipments 2 is reached with units still backordered\n", "text");
     explained_free(&e);
     /* Two shipments that serve the whole order hit no limit. */
