@@ -159,6 +159,19 @@ int omo_cmd_run(int argc, char **argv)
         return 2;
     omo_install_signals();
     omo_stream_opts opts = {.stop = &omo_stop_requested, .reload = &omo_reload_requested};
+    /* How long PostgreSQL and Kafka may stay unreachable before the service gives up (exit 1):
+     * the default suits production; tests and impatient operators shorten it. */
+    const char *budget = getenv("OMO_RETRY_BUDGET_MS");
+    if (budget && *budget) {
+        char *end;
+        long ms = strtol(budget, &end, 10);
+        if (*end || ms < 1 || ms > 86400000) {
+            fprintf(stderr, "omo: OMO_RETRY_BUDGET_MS must be 1..86400000 milliseconds, not '%s'\n",
+                    budget);
+            return 2;
+        }
+        opts.retry_budget_ms = (int)ms;
+    }
     omo_running r;
     int rc = omo_running_open(path, &opts, &r);
     if (rc)

@@ -1018,6 +1018,33 @@ done:
     return ok;
 }
 
+bool omo_test_service_check_drained(omo_test_service *svc, char *err, size_t errlen)
+{
+    static const struct {
+        const char *what, *query;
+    } rules[] = {
+        {"outbox rows not confirmed", "SELECT count(*) FROM outbox WHERE delivered_offset IS NULL"},
+        {"input positions not at the end of what was applied",
+         "SELECT count(*) FROM input_positions p WHERE p.next_offset <> "
+         "(SELECT coalesce(max(a.\"offset\"), -1) + 1 FROM applied_events a "
+         "WHERE a.topic = p.topic AND a.partition = p.partition)"},
+        {"input partitions applied with a gap or a repeat",
+         "SELECT count(*) FROM (SELECT count(*) AS n, min(\"offset\") AS lo, "
+         "max(\"offset\") AS hi FROM applied_events GROUP BY topic, partition) x "
+         "WHERE lo <> 0 OR hi + 1 <> n"},
+        {"partitions applied without a position",
+         "SELECT count(*) FROM (SELECT DISTINCT topic, partition FROM applied_events) a "
+         "WHERE NOT EXISTS (SELECT 1 FROM input_positions p "
+         "WHERE p.topic = a.topic AND p.partition = a.partition)"},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        long long n = omo_test_service_sql_count(svc, rules[i].query);
+        if (n != 0)
+            return fail(err, errlen, "%s: %lld", rules[i].what, n);
+    }
+    return true;
+}
+
 bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *err, size_t errlen)
 {
     check_ctx c = {.svc = svc, .err = err, .errlen = errlen};
@@ -1026,8 +1053,9 @@ bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *er
     memset(out, 0, sizeof *out);
     bool ok = svc->nproduced == svc->ninputs ||
               fail(err, errlen, "only %zu of %zu inputs produced", svc->nproduced, svc->ninputs);
-    ok = ok && read_topics(&c) && check_applied(&c, export_path) && check_allocations(&c) &&
-         check_solve(&c, export_path) && check_outbox(&c) && check_dead_letters(&c);
+    ok = ok && omo_test_service_check_drained(svc, err, errlen) && read_topics(&c) &&
+         check_applied(&c, export_path) && check_allocations(&c) && check_solve(&c, export_path) &&
+         check_outbox(&c) && check_dead_letters(&c);
     if (ok) {
         long long bad = omo_test_service_sql_count(
             svc, "SELECT count(*) FROM stock WHERE reserved > on_hand OR reserved < 0");

@@ -103,12 +103,17 @@ long long omo_test_service_sql_count(omo_test_service *svc, const char *query);
 bool omo_test_service_wait_applied(omo_test_service *svc, long long n, int timeout_ms, char *err,
                                    size_t errlen);
 
+/* After a clean stop: no outbox row unconfirmed, each input partition applied from offset 0
+ * without a gap or a repeat, and its stored position just past the last applied offset. */
+bool omo_test_service_check_drained(omo_test_service *svc, char *err, size_t errlen);
+
 /* What the end-to-end check saw. */
 typedef struct omo_test_check {
     size_t applied, orders, revisions, shipment_statuses, dead_letters, stock_rows;
 } omo_test_check;
 
 /* After a drain, with every input produced: the whole story is consistent.
+ * - omo_test_service_check_drained holds;
  * - inputs: every message on the input topics was applied exactly once (applied_events holds
  *   each topic, partition and offset once, with the message's bytes), nothing else was;
  * - allocations, read back with a plain read_uncommitted consumer: no (order_id, revision)
