@@ -246,37 +246,104 @@ static void eval_assignment(omo_solver *sv, int k, const int *assign)
         fill_node(sv, s, assign);
 }
 
-/* Exact enumeration of line -> node assignments when a shared limit binds. */
-static void enum_lines(omo_solver *sv, int k, int l, int64_t *best_units, int64_t *best_pick,
-                       bool *found)
+/* Exact search of line -> node assignments when a shared limit binds: depth first over lines,
+ * each line taking all it can at the node chosen (which loses nothing: a node's units are the
+ * same whatever order its lines are filled in), pruned by the units and picking cost the
+ * remaining lines could at best add. */
+typedef struct line_search {
+    int k, L, G;
+    int64_t rem_atp[OMO_PLAN_MAX_SHIP][OMO_MAX_GROUPS];
+    int64_t rem_cap[OMO_PLAN_MAX_SHIP];
+    int used[OMO_PLAN_MAX_SHIP];
+    int64_t pick[OMO_PLAN_MAX_SHIP];
+    int64_t suffix_units[OMO_MAX_GROUPS + 1]; /* the most the lines from l on can add */
+    int64_t min_pick;
+    int64_t units, cost;
+    bool found;
+    int64_t best_units, best_cost;
+} line_search;
+
+static void search_lines(omo_solver *sv, line_search *ls, int l)
 {
-    int L = sv->L;
+    const omo_problem *p = sv->prob;
+    int L = ls->L;
+    int unused = 0;
+    for (int s = 0; s < ls->k; s++)
+        unused += ls->used[s] == 0;
+    if (unused > L - l)
+        return; /* every node of the set must ship something */
+    if (ls->found) {
+        int64_t ub = ls->units + ls->suffix_units[l];
+        if (ub < ls->best_units)
+            return;
+        if (ub == ls->best_units && ls->cost + ls->suffix_units[l] * ls->min_pick >= ls->best_cost)
+            return;
+    }
     if (l == L) {
-        eval_assignment(sv, k, sv->assign);
-        int64_t units = 0, pick = 0;
-        for (int s = 0; s < k; s++) {
-            int64_t u = 0;
-            for (int j = 0; j < L; j++)
-                u += sv->take[s * L + j];
-            if (u == 0)
-                return;
-            units += u;
-            pick += u * sv->prob->cands[sv->ord[sv->set[s]]].pick;
-        }
-        if (!*found || units > *best_units || (units == *best_units && pick < *best_pick)) {
-            *found = true;
-            *best_units = units;
-            *best_pick = pick;
+        if (!ls->found || ls->units > ls->best_units ||
+            (ls->units == ls->best_units && ls->cost < ls->best_cost)) {
+            ls->found = true;
+            ls->best_units = ls->units;
+            ls->best_cost = ls->cost;
             memcpy(sv->best_assign, sv->assign, sizeof(int) * (size_t)L);
         }
         return;
     }
-    for (int s = -1; s < k; s++) {
-        if (s >= 0 && sv->avail[sv->set[s] * L + l] == 0)
-            continue;
-        sv->assign[l] = s;
-        enum_lines(sv, k, l + 1, best_units, best_pick, found);
+    int g = p->group[l];
+    for (int s = 0; s <= ls->k; s++) {
+        int64_t t = 0;
+        if (s < ls->k) {
+            if (sv->avail[sv->set[s] * L + l] == 0)
+                continue;
+            t = min64(min64(p->qty[l], ls->rem_atp[s][g]), ls->rem_cap[s]);
+            if (t == 0)
+                continue;
+            ls->rem_atp[s][g] -= t;
+            ls->rem_cap[s] -= t;
+            ls->used[s]++;
+            ls->units += t;
+            ls->cost += t * ls->pick[s];
+        }
+        sv->assign[l] = s < ls->k ? s : -1;
+        search_lines(sv, ls, l + 1);
+        if (s < ls->k) {
+            ls->rem_atp[s][g] += t;
+            ls->rem_cap[s] += t;
+            ls->used[s]--;
+            ls->units -= t;
+            ls->cost -= t * ls->pick[s];
+        }
     }
+}
+
+static bool best_lines(omo_solver *sv, int k)
+{
+    const omo_problem *p = sv->prob;
+    int L = sv->L;
+    line_search *ls = omo_xcalloc(1, sizeof *ls);
+    ls->k = k;
+    ls->L = L;
+    ls->G = p->ngroups;
+    ls->min_pick = INT64_MAX;
+    for (int s = 0; s < k; s++) {
+        const omo_cand *c = &p->cands[sv->ord[sv->set[s]]];
+        for (int g = 0; g < p->ngroups; g++)
+            ls->rem_atp[s][g] = c->atp[g];
+        ls->rem_cap[s] = c->capacity;
+        ls->pick[s] = c->pick;
+        ls->min_pick = min64(ls->min_pick, c->pick);
+    }
+    ls->suffix_units[L] = 0;
+    for (int l = L - 1; l >= 0; l--) {
+        int64_t most = 0;
+        for (int s = 0; s < k; s++)
+            most = max64(most, sv->avail[sv->set[s] * L + l]);
+        ls->suffix_units[l] = ls->suffix_units[l + 1] + most;
+    }
+    search_lines(sv, ls, 0);
+    bool found = ls->found;
+    free(ls);
+    return found;
 }
 
 static void eval_unsplit(omo_solver *sv, int k)
@@ -303,27 +370,24 @@ static void eval_unsplit(omo_solver *sv, int k)
     }
     /* It is exact unless a node's capacity or a shared SKU's ATP binds. */
     bool binds = false;
+    int64_t gsum[OMO_MAX_GROUPS];
     for (int s = 0; s < k && !binds; s++) {
         const omo_cand *c = &p->cands[sv->ord[sv->set[s]]];
         int64_t sum = 0;
-        for (int l = 0; l < L && !binds; l++) {
+        for (int g = 0; g < p->ngroups; g++)
+            gsum[g] = 0;
+        for (int l = 0; l < L; l++) {
             if (sv->assign[l] != s)
                 continue;
-            sum += min64(p->qty[l], c->atp[p->group[l]]);
-            for (int j = l + 1; j < L; j++)
-                if (sv->assign[j] == s && p->group[j] == p->group[l]) {
-                    binds = true;
-                    break;
-                }
+            int64_t t = sv->avail[sv->set[s] * L + l];
+            gsum[p->group[l]] += t;
+            sum += t;
+            binds |= gsum[p->group[l]] > c->atp[p->group[l]];
         }
-        if (sum > c->capacity)
-            binds = true;
+        binds |= sum > c->capacity;
     }
     if (binds) {
-        int64_t bu = 0, bp = 0;
-        bool found = false;
-        enum_lines(sv, k, 0, &bu, &bp, &found);
-        if (!found)
+        if (!best_lines(sv, k))
             return;
         memcpy(sv->assign, sv->best_assign, sizeof(int) * (size_t)L);
     }
@@ -474,9 +538,21 @@ static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64
         const int64_t *av = sv->avail + (size_t)i * L;
         for (int l = 0; l < L; l++)
             cov[l] = p->split_lines ? prev[l] + av[l] : max64(prev[l], av[l]);
-        if (depth + 1 == k)
+        if (depth + 1 == k) {
+            /* The whole set is known: its own bounds, before the costlier evaluation. */
+            int64_t ub = 0;
+            for (int l = 0; l < L; l++)
+                ub += min64(cov[l], p->qty[l]);
+            const slot *ref = bound_slot(sv);
+            if (ub < (ref ? ref->plan.units : sv->need) || ub == 0)
+                continue;
+            if (ref && ub == ref->plan.units &&
+                (sumfixed + c->fixed) * 1000 + ub * sv->minpick * 1000 +
+                        p->hour_cost * max64(maxh, c->hours) + p->split_penalty * 1000 * (k - 1) >
+                    ref->plan.objective)
+                continue;
             evaluate(sv, k);
-        else
+        } else
             search(sv, depth + 1, i + 1, sumfixed + c->fixed, max64(maxh, c->hours));
     }
 }
@@ -491,6 +567,51 @@ static void fill_avail(omo_solver *sv)
         for (int l = 0; l < L; l++)
             sv->avail[(size_t)i * L + l] =
                 c->ok[l] ? min64(min64(p->qty[l], c->atp[p->group[l]]), c->capacity) : 0;
+    }
+}
+
+/* A good plan before the search, so that its bounds bite from the start: from the cheapest
+ * node, add the node that covers the most missing units (then the cheapest) while units are
+ * missing. The search that follows is exact whatever this finds. */
+static void seed_greedily(omo_solver *sv, int kmax)
+{
+    const omo_problem *p = sv->prob;
+    int L = sv->L;
+    int64_t cover[OMO_MAX_GROUPS] = {0}, have = 0, total = 0;
+    for (int l = 0; l < L; l++)
+        total += p->qty[l];
+    for (int k = 1; k <= kmax && have < total; k++) {
+        int best = -1;
+        int64_t gain = 0;
+        for (int i = 0; i < sv->n; i++) {
+            bool taken = false;
+            for (int s = 0; s < k - 1; s++)
+                taken |= sv->set[s] == i;
+            if (taken)
+                continue;
+            int64_t g = 0;
+            for (int l = 0; l < L; l++) {
+                int64_t a = sv->avail[(size_t)i * L + l];
+                int64_t c = p->split_lines ? min64(cover[l] + a, p->qty[l]) : max64(cover[l], a);
+                g += c - cover[l];
+            }
+            if (g > gain) { /* positions are sorted by fixed cost: the first best is cheapest */
+                gain = g;
+                best = i;
+            }
+        }
+        if (best < 0)
+            break;
+        sv->set[k - 1] = best;
+        for (int l = 0; l < L; l++) {
+            int64_t a = sv->avail[(size_t)best * L + l];
+            cover[l] = p->split_lines ? min64(cover[l] + a, p->qty[l]) : max64(cover[l], a);
+        }
+        have += gain;
+        if (k >= 2) {
+            sv->k = k;
+            evaluate(sv, k);
+        }
     }
 }
 
@@ -603,6 +724,7 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
         }
         for (int l = 0; l < L; l++)
             sv->cover[l] = 0;
+        seed_greedily(sv, kmax);
         for (int k = 2; k <= kmax; k++) {
             sv->k = k;
             search(sv, 0, 0, 0, 0);

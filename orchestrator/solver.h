@@ -35,6 +35,7 @@ typedef struct omo_problem {
 } omo_problem;
 
 #define OMO_PLAN_MAX_SHIP 16
+#define OMO_MAX_GROUPS    64 /* SKU groups (and lines) of one order */
 
 /* A chosen plan. take[s * nlines + l]: units of line l from shipment s. Shipments are listed
  * in ascending node index. */
