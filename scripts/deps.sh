@@ -7,6 +7,8 @@ pkgs=(build-essential cmake pkg-config clang-format
       libmicrohttpd-dev libglpk-dev postgresql tzdata
       chromium fonts-dejavu-core)
 missing=()
+# The browser test drives Chromium from Node.js: Debian's, unless the machine has one already.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
