@@ -1670,7 +1670,8 @@ static omo_apply_result shipment_handed(omo_engine *eng, const omo_event *ev, in
     return OMO_APPLY_OK;
 }
 
-int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_state *state)
+int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_state *state,
+                             int *pickup_store)
 {
     int s;
     int oi = find_shipment(eng, shipment_id, &s);
@@ -1678,6 +1679,8 @@ int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_
         return -1;
     if (state)
         *state = eng->orders[oi].ships[s].state;
+    if (pickup_store)
+        *pickup_store = eng->orders[oi].pickup ? eng->orders[oi].store : -1;
     return eng->orders[oi].ships[s].node;
 }
 

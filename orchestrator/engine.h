@@ -101,8 +101,10 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
                               void *sink_ctx);
 void omo_engine_destroy(omo_engine *eng);
 
-/* The node of shipment "ORDER/N" and its state, or -1 when there is no such shipment. */
-int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_state *state);
+/* The node of shipment "ORDER/N", its state and its order's pickup store (-1 for a ship order),
+ * or -1 when there is no such shipment. state and pickup_store may be NULL. */
+int omo_engine_find_shipment(omo_engine *eng, const char *shipment_id, omo_ship_state *state,
+                             int *pickup_store);
 
 /* Shipment status messages go to fn (NULL: nowhere). */
 void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx);

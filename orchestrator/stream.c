@@ -1085,12 +1085,16 @@ static void handle_store_step(omo_stream *svc, const omo_http_request *req, cons
                               const char *shipment_id, omo_event_type type, omo_http_response *resp)
 {
     omo_ship_state state;
-    int node = omo_engine_find_shipment(svc->eng, shipment_id, &state);
+    int pickup = -1;
+    int node = omo_engine_find_shipment(svc->eng, shipment_id, &state, &pickup);
     if (node < 0) {
         respond_error(resp, 404, "no such shipment", "shipment_id", shipment_id);
         return;
     }
-    if (!may_act_for(tok, svc->net->nodes[node].id)) {
+    /* The pickup store hands a transfer-fed order to its customer: it may mark it collected. */
+    bool at_pickup = type == OMO_EV_SHIPMENT_COLLECTED && pickup >= 0 &&
+                     may_act_for(tok, svc->net->nodes[pickup].id);
+    if (!at_pickup && !may_act_for(tok, svc->net->nodes[node].id)) {
         respond_error(resp, 403, "this token may not act on another store's shipments",
                       "shipment_id", shipment_id);
         return;
@@ -1116,7 +1120,7 @@ static void handle_store_step(omo_stream *svc, const omo_http_request *req, cons
     omo_event_error err;
     switch (apply_api(svc, event, &err)) {
     case OMO_APPLY_OK:
-        omo_engine_find_shipment(svc->eng, shipment_id, &state);
+        omo_engine_find_shipment(svc->eng, shipment_id, &state, NULL);
         respond_json(resp, 200,
                      json_pack("{s:s,s:s}", "shipment_id", shipment_id, "status",
                                omo_ship_state_name(state)));
