@@ -80,7 +80,8 @@ typedef struct omo_store_ops {
                             char *err, size_t errlen);
     /* Highest applied event seq and outbox seq (0 when empty). */
     omo_io (*max_seqs)(void *self, int64_t *applied, int64_t *outbox, char *err, size_t errlen);
-    /* Keeps a rules version that went live (text, hash, who). Idempotent per hash. */
+    /* Records that a rules version went live (hash, who): the text is kept once per hash, the
+     * activation every time. */
     omo_io (*save_rules)(void *self, const char *hash, const char *text, const char *by, char *err,
                          size_t errlen);
     /* Every revision of one order in order, as JSON bodies. */
@@ -95,7 +96,7 @@ typedef struct omo_store_ops {
     omo_io (*rules_text)(void *self, const char *hash,
                          void (*cb)(void *ctx, const char *text, size_t len), void *ctx, char *err,
                          size_t errlen);
-    /* Every rules version that went live, oldest first. */
+    /* Every activation of a rules version, oldest first. */
     omo_io (*rules_history)(void *self,
                             void (*cb)(void *ctx, const char *hash, const char *went_live,
                                        const char *by),

@@ -888,9 +888,11 @@ static omo_io store_save_rules(void *self, const char *hash, const char *text, c
     if (io != OMO_IO_OK)
         return io;
     const char *vals[3] = {hash, text ? text : "", by ? by : ""};
+    /* The text once per version; an activation each time it goes live. */
     return run(st, "save_rules",
-               "INSERT INTO rules_versions (hash, text, \"by\") VALUES ($1, $2, $3) "
-               "ON CONFLICT (hash) DO NOTHING",
+               "WITH version AS (INSERT INTO rules_versions (hash, text, \"by\") "
+               "VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING) "
+               "INSERT INTO rules_activations (hash, \"by\") VALUES ($1, $3)",
                3, NULL, vals, NULL, 0, NULL, err, errlen);
 }
 
@@ -980,8 +982,8 @@ static omo_io store_rules_history(void *self,
     PGresult *res = NULL;
     io = run(st, "rules_history",
              "SELECT hash, to_char(went_live AT TIME ZONE 'UTC', "
-             "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \"by\" FROM rules_versions "
-             "ORDER BY went_live, hash",
+             "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \"by\" FROM rules_activations "
+             "ORDER BY id",
              0, NULL, NULL, NULL, 0, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;

@@ -174,8 +174,10 @@ int omo_cmd_run(int argc, char **argv)
     }
     omo_running r;
     int rc = omo_running_open(path, &opts, &r);
-    if (rc)
+    if (rc) {
+        omo_running_close(&r);
         return rc;
+    }
     rc = omo_stream_run(r.stream);
     omo_running_close(&r);
     return rc;

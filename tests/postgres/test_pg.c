@@ -635,7 +635,7 @@ Test(pg_store, server_gone_is_retry_and_not_ready)
         OMO_IO_RETRY);
 }
 
-Test(pg_store, save_rules_is_idempotent)
+Test(pg_store, save_rules_keeps_each_text_once_and_every_activation)
 {
     cr_assert_eq(store.ops->save_rules(store.self, "abc", "rules: []\n", "ops", err, sizeof err),
                  OMO_IO_OK, "%s", err);
@@ -652,6 +652,9 @@ Test(pg_store, save_rules_is_idempotent)
                  OMO_IO_OK, "%s", err);
     cr_assert_eq(sql_int("SELECT count(*) FROM rules_versions"), 2);
     cr_assert_eq(sql_int("SELECT count(*) FROM rules_versions WHERE went_live <= now()"), 2);
+    /* Each going-live is an activation of its own: the audit trail. */
+    cr_assert_eq(sql_int("SELECT count(*) FROM rules_activations"), 4);
+    cr_assert_eq(sql_int("SELECT count(*) FROM rules_activations WHERE hash = 'abc'"), 3);
 }
 
 /* ---- a commit cut off in flight ---- */
