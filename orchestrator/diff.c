@@ -1,6 +1,7 @@
 /* `omo rules diff`: the same events decided under two rule sets, compared. */
 #include "diff.h"
 #include "replay.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,95 +16,34 @@
 
 /* ---- a growing string ------------------------------------------------------------------ */
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-} strbuf;
-
-static void sb_put(strbuf *sb, const char *s, size_t n)
-{
-    omo_grow((void **)&sb->p, &sb->cap, sb->len + n + 1, 1);
-    memcpy(sb->p + sb->len, s, n);
-    sb->len += n;
-    sb->p[sb->len] = 0;
-}
-
-static void sb_puts(strbuf *sb, const char *s)
-{
-    sb_put(sb, s, strlen(s));
-}
-
-static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    omo_grow((void **)&sb->p, &sb->cap, sb->len + (size_t)n + 1, 1);
-    va_start(ap, fmt);
-    vsnprintf(sb->p + sb->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-/* Length of the valid UTF-8 sequence at s, or 0 when the byte there starts none. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xE0) == 0xC0) {
-        n = 2, min = 0x80, cp = s[0] & 0x1F;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        n = 3, min = 0x800, cp = s[0] & 0x0F;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        n = 4, min = 0x10000, cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* A JSON string. File names may hold any bytes: invalid UTF-8 becomes U+FFFD so the output
  * always parses. */
-static void sb_json(strbuf *sb, const char *s)
+static void sb_json(omo_strbuf *sb, const char *s)
 {
-    sb_puts(sb, "\"");
+    omo_strbuf_puts(sb, "\"");
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         if (*p == '"' || *p == '\\') {
-            sb_put(sb, "\\", 1);
-            sb_put(sb, (const char *)p++, 1);
+            omo_strbuf_put(sb, "\\", 1);
+            omo_strbuf_put(sb, (const char *)p++, 1);
         } else if (*p < 0x20) {
-            sb_printf(sb, "\\u%04x", *p++);
+            omo_strbuf_printf(sb, "\\u%04x", *p++);
         } else {
-            size_t n = utf8_seq(p);
+            size_t n = omo_utf8_seq(p);
             if (n) {
-                sb_put(sb, (const char *)p, n);
+                omo_strbuf_put(sb, (const char *)p, n);
                 p += n;
             } else {
-                sb_puts(sb, "\\ufffd");
+                omo_strbuf_puts(sb, "\\ufffd");
                 p++;
             }
         }
     }
-    sb_puts(sb, "\"");
+    omo_strbuf_puts(sb, "\"");
 }
 
 /* Text for HTML element content and attribute values alike. */
-static void sb_html(strbuf *sb, const char *s)
+static void sb_html(omo_strbuf *sb, const char *s)
 {
     const char *run = s;
     for (; *s; s++) {
@@ -127,11 +67,11 @@ static void sb_html(strbuf *sb, const char *s)
         default:
             continue;
         }
-        sb_put(sb, run, (size_t)(s - run));
-        sb_puts(sb, esc);
+        omo_strbuf_put(sb, run, (size_t)(s - run));
+        omo_strbuf_puts(sb, esc);
         run = s + 1;
     }
-    sb_put(sb, run, (size_t)(s - run));
+    omo_strbuf_put(sb, run, (size_t)(s - run));
 }
 
 /* ---- numbers --------------------------------------------------------------------------- */
@@ -329,21 +269,22 @@ static bool same_decision(const diff_order *a, const diff_order *b)
 /* "DC-X 2u + S-0001 1u, 1u backordered"; the status alone when nothing ships. */
 static char *plan_text(const omo_network *net, const diff_order *o)
 {
-    strbuf sb = {0};
+    omo_strbuf sb = {0};
     if (!o) {
-        sb_puts(&sb, "not decided");
+        omo_strbuf_puts(&sb, "not decided");
         return sb.p;
     }
     for (size_t s = 0; s < o->nships; s++)
-        sb_printf(&sb, "%s%s %lldu", s ? " + " : "", net->nodes[o->ships[s].node].id,
-                  (long long)o->ships[s].units);
+        omo_strbuf_printf(&sb, "%s%s %lldu", s ? " + " : "", net->nodes[o->ships[s].node].id,
+                          (long long)o->ships[s].units);
     if (o->nships && o->backordered > 0)
-        sb_printf(&sb, ", %lldu backordered", (long long)o->backordered);
+        omo_strbuf_printf(&sb, ", %lldu backordered", (long long)o->backordered);
     if (!o->nships) {
-        sb_puts(&sb, omo_alloc_status_name(o->status));
+        omo_strbuf_puts(&sb, omo_alloc_status_name(o->status));
         if (o->backordered > 0)
-            sb_printf(&sb, o->status == OMO_ALLOC_BACKORDERED ? " %lldu" : " (%lldu backordered)",
-                      (long long)o->backordered);
+            omo_strbuf_printf(
+                &sb, o->status == OMO_ALLOC_BACKORDERED ? " %lldu" : " (%lldu backordered)",
+                (long long)o->backordered);
     }
     return sb.p;
 }
@@ -613,76 +554,79 @@ static const char *fit(const char *s, size_t width, bool keep_end, char *buf, si
     return buf;
 }
 
-static void text_rules_line(strbuf *sb, const char *tag, const omo_rules *rules)
+static void text_rules_line(omo_strbuf *sb, const char *tag, const omo_rules *rules)
 {
     char suffix[96], path[TEXT_WIDTH + 8];
     snprintf(suffix, sizeof suffix, "  (version %lld, rules_version %s)", (long long)rules->version,
              rules->version_hash);
     size_t room = TEXT_WIDTH - 11 - strlen(suffix);
-    sb_printf(sb, "  %-8s %s%s\n", tag, fit(rules->path, room, true, path, sizeof path), suffix);
+    omo_strbuf_printf(sb, "  %-8s %s%s\n", tag, fit(rules->path, room, true, path, sizeof path),
+                      suffix);
 }
 
-static void render_text(strbuf *sb, const omo_diff *diff, const omo_diff_report *rep,
+static void render_text(omo_strbuf *sb, const omo_diff *diff, const omo_diff_report *rep,
                         const omo_diff_info *info)
 {
     char a[TEXT_WIDTH + 8], b[TEXT_WIDTH + 8], c[48];
     const omo_diff_totals *old = &rep->side[OMO_DIFF_OLD];
-    sb_puts(sb, "omo rules diff: the same events decided under OLD and NEW rules\n");
-    sb_printf(sb, "  %-8s %s\n", "network",
-              fit(info->network_path ? info->network_path : diff->net->path, TEXT_WIDTH - 11, true,
-                  a, sizeof a));
+    omo_strbuf_puts(sb, "omo rules diff: the same events decided under OLD and NEW rules\n");
+    omo_strbuf_printf(sb, "  %-8s %s\n", "network",
+                      fit(info->network_path ? info->network_path : diff->net->path,
+                          TEXT_WIDTH - 11, true, a, sizeof a));
     char e[32], k[32];
     snprintf(c, sizeof c, "  (%s events, %s skipped)", count((int64_t)info->events, 0, e, sizeof e),
              count((int64_t)info->skipped, 0, k, sizeof k));
-    sb_printf(sb, "  %-8s %s%s\n", "events",
-              fit(info->events_path ? info->events_path : "-", TEXT_WIDTH - 11 - strlen(c), true, a,
-                  sizeof a),
-              c);
+    omo_strbuf_printf(sb, "  %-8s %s%s\n", "events",
+                      fit(info->events_path ? info->events_path : "-", TEXT_WIDTH - 11 - strlen(c),
+                          true, a, sizeof a),
+                      c);
     text_rules_line(sb, "OLD", diff->side[OMO_DIFF_OLD].rules);
     text_rules_line(sb, "NEW", diff->side[OMO_DIFF_NEW].rules);
 
     uint64_t total = old->orders > rep->side[1].orders ? old->orders : rep->side[1].orders;
-    sb_printf(sb, "\n%s of %s orders decided differently",
-              count((int64_t)rep->changed_orders, 0, a, sizeof a),
-              count((int64_t)total, 0, b, sizeof b));
+    omo_strbuf_printf(sb, "\n%s of %s orders decided differently",
+                      count((int64_t)rep->changed_orders, 0, a, sizeof a),
+                      count((int64_t)total, 0, b, sizeof b));
     if (total)
-        sb_printf(
+        omo_strbuf_printf(
             sb, " (%s%%)",
             num(ratio((int64_t)rep->changed_orders, (int64_t)total, 1000), 10, 1, 0, c, sizeof c));
-    sb_puts(sb, "\n\n");
+    omo_strbuf_puts(sb, "\n\n");
 
     figure f[MAX_FIGURES];
     size_t nf = figures(rep, f);
-    sb_printf(sb, "%-26s  %20s  %20s  %24s\n", "", "OLD", "NEW", "CHANGE");
+    omo_strbuf_printf(sb, "%-26s  %20s  %20s  %24s\n", "", "OLD", "NEW", "CHANGE");
     for (size_t i = 0; i < nf; i++) {
         snprintf(a, sizeof a, "%s%s", f[i].sub ? "  " : "", f[i].label);
-        sb_printf(sb, "%-26s  %20s  %20s  %24s\n", a, f[i].cell[0], f[i].cell[1], f[i].change);
+        omo_strbuf_printf(sb, "%-26s  %20s  %20s  %24s\n", a, f[i].cell[0], f[i].cell[1],
+                          f[i].change);
     }
 
-    sb_puts(sb, "\nNodes whose allocated units moved most\n");
+    omo_strbuf_puts(sb, "\nNodes whose allocated units moved most\n");
     if (!rep->nmoves) {
-        sb_puts(sb, "  none: every node allocates the same units\n");
+        omo_strbuf_puts(sb, "  none: every node allocates the same units\n");
     } else {
-        sb_printf(sb, "  %-40s  %12s  %12s  %12s\n", "NODE", "OLD", "NEW", "CHANGE");
+        omo_strbuf_printf(sb, "  %-40s  %12s  %12s  %12s\n", "NODE", "OLD", "NEW", "CHANGE");
         for (size_t i = 0; i < rep->nmoves; i++) {
             const omo_diff_move *m = &rep->moves[i];
             char u0[32], u1[32], d[32];
-            sb_printf(sb, "  %-40s  %12s  %12s  %12s\n",
-                      fit(diff->net->nodes[m->node].id, 40, false, a, sizeof a),
-                      count(m->units[0], 0, u0, sizeof u0), count(m->units[1], 0, u1, sizeof u1),
-                      count(m->units[1] - m->units[0], NUM_SIGN, d, sizeof d));
+            omo_strbuf_printf(sb, "  %-40s  %12s  %12s  %12s\n",
+                              fit(diff->net->nodes[m->node].id, 40, false, a, sizeof a),
+                              count(m->units[0], 0, u0, sizeof u0),
+                              count(m->units[1], 0, u1, sizeof u1),
+                              count(m->units[1] - m->units[0], NUM_SIGN, d, sizeof d));
         }
     }
 
-    sb_puts(sb, "\nOrders decided differently");
+    omo_strbuf_puts(sb, "\nOrders decided differently");
     if (!rep->changed_orders) {
-        sb_puts(sb, ": none\n");
+        omo_strbuf_puts(sb, ": none\n");
         return;
     }
     if (rep->changed_orders > rep->nexamples)
-        sb_printf(sb, " (first %zu of %llu)", rep->nexamples,
-                  (unsigned long long)rep->changed_orders);
-    sb_puts(sb, "\n");
+        omo_strbuf_printf(sb, " (first %zu of %llu)", rep->nexamples,
+                          (unsigned long long)rep->changed_orders);
+    omo_strbuf_puts(sb, "\n");
     for (size_t i = 0; i < rep->nexamples; i++) {
         const omo_diff_example *ex = &rep->examples[i];
         char o0[40], o1[40], d[40], obj[120];
@@ -691,125 +635,128 @@ static void render_text(strbuf *sb, const omo_diff *diff, const omo_diff_report 
             num(ex->objective[0], NANO, 2, NUM_GROUP, o0, sizeof o0),
             num(ex->objective[1], NANO, 2, NUM_GROUP, o1, sizeof o1),
             num(ex->objective[1] - ex->objective[0], NANO, 2, NUM_GROUP | NUM_SIGN, d, sizeof d));
-        sb_printf(sb, "  %s  %s\n",
-                  fit(ex->order_id, TEXT_WIDTH - 4 - strlen(obj), false, a, sizeof a), obj);
-        sb_printf(sb, "    OLD  %s\n", fit(ex->plan[0], TEXT_WIDTH - 9, false, a, sizeof a));
-        sb_printf(sb, "    NEW  %s\n", fit(ex->plan[1], TEXT_WIDTH - 9, false, b, sizeof b));
+        omo_strbuf_printf(sb, "  %s  %s\n",
+                          fit(ex->order_id, TEXT_WIDTH - 4 - strlen(obj), false, a, sizeof a), obj);
+        omo_strbuf_printf(sb, "    OLD  %s\n",
+                          fit(ex->plan[0], TEXT_WIDTH - 9, false, a, sizeof a));
+        omo_strbuf_printf(sb, "    NEW  %s\n",
+                          fit(ex->plan[1], TEXT_WIDTH - 9, false, b, sizeof b));
     }
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-static void json_fixed(strbuf *sb, const char *key, int64_t v, int64_t scale, int decimals)
+static void json_fixed(omo_strbuf *sb, const char *key, int64_t v, int64_t scale, int decimals)
 {
     char buf[48];
-    sb_printf(sb, "\"%s\":%s", key, omo_fixed_format(v, scale, decimals, buf, sizeof buf));
+    omo_strbuf_printf(sb, "\"%s\":%s", key, omo_fixed_format(v, scale, decimals, buf, sizeof buf));
 }
 
-static void json_totals(strbuf *sb, const omo_rules *rules, const omo_diff_totals *t,
+static void json_totals(omo_strbuf *sb, const omo_rules *rules, const omo_diff_totals *t,
                         const uint64_t *hist, size_t nbins)
 {
-    sb_puts(sb, "{\"file\":");
+    omo_strbuf_puts(sb, "{\"file\":");
     sb_json(sb, rules->path);
-    sb_puts(sb, ",\"rules_version\":");
+    omo_strbuf_puts(sb, ",\"rules_version\":");
     sb_json(sb, rules->version_hash);
-    sb_printf(sb, ",\"version\":%lld,\"orders\":%llu,\"by_status\":{", (long long)rules->version,
-              (unsigned long long)t->orders);
+    omo_strbuf_printf(sb, ",\"version\":%lld,\"orders\":%llu,\"by_status\":{",
+                      (long long)rules->version, (unsigned long long)t->orders);
     for (int s = 0; s < 5; s++)
-        sb_printf(sb, "%s\"%s\":%llu", s ? "," : "", omo_alloc_status_name((omo_alloc_status)s),
-                  (unsigned long long)t->by_status[s]);
-    sb_puts(sb, "},");
+        omo_strbuf_printf(sb, "%s\"%s\":%llu", s ? "," : "",
+                          omo_alloc_status_name((omo_alloc_status)s),
+                          (unsigned long long)t->by_status[s]);
+    omo_strbuf_puts(sb, "},");
     json_fixed(sb, "objective", t->objective, NANO, 9);
-    sb_puts(sb, ",");
+    omo_strbuf_puts(sb, ",");
     json_fixed(sb, "shipping_cost", t->shipping_cost, OMO_MICRO, 6);
-    sb_puts(sb, ",");
+    omo_strbuf_puts(sb, ",");
     json_fixed(sb, "promised_hours_mean", t->hours_mean, OMO_MILLI, 3);
-    sb_puts(sb, ",");
+    omo_strbuf_puts(sb, ",");
     json_fixed(sb, "promised_hours_p95", t->hours_p95, OMO_MILLI, 3);
-    sb_printf(sb, ",\"orders_with_shipments\":%llu,\"shipments\":%llu,",
-              (unsigned long long)t->served, (unsigned long long)t->shipments);
+    omo_strbuf_printf(sb, ",\"orders_with_shipments\":%llu,\"shipments\":%llu,",
+                      (unsigned long long)t->served, (unsigned long long)t->shipments);
     json_fixed(sb, "shipments_per_order",
                ratio((int64_t)t->shipments, (int64_t)t->served, OMO_MICRO), OMO_MICRO, 6);
-    sb_puts(sb, ",\"methods\":{");
+    omo_strbuf_puts(sb, ",\"methods\":{");
     for (int m = 0; m < OMO_METHODS; m++) {
-        sb_printf(sb, "%s\"%s\":{\"shipments\":%llu,", m ? "," : "", omo_method_name((omo_method)m),
-                  (unsigned long long)t->by_method[m]);
+        omo_strbuf_printf(sb, "%s\"%s\":{\"shipments\":%llu,", m ? "," : "",
+                          omo_method_name((omo_method)m), (unsigned long long)t->by_method[m]);
         json_fixed(sb, "share", ratio((int64_t)t->by_method[m], (int64_t)t->shipments, OMO_MICRO),
                    OMO_MICRO, 6);
-        sb_puts(sb, "}");
+        omo_strbuf_puts(sb, "}");
     }
-    sb_printf(sb, "},\"units_allocated\":%lld,\"backordered_units\":%lld",
-              (long long)t->units_allocated, (long long)t->units_backordered);
-    sb_puts(sb, ",\"promised_hours_histogram\":[");
+    omo_strbuf_printf(sb, "},\"units_allocated\":%lld,\"backordered_units\":%lld",
+                      (long long)t->units_allocated, (long long)t->units_backordered);
+    omo_strbuf_puts(sb, ",\"promised_hours_histogram\":[");
     for (size_t i = 0; i < nbins; i++)
-        sb_printf(sb, "%s%llu", i ? "," : "", (unsigned long long)hist[i]);
-    sb_puts(sb, "]}");
+        omo_strbuf_printf(sb, "%s%llu", i ? "," : "", (unsigned long long)hist[i]);
+    omo_strbuf_puts(sb, "]}");
 }
 
-static void json_plan(strbuf *sb, const omo_diff *diff, const omo_diff_example *ex, int k)
+static void json_plan(omo_strbuf *sb, const omo_diff *diff, const omo_diff_example *ex, int k)
 {
     if (ex->order[k] < 0) {
-        sb_puts(sb, "null");
+        omo_strbuf_puts(sb, "null");
         return;
     }
     const diff_order *o = &diff->side[k].orders[ex->order[k]];
-    sb_printf(sb, "{\"status\":\"%s\",", omo_alloc_status_name(o->status));
+    omo_strbuf_printf(sb, "{\"status\":\"%s\",", omo_alloc_status_name(o->status));
     json_fixed(sb, "objective", o->objective, NANO, 9);
-    sb_puts(sb, ",\"plan\":");
+    omo_strbuf_puts(sb, ",\"plan\":");
     sb_json(sb, ex->plan[k]);
-    sb_puts(sb, ",\"shipments\":[");
+    omo_strbuf_puts(sb, ",\"shipments\":[");
     for (size_t s = 0; s < o->nships; s++) {
         const diff_ship *sh = &o->ships[s];
-        sb_puts(sb, s ? ",{\"node_id\":" : "{\"node_id\":");
+        omo_strbuf_puts(sb, s ? ",{\"node_id\":" : "{\"node_id\":");
         sb_json(sb, diff->net->nodes[sh->node].id);
-        sb_printf(sb, ",\"method\":\"%s\",\"units\":%lld,", omo_method_name(sh->method),
-                  (long long)sh->units);
+        omo_strbuf_printf(sb, ",\"method\":\"%s\",\"units\":%lld,", omo_method_name(sh->method),
+                          (long long)sh->units);
         json_fixed(sb, "cost", sh->cost, OMO_MICRO, 6);
-        sb_puts(sb, ",");
+        omo_strbuf_puts(sb, ",");
         json_fixed(sb, "hours", sh->hours, OMO_MILLI, 3);
-        sb_puts(sb, "}");
+        omo_strbuf_puts(sb, "}");
     }
-    sb_printf(sb, "],\"backordered_units\":%lld}", (long long)o->backordered);
+    omo_strbuf_printf(sb, "],\"backordered_units\":%lld}", (long long)o->backordered);
 }
 
-static void render_json(strbuf *sb, const omo_diff *diff, const omo_diff_report *rep,
+static void render_json(omo_strbuf *sb, const omo_diff *diff, const omo_diff_report *rep,
                         const omo_diff_info *info)
 {
-    sb_puts(sb, "{\"network\":");
+    omo_strbuf_puts(sb, "{\"network\":");
     sb_json(sb, info->network_path ? info->network_path : diff->net->path);
-    sb_puts(sb, ",\"events_file\":");
+    omo_strbuf_puts(sb, ",\"events_file\":");
     if (info->events_path)
         sb_json(sb, info->events_path);
     else
-        sb_puts(sb, "null");
-    sb_printf(sb, ",\"events\":%llu,\"skipped\":%llu,\"old\":", (unsigned long long)info->events,
-              (unsigned long long)info->skipped);
+        omo_strbuf_puts(sb, "null");
+    omo_strbuf_printf(sb, ",\"events\":%llu,\"skipped\":%llu,\"old\":",
+                      (unsigned long long)info->events, (unsigned long long)info->skipped);
     json_totals(sb, diff->side[0].rules, &rep->side[0], rep->hist[0], rep->hist_bins);
-    sb_puts(sb, ",\"new\":");
+    omo_strbuf_puts(sb, ",\"new\":");
     json_totals(sb, diff->side[1].rules, &rep->side[1], rep->hist[1], rep->hist_bins);
-    sb_puts(sb, ",");
+    omo_strbuf_puts(sb, ",");
     json_fixed(sb, "histogram_bin_hours", rep->hist_width, OMO_MILLI, 3);
-    sb_printf(sb, ",\"changed_orders\":%llu,\"examples\":[",
-              (unsigned long long)rep->changed_orders);
+    omo_strbuf_printf(sb, ",\"changed_orders\":%llu,\"examples\":[",
+                      (unsigned long long)rep->changed_orders);
     for (size_t i = 0; i < rep->nexamples; i++) {
         const omo_diff_example *ex = &rep->examples[i];
-        sb_puts(sb, i ? ",{\"order_id\":" : "{\"order_id\":");
+        omo_strbuf_puts(sb, i ? ",{\"order_id\":" : "{\"order_id\":");
         sb_json(sb, ex->order_id);
-        sb_puts(sb, ",\"old\":");
+        omo_strbuf_puts(sb, ",\"old\":");
         json_plan(sb, diff, ex, 0);
-        sb_puts(sb, ",\"new\":");
+        omo_strbuf_puts(sb, ",\"new\":");
         json_plan(sb, diff, ex, 1);
-        sb_puts(sb, "}");
+        omo_strbuf_puts(sb, "}");
     }
-    sb_puts(sb, "],\"nodes\":[");
+    omo_strbuf_puts(sb, "],\"nodes\":[");
     for (size_t i = 0; i < rep->nmoves; i++) {
         const omo_diff_move *m = &rep->moves[i];
-        sb_puts(sb, i ? ",{\"node_id\":" : "{\"node_id\":");
+        omo_strbuf_puts(sb, i ? ",{\"node_id\":" : "{\"node_id\":");
         sb_json(sb, diff->net->nodes[m->node].id);
-        sb_printf(sb, ",\"old\":%lld,\"new\":%lld,\"delta\":%lld}", (long long)m->units[0],
-                  (long long)m->units[1], (long long)(m->units[1] - m->units[0]));
+        omo_strbuf_printf(sb, ",\"old\":%lld,\"new\":%lld,\"delta\":%lld}", (long long)m->units[0],
+                          (long long)m->units[1], (long long)(m->units[1] - m->units[0]));
     }
-    sb_puts(sb, "]}\n");
+    omo_strbuf_puts(sb, "]}\n");
 }
 
 /* ---- HTML ------------------------------------------------------------------------------ */
@@ -882,20 +829,21 @@ static int64_t nice_step(int64_t v)
     }
 }
 
-static void svg_legend(strbuf *sb, double x, double y)
+static void svg_legend(omo_strbuf *sb, double x, double y)
 {
-    sb_printf(sb,
-              "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" rx=\"2\" fill=\"#7b8794\"/>"
-              "<text x=\"%.1f\" y=\"%.1f\">OLD</text>"
-              "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" rx=\"2\" fill=\"#1f5fbf\"/>"
-              "<text x=\"%.1f\" y=\"%.1f\">NEW</text>",
-              x, y, x + 17, y + 10.5, x + 56, y, x + 73, y + 10.5);
+    omo_strbuf_printf(
+        sb,
+        "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" rx=\"2\" fill=\"#7b8794\"/>"
+        "<text x=\"%.1f\" y=\"%.1f\">OLD</text>"
+        "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" rx=\"2\" fill=\"#1f5fbf\"/>"
+        "<text x=\"%.1f\" y=\"%.1f\">NEW</text>",
+        x, y, x + 17, y + 10.5, x + 56, y, x + 73, y + 10.5);
 }
 
 /* Grouped bars, OLD beside NEW, one group per category, with a y axis of counts. Categories
  * are named under their bars, or, for a histogram, edges (ncat + 1 of them) mark the bin
  * boundaries. */
-static void svg_grouped(strbuf *sb, const char *title, size_t ncat, const char *const *labels,
+static void svg_grouped(omo_strbuf *sb, const char *title, size_t ncat, const char *const *labels,
                         const char *const *edges, const uint64_t *vals_old,
                         const uint64_t *vals_new, const char *xcaption)
 {
@@ -912,19 +860,20 @@ static void svg_grouped(strbuf *sb, const char *title, size_t ncat, const char *
     int64_t top = ((int64_t)maxv + step - 1) / step * step;
     if (top == 0)
         top = step;
-    sb_printf(sb, "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W, H);
+    omo_strbuf_printf(sb, "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W, H);
     sb_html(sb, title);
-    sb_puts(sb, "\"><title>");
+    omo_strbuf_puts(sb, "\"><title>");
     sb_html(sb, title);
-    sb_puts(sb, "</title>");
+    omo_strbuf_puts(sb, "</title>");
     svg_legend(sb, W - R - 100, 6);
     char n1[32];
     for (int64_t t = 0; t <= top; t += step) {
         double y = T + ph - ph * (double)t / (double)top;
-        sb_printf(sb,
-                  "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                  "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>",
-                  L, W - R, y, y, L - 6, y + 4, count(t, 0, n1, sizeof n1));
+        omo_strbuf_printf(
+            sb,
+            "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
+            "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>",
+            L, W - R, y, y, L - 6, y + 4, count(t, 0, n1, sizeof n1));
     }
     double gw = pw / (double)ncat;
     double bw = gw * 0.34 > 56 ? 56 : gw * 0.34;
@@ -935,45 +884,50 @@ static void svg_grouped(strbuf *sb, const char *title, size_t ncat, const char *
             uint64_t v = k ? vals_new[i] : vals_old[i];
             double h = ph * (double)v / (double)top;
             double x = k ? cx + 1.5 : cx - 1.5 - bw;
-            sb_printf(sb,
-                      "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
-                      "<title>%s ",
-                      x, T + ph - h, bw, h, k ? "#1f5fbf" : "#7b8794", k ? "NEW" : "OLD");
+            omo_strbuf_printf(
+                sb,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                "<title>%s ",
+                x, T + ph - h, bw, h, k ? "#1f5fbf" : "#7b8794", k ? "NEW" : "OLD");
             sb_html(sb, labels[i]);
             count((int64_t)v, 0, n1, sizeof n1);
-            sb_printf(sb, ": %s</title></rect>", n1);
+            omo_strbuf_printf(sb, ": %s</title></rect>", n1);
             if (values)
-                sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>",
-                          x + bw / 2, T + ph - h - 4, n1);
+                omo_strbuf_printf(sb,
+                                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>",
+                                  x + bw / 2, T + ph - h - 4, n1);
         }
         if (edges)
             continue;
-        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx, T + ph + 17);
+        omo_strbuf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx,
+                          T + ph + 17);
         sb_html(sb, labels[i]);
-        sb_puts(sb, "</text>");
+        omo_strbuf_puts(sb, "</text>");
     }
     for (size_t i = 0; edges && i <= ncat; i++) {
         double x = L + gw * (double)i;
-        sb_printf(sb,
-                  "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#9aa5b1\"/>"
-                  "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-                  x, x, T + ph, T + ph + 4, x, T + ph + 16);
+        omo_strbuf_printf(
+            sb,
+            "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#9aa5b1\"/>"
+            "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+            x, x, T + ph, T + ph + 4, x, T + ph + 16);
         sb_html(sb, edges[i]);
-        sb_puts(sb, "</text>");
+        omo_strbuf_puts(sb, "</text>");
     }
-    sb_printf(sb, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#9aa5b1\"/>", L,
-              W - R, T + ph, T + ph);
+    omo_strbuf_printf(sb,
+                      "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#9aa5b1\"/>",
+                      L, W - R, T + ph, T + ph);
     if (xcaption) {
-        sb_printf(sb, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-                  L + pw / 2, H - 8);
+        omo_strbuf_printf(sb, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+                          L + pw / 2, H - 8);
         sb_html(sb, xcaption);
-        sb_puts(sb, "</text>");
+        omo_strbuf_puts(sb, "</text>");
     }
-    sb_puts(sb, "</svg>");
+    omo_strbuf_puts(sb, "</svg>");
 }
 
 /* Horizontal bars from a zero line: units a node lost to the left, gained to the right. */
-static void svg_moves(strbuf *sb, const omo_diff *diff, const omo_diff_report *rep)
+static void svg_moves(omo_strbuf *sb, const omo_diff *diff, const omo_diff_report *rep)
 {
     const double W = 900, rowh = 26, T = 30, LBL = 170, RCOL = 130;
     const double H = T + rowh * (double)rep->nmoves + 10;
@@ -984,15 +938,17 @@ static void svg_moves(strbuf *sb, const omo_diff *diff, const omo_diff_report *r
         if (d > maxd)
             maxd = d;
     }
-    sb_printf(sb,
-              "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"Allocated units by node, "
-              "NEW minus OLD\"><title>Allocated units by node, NEW minus OLD</title>",
-              W, H);
-    sb_printf(sb,
-              "<text class=\"axis\" x=\"%.1f\" y=\"14\" text-anchor=\"end\">&#9664; fewer units "
-              "under NEW</text><text class=\"axis\" x=\"%.1f\" y=\"14\">more units under NEW "
-              "&#9654;</text><text class=\"axis\" x=\"%.1f\" y=\"14\">OLD &#8594; NEW units</text>",
-              cx - 8, cx + 8, x1 + 16);
+    omo_strbuf_printf(
+        sb,
+        "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"Allocated units by node, "
+        "NEW minus OLD\"><title>Allocated units by node, NEW minus OLD</title>",
+        W, H);
+    omo_strbuf_printf(
+        sb,
+        "<text class=\"axis\" x=\"%.1f\" y=\"14\" text-anchor=\"end\">&#9664; fewer units "
+        "under NEW</text><text class=\"axis\" x=\"%.1f\" y=\"14\">more units under NEW "
+        "&#9654;</text><text class=\"axis\" x=\"%.1f\" y=\"14\">OLD &#8594; NEW units</text>",
+        cx - 8, cx + 8, x1 + 16);
     for (size_t i = 0; i < rep->nmoves; i++) {
         const omo_diff_move *m = &rep->moves[i];
         int64_t d = m->units[1] - m->units[0];
@@ -1001,34 +957,35 @@ static void svg_moves(strbuf *sb, const omo_diff *diff, const omo_diff_report *r
             w = 2;
         char ds[32], id[72], u0[32], u1[32];
         if (i % 2 == 0)
-            sb_printf(sb,
-                      "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"#f5f7fa\"/>",
-                      y, W, rowh);
-        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", LBL, y + 17.5);
+            omo_strbuf_printf(
+                sb, "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"#f5f7fa\"/>", y,
+                W, rowh);
+        omo_strbuf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", LBL, y + 17.5);
         sb_html(sb, fit(diff->net->nodes[m->node].id, 28, false, id, sizeof id));
-        sb_puts(sb, "<title>");
+        omo_strbuf_puts(sb, "<title>");
         sb_html(sb, diff->net->nodes[m->node].id);
-        sb_puts(sb, "</title></text>");
-        sb_printf(sb,
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\" rx=\"2\" "
-                  "fill=\"%s\"/>",
-                  d > 0 ? cx : cx - w, y + 5, w, d > 0 ? "#0e7c6b" : "#c0462b");
-        sb_printf(sb,
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-weight=\"600\">%s</text>",
-                  d > 0 ? cx + w + 6 : cx - w - 6, y + 17.5, d > 0 ? "start" : "end",
-                  count(d, NUM_SIGN, ds, sizeof ds));
-        sb_printf(sb, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\">%s &#8594; %s</text>", x1 + 16,
-                  y + 17.5, count(m->units[0], 0, u0, sizeof u0),
-                  count(m->units[1], 0, u1, sizeof u1));
+        omo_strbuf_puts(sb, "</title></text>");
+        omo_strbuf_printf(sb,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\" rx=\"2\" "
+                          "fill=\"%s\"/>",
+                          d > 0 ? cx : cx - w, y + 5, w, d > 0 ? "#0e7c6b" : "#c0462b");
+        omo_strbuf_printf(
+            sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-weight=\"600\">%s</text>",
+            d > 0 ? cx + w + 6 : cx - w - 6, y + 17.5, d > 0 ? "start" : "end",
+            count(d, NUM_SIGN, ds, sizeof ds));
+        omo_strbuf_printf(sb, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\">%s &#8594; %s</text>",
+                          x1 + 16, y + 17.5, count(m->units[0], 0, u0, sizeof u0),
+                          count(m->units[1], 0, u1, sizeof u1));
     }
-    sb_printf(sb, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#52606d\"/>", cx,
-              cx, T - 4, H - 6);
-    sb_puts(sb, "</svg>");
+    omo_strbuf_printf(sb,
+                      "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#52606d\"/>",
+                      cx, cx, T - 4, H - 6);
+    omo_strbuf_puts(sb, "</svg>");
 }
 
 /* A key figure: its change, big, with the values it moved between. lower_is_better decides
  * the colour; the arrow and sign carry the direction without it. */
-static void html_tile(strbuf *sb, const char *key, const char *value, int direction, int better,
+static void html_tile(omo_strbuf *sb, const char *key, const char *value, int direction, int better,
                       const char *detail)
 {
     const char *cls = "";
@@ -1036,19 +993,19 @@ static void html_tile(strbuf *sb, const char *key, const char *value, int direct
         bool good = (direction < 0) == (better == BETTER_LOWER);
         cls = direction > 0 ? (good ? "up-good" : "up-bad") : (good ? "down-good" : "down-bad");
     }
-    sb_puts(sb, "<div class=\"tile\"><div class=\"k\">");
+    omo_strbuf_puts(sb, "<div class=\"tile\"><div class=\"k\">");
     sb_html(sb, key);
-    sb_printf(sb, "</div><div class=\"v %s\">", cls);
+    omo_strbuf_printf(sb, "</div><div class=\"v %s\">", cls);
     if (direction)
-        sb_puts(sb, direction > 0 ? "&#9650;&#8202;" : "&#9660;&#8202;");
+        omo_strbuf_puts(sb, direction > 0 ? "&#9650;&#8202;" : "&#9660;&#8202;");
     sb_html(sb, value);
-    sb_puts(sb, "</div><div class=\"s\">");
+    omo_strbuf_puts(sb, "</div><div class=\"s\">");
     sb_html(sb, detail);
-    sb_puts(sb, "</div></div>");
+    omo_strbuf_puts(sb, "</div></div>");
 }
 
-static void html_tile_fixed(strbuf *sb, const char *key, int64_t old, int64_t new, int64_t scale,
-                            int decimals, const char *unit, int better)
+static void html_tile_fixed(omo_strbuf *sb, const char *key, int64_t old, int64_t new,
+                            int64_t scale, int decimals, const char *unit, int better)
 {
     char p[32], a[48], b[48], d[64], detail[128];
     num(old, scale, decimals, NUM_GROUP, a, sizeof a);
@@ -1063,47 +1020,50 @@ static void html_tile_fixed(strbuf *sb, const char *key, int64_t old, int64_t ne
     html_tile(sb, key, dir ? p : "no change", dir, better, detail);
 }
 
-static void html_rules_row(strbuf *sb, const char *tag, const char *cls, const omo_rules *rules)
+static void html_rules_row(omo_strbuf *sb, const char *tag, const char *cls, const omo_rules *rules)
 {
-    sb_printf(sb, "<dt><span class=\"tag %s\">%s</span></dt><dd><code>", cls, tag);
+    omo_strbuf_printf(sb, "<dt><span class=\"tag %s\">%s</span></dt><dd><code>", cls, tag);
     sb_html(sb, rules->path);
-    sb_printf(sb, "</code> &middot; version %lld &middot; rules_version <code>",
-              (long long)rules->version);
+    omo_strbuf_printf(sb, "</code> &middot; version %lld &middot; rules_version <code>",
+                      (long long)rules->version);
     sb_html(sb, rules->version_hash);
-    sb_puts(sb, "</code></dd>");
+    omo_strbuf_puts(sb, "</code></dd>");
 }
 
-static void render_html(strbuf *sb, const omo_diff *diff, const omo_diff_report *rep,
+static void render_html(omo_strbuf *sb, const omo_diff *diff, const omo_diff_report *rep,
                         const omo_diff_info *info)
 {
     const omo_rules *ro = diff->side[0].rules, *rn = diff->side[1].rules;
     const omo_diff_totals *o = &rep->side[0], *w = &rep->side[1];
     char a[64], b[64], c[64];
 
-    sb_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                "<title>Rules diff: ");
+    omo_strbuf_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+                        "<title>Rules diff: ");
     sb_html(sb, ro->path);
-    sb_puts(sb, " \xe2\x86\x92 ");
+    omo_strbuf_puts(sb, " \xe2\x86\x92 ");
     sb_html(sb, rn->path);
-    sb_printf(sb, "</title><style>%s</style></head><body><main>\n", html_style);
+    omo_strbuf_printf(sb, "</title><style>%s</style></head><body><main>\n", html_style);
 
-    sb_puts(sb, "<header><h1>Routing rules: what changes</h1><p class=\"lede\">The same events "
-                "decided under the OLD and the NEW rules, order by order.</p><dl class=\"meta\">");
+    omo_strbuf_puts(
+        sb, "<header><h1>Routing rules: what changes</h1><p class=\"lede\">The same events "
+            "decided under the OLD and the NEW rules, order by order.</p><dl class=\"meta\">");
     html_rules_row(sb, "OLD", "old", ro);
     html_rules_row(sb, "NEW", "new", rn);
-    sb_puts(sb, "<dt>network</dt><dd><code>");
+    omo_strbuf_puts(sb, "<dt>network</dt><dd><code>");
     sb_html(sb, info->network_path ? info->network_path : diff->net->path);
-    sb_printf(sb, "</code> &middot; %zu nodes</dd><dt>events</dt><dd><code>", diff->net->nnodes);
+    omo_strbuf_printf(sb, "</code> &middot; %zu nodes</dd><dt>events</dt><dd><code>",
+                      diff->net->nnodes);
     sb_html(sb, info->events_path ? info->events_path : "-");
-    sb_printf(sb, "</code> &middot; %s events", count((int64_t)info->events, 0, a, sizeof a));
+    omo_strbuf_printf(sb, "</code> &middot; %s events",
+                      count((int64_t)info->events, 0, a, sizeof a));
     if (info->skipped)
-        sb_printf(sb, " (%s skipped)", count((int64_t)info->skipped, 0, a, sizeof a));
-    sb_puts(sb, "</dd></dl></header>\n");
+        omo_strbuf_printf(sb, " (%s skipped)", count((int64_t)info->skipped, 0, a, sizeof a));
+    omo_strbuf_puts(sb, "</dd></dl></header>\n");
 
     /* Key figures. */
     uint64_t total = o->orders > w->orders ? o->orders : w->orders;
-    sb_puts(sb, "<section class=\"tiles\" aria-label=\"Key figures\">");
+    omo_strbuf_puts(sb, "<section class=\"tiles\" aria-label=\"Key figures\">");
     snprintf(c, sizeof c, "of %s orders (%s%%)", count((int64_t)total, 0, a, sizeof a),
              num(ratio((int64_t)rep->changed_orders, (int64_t)total, 1000), 10, 1, 0, b, sizeof b));
     html_tile(sb, "Orders decided differently", count((int64_t)rep->changed_orders, 0, a, sizeof a),
@@ -1115,27 +1075,27 @@ static void render_html(strbuf *sb, const omo_diff *diff, const omo_diff_report 
                     BETTER_LOWER);
     html_tile_fixed(sb, "Backordered units", o->units_backordered, w->units_backordered, 1, 0, "",
                     BETTER_LOWER);
-    sb_puts(sb, "</section>\n");
+    omo_strbuf_puts(sb, "</section>\n");
 
     /* Charts. */
-    sb_puts(sb, "<div class=\"grid\"><section class=\"card\"><h2>Shipments by method</h2>");
+    omo_strbuf_puts(sb, "<div class=\"grid\"><section class=\"card\"><h2>Shipments by method</h2>");
     static const char *const method_labels[OMO_METHODS] = {"warehouse", "ship from store",
                                                            "click & collect"};
     svg_grouped(sb, "Shipments by method, OLD and NEW", OMO_METHODS, method_labels, NULL,
                 o->by_method, w->by_method, NULL);
-    sb_puts(sb, "<p class=\"note\">Share of shipments: ");
+    omo_strbuf_puts(sb, "<p class=\"note\">Share of shipments: ");
     for (int m = 0; m < OMO_METHODS; m++) {
-        sb_puts(sb, m ? "; " : "");
+        omo_strbuf_puts(sb, m ? "; " : "");
         sb_html(sb, method_labels[m]);
-        sb_printf(sb, " %s%% \xe2\x86\x92 ",
-                  num(ratio((int64_t)o->by_method[m], (int64_t)o->shipments, 1000), 10, 1, 0, a,
-                      sizeof a));
-        sb_printf(sb, "%s%%",
-                  num(ratio((int64_t)w->by_method[m], (int64_t)w->shipments, 1000), 10, 1, 0, a,
-                      sizeof a));
+        omo_strbuf_printf(sb, " %s%% \xe2\x86\x92 ",
+                          num(ratio((int64_t)o->by_method[m], (int64_t)o->shipments, 1000), 10, 1,
+                              0, a, sizeof a));
+        omo_strbuf_printf(sb, "%s%%",
+                          num(ratio((int64_t)w->by_method[m], (int64_t)w->shipments, 1000), 10, 1,
+                              0, a, sizeof a));
     }
-    sb_puts(sb, ".</p>");
-    sb_puts(sb, "</section><section class=\"card\"><h2>Promised hours per order</h2>");
+    omo_strbuf_puts(sb, ".</p>");
+    omo_strbuf_puts(sb, "</section><section class=\"card\"><h2>Promised hours per order</h2>");
     if (rep->hist_bins) {
         char labels[OMO_DIFF_HIST_BINS][48], edges[OMO_DIFF_HIST_BINS + 1][24];
         const char *lp[OMO_DIFF_HIST_BINS], *ep[OMO_DIFF_HIST_BINS + 1];
@@ -1149,76 +1109,80 @@ static void render_html(strbuf *sb, const omo_diff *diff, const omo_diff_report 
         }
         svg_grouped(sb, "Orders by promised hours, OLD and NEW", rep->hist_bins, lp, ep,
                     rep->hist[0], rep->hist[1], "promised hours");
-        sb_printf(sb, "<p class=\"note\">Orders with at least one shipment; an order's promised "
-                      "time is its slowest shipment.</p>");
+        omo_strbuf_printf(
+            sb, "<p class=\"note\">Orders with at least one shipment; an order's promised "
+                "time is its slowest shipment.</p>");
     } else {
-        sb_puts(sb, "<p class=\"note\">No order has a shipment under either rule set.</p>");
+        omo_strbuf_puts(sb, "<p class=\"note\">No order has a shipment under either rule set.</p>");
     }
-    sb_puts(sb, "</section></div>\n<section class=\"card\" style=\"margin-top:16px\"><h2>Nodes "
-                "whose allocated units moved most</h2>");
+    omo_strbuf_puts(sb,
+                    "</section></div>\n<section class=\"card\" style=\"margin-top:16px\"><h2>Nodes "
+                    "whose allocated units moved most</h2>");
     if (rep->nmoves)
         svg_moves(sb, diff, rep);
     else
-        sb_puts(sb, "<p class=\"note\">Every node allocates the same units under both rule "
-                    "sets.</p>");
-    sb_puts(sb, "</section>\n");
+        omo_strbuf_puts(sb, "<p class=\"note\">Every node allocates the same units under both rule "
+                            "sets.</p>");
+    omo_strbuf_puts(sb, "</section>\n");
 
     /* The figures side by side. */
     figure f[MAX_FIGURES];
     size_t nf = figures(rep, f);
-    sb_puts(sb, "<section class=\"card\"><h2>Side by side</h2><table><thead><tr><th>Figure</th>"
-                "<th><span class=\"tag old\">OLD</span></th><th><span class=\"tag new\">NEW</span>"
-                "</th><th>Change</th></tr></thead><tbody>");
+    omo_strbuf_puts(
+        sb, "<section class=\"card\"><h2>Side by side</h2><table><thead><tr><th>Figure</th>"
+            "<th><span class=\"tag old\">OLD</span></th><th><span class=\"tag new\">NEW</span>"
+            "</th><th>Change</th></tr></thead><tbody>");
     for (size_t i = 0; i < nf; i++) {
         const char *cls = "";
         if (f[i].direction && f[i].better != BETTER_NEITHER)
             cls = (f[i].direction < 0) == (f[i].better == BETTER_LOWER) ? "up-good" : "up-bad";
-        sb_printf(sb, "<tr%s><td%s>", !f[i].sub && i ? " class=\"top\"" : "",
-                  f[i].sub ? " class=\"sub\"" : "");
+        omo_strbuf_printf(sb, "<tr%s><td%s>", !f[i].sub && i ? " class=\"top\"" : "",
+                          f[i].sub ? " class=\"sub\"" : "");
         sb_html(sb, f[i].label);
-        sb_puts(sb, "</td><td>");
+        omo_strbuf_puts(sb, "</td><td>");
         sb_html(sb, f[i].cell[0]);
-        sb_puts(sb, "</td><td>");
+        omo_strbuf_puts(sb, "</td><td>");
         sb_html(sb, f[i].cell[1]);
-        sb_printf(sb, "</td><td class=\"%s\">", cls);
+        omo_strbuf_printf(sb, "</td><td class=\"%s\">", cls);
         sb_html(sb, f[i].change);
-        sb_puts(sb, "</td></tr>");
+        omo_strbuf_puts(sb, "</td></tr>");
     }
-    sb_puts(sb, "</tbody></table></section>\n");
+    omo_strbuf_puts(sb, "</tbody></table></section>\n");
 
     /* Examples. */
-    sb_puts(sb, "<section class=\"card\"><h2>Orders decided differently</h2>");
+    omo_strbuf_puts(sb, "<section class=\"card\"><h2>Orders decided differently</h2>");
     if (!rep->changed_orders) {
-        sb_puts(sb, "<p class=\"note\">None: every order is decided the same way.</p>");
+        omo_strbuf_puts(sb, "<p class=\"note\">None: every order is decided the same way.</p>");
     } else {
         if (rep->changed_orders > rep->nexamples)
-            sb_printf(sb, "<p class=\"note\">The first %zu of %s, in stream order.</p>",
-                      rep->nexamples, count((int64_t)rep->changed_orders, 0, a, sizeof a));
-        sb_puts(sb, "<table><thead><tr><th>Order</th><th style=\"text-align:left\">OLD plan</th>"
-                    "<th style=\"text-align:left\">NEW plan</th><th>Objective</th></tr></thead>"
-                    "<tbody>");
+            omo_strbuf_printf(sb, "<p class=\"note\">The first %zu of %s, in stream order.</p>",
+                              rep->nexamples, count((int64_t)rep->changed_orders, 0, a, sizeof a));
+        omo_strbuf_puts(
+            sb, "<table><thead><tr><th>Order</th><th style=\"text-align:left\">OLD plan</th>"
+                "<th style=\"text-align:left\">NEW plan</th><th>Objective</th></tr></thead>"
+                "<tbody>");
         for (size_t i = 0; i < rep->nexamples; i++) {
             const omo_diff_example *ex = &rep->examples[i];
-            sb_puts(sb, "<tr><td><code>");
+            omo_strbuf_puts(sb, "<tr><td><code>");
             sb_html(sb, ex->order_id);
-            sb_puts(sb, "</code></td><td class=\"plan\">");
+            omo_strbuf_puts(sb, "</code></td><td class=\"plan\">");
             sb_html(sb, ex->plan[0]);
-            sb_puts(sb, "</td><td class=\"plan\">");
+            omo_strbuf_puts(sb, "</td><td class=\"plan\">");
             sb_html(sb, ex->plan[1]);
-            sb_printf(sb, "</td><td>%s \xe2\x86\x92 %s</td></tr>",
-                      num(ex->objective[0], NANO, 2, NUM_GROUP, a, sizeof a),
-                      num(ex->objective[1], NANO, 2, NUM_GROUP, b, sizeof b));
+            omo_strbuf_printf(sb, "</td><td>%s \xe2\x86\x92 %s</td></tr>",
+                              num(ex->objective[0], NANO, 2, NUM_GROUP, a, sizeof a),
+                              num(ex->objective[1], NANO, 2, NUM_GROUP, b, sizeof b));
         }
-        sb_puts(sb, "</tbody></table>");
+        omo_strbuf_puts(sb, "</tbody></table>");
     }
-    sb_puts(sb, "</section>\n<footer>omo rules diff &middot; money in the rules' currency, "
-                "time in hours</footer>\n</main></body></html>\n");
+    omo_strbuf_puts(sb, "</section>\n<footer>omo rules diff &middot; money in the rules' currency, "
+                        "time in hours</footer>\n</main></body></html>\n");
 }
 
 char *omo_diff_render(const omo_diff *diff, const omo_diff_report *rep, const omo_diff_info *info,
                       omo_diff_format format, size_t *len)
 {
-    strbuf sb = {0};
+    omo_strbuf sb = {0};
     omo_diff_info none = {0};
     if (!info)
         info = &none;

@@ -1539,6 +1539,12 @@ static int find_shipment(omo_engine *eng, const char *shipment_id, int *ship)
     return -1;
 }
 
+static omo_apply_result no_shipment(omo_event_error *err, const char *id)
+{
+    set_error(err, "shipment_id", "unknown_shipment", "shipment_id: no shipment '%s'", id);
+    return OMO_APPLY_INVALID;
+}
+
 static omo_apply_result conflict(omo_event_error *err, const omo_shipment *sh, const char *id,
                                  const char *what)
 {
@@ -1558,11 +1564,8 @@ static omo_apply_result pick_confirmed(omo_engine *eng, const omo_event *ev, int
 {
     int s;
     int oi = find_shipment(eng, ev->shipment_id, &s);
-    if (oi < 0) {
-        set_error(err, "shipment_id", "unknown_shipment", "shipment_id: no shipment '%s'",
-                  ev->shipment_id);
-        return OMO_APPLY_INVALID;
-    }
+    if (oi < 0)
+        return no_shipment(err, ev->shipment_id);
     order_rec *o = &eng->orders[oi];
     omo_shipment *sh = &o->ships[s];
     int64_t picked[OMO_MAX_LINES];
@@ -1639,11 +1642,8 @@ static omo_apply_result shipment_handed(omo_engine *eng, const omo_event *ev, in
 {
     int s;
     int oi = find_shipment(eng, ev->shipment_id, &s);
-    if (oi < 0) {
-        set_error(err, "shipment_id", "unknown_shipment", "shipment_id: no shipment '%s'",
-                  ev->shipment_id);
-        return OMO_APPLY_INVALID;
-    }
+    if (oi < 0)
+        return no_shipment(err, ev->shipment_id);
     order_rec *o = &eng->orders[oi];
     omo_shipment *sh = &o->ships[s];
     bool collect = ev->type == OMO_EV_SHIPMENT_COLLECTED;

@@ -1,34 +1,12 @@
 #include "explain.h"
 
+#include "strbuf.h"
+
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct out {
-    char *s;
-    size_t n, cap;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(out *o, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(o->s ? o->s + o->n : NULL, o->s ? o->cap - o->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-            return;
-        if (o->s && (size_t)k < o->cap - o->n) {
-            o->n += (size_t)k;
-            return;
-        }
-        o->cap = (o->cap + (size_t)k + 1) * 2;
-        o->s = omo_xrealloc(o->s, o->cap);
-    }
-}
 
 static const char *money(int64_t micro, char *buf, size_t len)
 {
@@ -40,15 +18,15 @@ static const char *objective(int64_t nano, char *buf, size_t len)
     return omo_fixed_format(nano, 1000000000LL, 2, buf, len);
 }
 
-static void plan_text(out *o, const char *label, const omo_explain_plan *p,
+static void plan_text(omo_strbuf *o, const char *label, const omo_explain_plan *p,
                       const omo_explanation *ex, const omo_network *net)
 {
     char b[48];
     if (!p->present || p->nships == 0) {
-        put(o, "%-10s %s\n", label, p->present ? "nothing allocated" : "none");
+        omo_strbuf_printf(o, "%-10s %s\n", label, p->present ? "nothing allocated" : "none");
         return;
     }
-    put(o, "%-10s ", label);
+    omo_strbuf_printf(o, "%-10s ", label);
     for (int s = 0; s < p->nships; s++) {
         int64_t units = 0;
         for (int i = 0; i < ex->nnodes; i++)
@@ -56,21 +34,22 @@ static void plan_text(out *o, const char *label, const omo_explain_plan *p,
                 for (int l = 0; l < ex->nlines; l++)
                     units += p == &ex->chosen ? ex->nodes[i].lines[l].chosen
                                               : ex->nodes[i].lines[l].runner_up;
-        put(o, "%s%s %lldu", s ? " + " : "", net->nodes[p->nodes[s]].id, (long long)units);
+        omo_strbuf_printf(o, "%s%s %lldu", s ? " + " : "", net->nodes[p->nodes[s]].id,
+                          (long long)units);
     }
-    put(o, "; %lld unit%s, objective %s", (long long)p->units, p->units == 1 ? "" : "s",
-        objective(p->objective, b, sizeof b));
+    omo_strbuf_printf(o, "; %lld unit%s, objective %s", (long long)p->units,
+                      p->units == 1 ? "" : "s", objective(p->objective, b, sizeof b));
     if (p == &ex->runner_up && ex->chosen.present) {
         char d[48];
         int64_t diff = p->objective - ex->chosen.objective;
-        put(o, " (%s%s", diff >= 0 ? "+" : "", objective(diff, d, sizeof d));
+        omo_strbuf_printf(o, " (%s%s", diff >= 0 ? "+" : "", objective(diff, d, sizeof d));
         /* Units come first: a cheaper runner-up lost on them, which the reader should see. */
         int64_t fewer = ex->chosen.units - p->units;
         if (fewer > 0)
-            put(o, "; %lld unit%s fewer", (long long)fewer, fewer == 1 ? "" : "s");
-        put(o, ")");
+            omo_strbuf_printf(o, "; %lld unit%s fewer", (long long)fewer, fewer == 1 ? "" : "s");
+        omo_strbuf_printf(o, ")");
     }
-    put(o, "\n");
+    omo_strbuf_printf(o, "\n");
 }
 
 /* Chosen first, then runner-up, then eligible by cost, then excluded; ties by node. */
@@ -108,22 +87,23 @@ static omo_explain_node *sorted_nodes(const omo_explanation *ex)
 
 char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
 {
-    out o = {0};
+    omo_strbuf o = {0};
     char t[40], b1[48], b2[48];
-    put(&o, "Order %s, revision %d, decided at %s under rules %s\n", ex->order_id, ex->revision,
-        omo_time_format(ex->decided_at_ms, t, sizeof t), ex->rules_version);
+    omo_strbuf_printf(&o, "Order %s, revision %d, decided at %s under rules %s\n", ex->order_id,
+                      ex->revision, omo_time_format(ex->decided_at_ms, t, sizeof t),
+                      ex->rules_version);
     if (ex->pickup_store >= 0)
-        put(&o, "Pickup at %s", net->nodes[ex->pickup_store].id);
+        omo_strbuf_printf(&o, "Pickup at %s", net->nodes[ex->pickup_store].id);
     else
-        put(&o, "Ship, service %s", ex->service);
-    put(&o, "; max_shipments %d, split_lines %s, partial %s\n", ex->max_shipments,
-        ex->split_lines ? "true" : "false", ex->partial_deny ? "deny" : "allow");
+        omo_strbuf_printf(&o, "Ship, service %s", ex->service);
+    omo_strbuf_printf(&o, "; max_shipments %d, split_lines %s, partial %s\n", ex->max_shipments,
+                      ex->split_lines ? "true" : "false", ex->partial_deny ? "deny" : "allow");
     for (int l = 0; l < ex->nlines; l++)
-        put(&o, "  line %s: %s x %lld\n", ex->lines[l].line_id, ex->lines[l].sku,
-            (long long)ex->lines[l].qty);
+        omo_strbuf_printf(&o, "  line %s: %s x %lld\n", ex->lines[l].line_id, ex->lines[l].sku,
+                          (long long)ex->lines[l].qty);
     if (ex->rejected) {
-        put(&o, "Rejected: %s\n", ex->rejected);
-        return o.s;
+        omo_strbuf_printf(&o, "Rejected: %s\n", ex->rejected);
+        return o.p;
     }
     plan_text(&o, "Chosen:", &ex->chosen, ex, net);
     plan_text(&o, "Runner-up:", &ex->runner_up, ex, net);
@@ -132,13 +112,14 @@ char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
         for (int l = 0; l < ex->nlines; l++)
             want += ex->lines[l].qty;
         if (ex->chosen.units < want)
-            put(&o, "Limit: max_shipments %d is reached with units still backordered\n",
-                ex->max_shipments);
+            omo_strbuf_printf(&o,
+                              "Limit: max_shipments %d is reached with units still backordered\n",
+                              ex->max_shipments);
     }
-    put(&o, "\nNodes considered: %d (%d other nodes hold none of the order's SKUs)\n", ex->nnodes,
-        ex->nodes_without_stock);
-    put(&o, "%-12s %-17s %8s %7s %8s %7s %6s  %s\n", "NODE", "METHOD", "KM", "ZONE", "COST",
-        "HOURS", "CAP", "LINES / WHY EXCLUDED");
+    omo_strbuf_printf(&o, "\nNodes considered: %d (%d other nodes hold none of the order's SKUs)\n",
+                      ex->nnodes, ex->nodes_without_stock);
+    omo_strbuf_printf(&o, "%-12s %-17s %8s %7s %8s %7s %6s  %s\n", "NODE", "METHOD", "KM", "ZONE",
+                      "COST", "HOURS", "CAP", "LINES / WHY EXCLUDED");
     omo_explain_node *v = sorted_nodes(ex);
     for (int i = 0; i < ex->nnodes; i++) {
         const omo_explain_node *n = &v[i];
@@ -149,35 +130,36 @@ char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
             snprintf(zone, sizeof zone, "store");
         if (n->capacity_left >= 0)
             snprintf(cap, sizeof cap, "%lld", (long long)n->capacity_left);
-        put(&o, "%-12s %-17s %8.1f %7s %8s %7s %6s  ", net->nodes[n->node].id,
+        omo_strbuf_printf(
+            &o, "%-12s %-17s %8.1f %7s %8s %7s %6s  ", net->nodes[n->node].id,
             omo_method_name(n->method), n->km, zone,
             n->excluded ? "-" : money(n->cost, b1, sizeof b1),
             n->excluded ? "-" : omo_fixed_format(n->hours, OMO_MILLI, 1, b2, sizeof b2), cap);
         if (n->excluded) {
-            put(&o, "excluded: %s", n->excluded);
+            omo_strbuf_printf(&o, "excluded: %s", n->excluded);
             /* Lines may each have their own reason behind the node's. */
             for (int l = 0; l < ex->nlines; l++)
                 if (n->lines[l].excluded && strcmp(n->lines[l].excluded, n->excluded))
-                    put(&o, "; %s: %s", ex->lines[l].line_id, n->lines[l].excluded);
-            put(&o, "\n");
+                    omo_strbuf_printf(&o, "; %s: %s", ex->lines[l].line_id, n->lines[l].excluded);
+            omo_strbuf_printf(&o, "\n");
             continue;
         }
         for (int l = 0; l < ex->nlines; l++) {
             const omo_explain_line *el = &n->lines[l];
-            put(&o, "%s%s: ", l ? "; " : "", ex->lines[l].line_id);
+            omo_strbuf_printf(&o, "%s%s: ", l ? "; " : "", ex->lines[l].line_id);
             if (el->excluded)
-                put(&o, "excluded, %s", el->excluded);
+                omo_strbuf_printf(&o, "excluded, %s", el->excluded);
             else
-                put(&o, "atp %lld", (long long)el->atp);
+                omo_strbuf_printf(&o, "atp %lld", (long long)el->atp);
             if (el->chosen)
-                put(&o, ", chosen %lld", (long long)el->chosen);
+                omo_strbuf_printf(&o, ", chosen %lld", (long long)el->chosen);
             if (el->runner_up)
-                put(&o, ", runner-up %lld", (long long)el->runner_up);
+                omo_strbuf_printf(&o, ", runner-up %lld", (long long)el->runner_up);
         }
-        put(&o, "\n");
+        omo_strbuf_printf(&o, "\n");
     }
     free(v);
-    return o.s;
+    return o.p;
 }
 
 static json_t *fixed_json(int64_t v, int64_t scale)

@@ -1,6 +1,8 @@
 /* A store's pick list: the walk through the store and its renderings (contract section 7). */
 #include "picklist.h"
 
+#include "strbuf.h"
+
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,70 +17,6 @@
 #define TEXT_COLS 80
 
 /* ---- a growing string ------------------------------------------------------------------ */
-
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-} strbuf;
-
-static void sb_put(strbuf *sb, const char *s, size_t n)
-{
-    omo_grow((void **)&sb->p, &sb->cap, sb->len + n + 1, 1);
-    memcpy(sb->p + sb->len, s, n);
-    sb->len += n;
-    sb->p[sb->len] = 0;
-}
-
-static void sb_puts(strbuf *sb, const char *s)
-{
-    sb_put(sb, s, strlen(s));
-}
-
-static void sb_putc(strbuf *sb, char c)
-{
-    sb_put(sb, &c, 1);
-}
-
-static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    omo_grow((void **)&sb->p, &sb->cap, sb->len + (size_t)n + 1, 1);
-    va_start(ap, fmt);
-    vsnprintf(sb->p + sb->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-/* Length of the valid UTF-8 sequence at s, or 0 when the byte there starts none. */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t n;
-    unsigned min, cp;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xE0) == 0xC0)
-        n = 2, min = 0x80, cp = s[0] & 0x1F;
-    else if ((s[0] & 0xF0) == 0xE0)
-        n = 3, min = 0x800, cp = s[0] & 0x0F;
-    else if ((s[0] & 0xF8) == 0xF0)
-        n = 4, min = 0x10000, cp = s[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
 
 /* ---- bins and the walk ----------------------------------------------------------------- */
 
@@ -298,12 +236,12 @@ static int64_t total_units(const omo_picklist *pl)
 /* Writes s in exactly `width` columns (one per code point): cut with an ellipsis when longer,
  * padded with spaces when shorter (on the left when `right`). Control characters and bytes
  * that are not UTF-8 print as '?', so an id can never break a line. */
-static void text_cell(strbuf *sb, const char *s, int width, bool right)
+static void text_cell(omo_strbuf *sb, const char *s, int width, bool right)
 {
     const unsigned char *p = (const unsigned char *)s;
     int cols = 0;
     for (const unsigned char *q = p; *q;) {
-        size_t n = utf8_len(q);
+        size_t n = omo_utf8_seq(q);
         q += n ? n : 1;
         cols++;
     }
@@ -311,52 +249,52 @@ static void text_cell(strbuf *sb, const char *s, int width, bool right)
     int shown = cut ? width - 1 : cols;
     if (right && !cut)
         for (int i = cols; i < width; i++)
-            sb_putc(sb, ' ');
+            omo_strbuf_putc(sb, ' ');
     for (int i = 0; i < shown; i++) {
-        size_t n = utf8_len(p);
+        size_t n = omo_utf8_seq(p);
         if (!n || *p < 0x20 || *p == 0x7F)
-            sb_putc(sb, '?');
+            omo_strbuf_putc(sb, '?');
         else
-            sb_put(sb, (const char *)p, n);
+            omo_strbuf_put(sb, (const char *)p, n);
         p += n ? n : 1;
     }
     if (cut && width > 0)
-        sb_puts(sb, "\xE2\x80\xA6"); /* U+2026 */
+        omo_strbuf_puts(sb, "\xE2\x80\xA6"); /* U+2026 */
     if (!right && !cut)
         for (int i = cols; i < width; i++)
-            sb_putc(sb, ' ');
+            omo_strbuf_putc(sb, ' ');
 }
 
 /* Drops the padding a line ends with. */
-static void text_endline(strbuf *sb)
+static void text_endline(omo_strbuf *sb)
 {
     while (sb->len && sb->p[sb->len - 1] == ' ')
         sb->p[--sb->len] = 0;
-    sb_putc(sb, '\n');
+    omo_strbuf_putc(sb, '\n');
 }
 
-static void text_rule(strbuf *sb)
+static void text_rule(omo_strbuf *sb)
 {
     for (int i = 0; i < TEXT_COLS; i++)
-        sb_putc(sb, '-');
-    sb_putc(sb, '\n');
+        omo_strbuf_putc(sb, '-');
+    omo_strbuf_putc(sb, '\n');
 }
 
 /* STEP(5) BIN(10) SKU(*) QTY(6) TOTE(4), two spaces apart: the SKU takes what is left. */
 enum { T_STEP = 5, T_BIN = 10, T_QTY = 6, T_TOTE = 4, T_GAP = 2 };
 #define T_SKU (TEXT_COLS - T_STEP - T_BIN - T_QTY - T_TOTE - 4 * T_GAP)
 
-static void text_row(strbuf *sb, const char *step, const char *bin, const char *sku,
+static void text_row(omo_strbuf *sb, const char *step, const char *bin, const char *sku,
                      const char *qty, const char *tote)
 {
     text_cell(sb, step, T_STEP, true);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, bin, T_BIN, false);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, sku, T_SKU, false);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, qty, T_QTY, true);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, tote, T_TOTE, true);
     text_endline(sb);
 }
@@ -364,27 +302,27 @@ static void text_row(strbuf *sb, const char *step, const char *bin, const char *
 /* TOTE(4) SHIPMENT(24) ORDER(24) METHOD(17): 75 columns. */
 enum { L_NUM = 4, L_SHIP = 24, L_ORDER = 24, L_METHOD = 17 };
 
-static void text_legend_row(strbuf *sb, const char *num, const char *ship, const char *order,
+static void text_legend_row(omo_strbuf *sb, const char *num, const char *ship, const char *order,
                             const char *method)
 {
     text_cell(sb, num, L_NUM, true);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, ship, L_SHIP, false);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, order, L_ORDER, false);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     text_cell(sb, method, L_METHOD, false);
     text_endline(sb);
 }
 
-static void render_text(strbuf *sb, const omo_picklist *pl)
+static void render_text(omo_strbuf *sb, const omo_picklist *pl)
 {
     char when[40], buf[64], buf2[64], buf3[32];
     omo_time_format(pl->generated_ms, when, sizeof when);
 
-    sb_puts(sb, "PICK LIST  store ");
+    omo_strbuf_puts(sb, "PICK LIST  store ");
     text_cell(sb, pl->store_id, TEXT_COLS - 17 - 2 - 30, false);
-    sb_puts(sb, "  ");
+    omo_strbuf_puts(sb, "  ");
     snprintf(buf, sizeof buf, "generated %s", when);
     text_cell(sb, buf, 30, true);
     text_endline(sb);
@@ -395,7 +333,7 @@ static void render_text(strbuf *sb, const omo_picklist *pl)
     text_endline(sb);
     text_rule(sb);
     if (!pl->nrows) {
-        sb_puts(sb, "No open picks.\n");
+        omo_strbuf_puts(sb, "No open picks.\n");
     } else {
         text_row(sb, "STEP", "BIN", "SKU", "QTY", "TOTE");
         for (size_t i = 0; i < pl->nrows; i++) {
@@ -421,11 +359,11 @@ static void render_text(strbuf *sb, const omo_picklist *pl)
         text_legend_row(sb, buf, tote->shipment_id, tote->order_id, omo_method_name(tote->method));
         if (is_pickup(tote)) {
             /* Indented under the shipment column: pickup store, then when it is promised. */
-            sb_puts(sb, "        pickup at ");
+            omo_strbuf_puts(sb, "        pickup at ");
             text_cell(sb, tote->pickup_store[0] ? tote->pickup_store : "?", 24, false);
             if (tote->promised_ms) {
                 omo_time_format(tote->promised_ms, when, sizeof when);
-                sb_puts(sb, "  ready by ");
+                omo_strbuf_puts(sb, "  ready by ");
                 text_cell(sb, when, 24, false);
             }
             text_endline(sb);
@@ -437,54 +375,55 @@ static void render_text(strbuf *sb, const omo_picklist *pl)
 /* ---- csv ------------------------------------------------------------------------------- */
 
 /* One RFC 4180 field: quoted only when it holds a comma, a quote or a line break. */
-static void csv_field(strbuf *sb, const char *s)
+static void csv_field(omo_strbuf *sb, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
-        sb_puts(sb, s);
+        omo_strbuf_puts(sb, s);
         return;
     }
-    sb_putc(sb, '"');
+    omo_strbuf_putc(sb, '"');
     for (; *s; s++) {
         if (*s == '"')
-            sb_putc(sb, '"');
-        sb_putc(sb, *s);
+            omo_strbuf_putc(sb, '"');
+        omo_strbuf_putc(sb, *s);
     }
-    sb_putc(sb, '"');
+    omo_strbuf_putc(sb, '"');
 }
 
-static void render_csv(strbuf *sb, const omo_picklist *pl)
+static void render_csv(omo_strbuf *sb, const omo_picklist *pl)
 {
-    sb_puts(sb, "step,bin,sku,qty,tote,shipment_id,order_id,method,pickup_store,promised_at\r\n");
+    omo_strbuf_puts(
+        sb, "step,bin,sku,qty,tote,shipment_id,order_id,method,pickup_store,promised_at\r\n");
     for (size_t i = 0; i < pl->nrows; i++) {
         const omo_pick_row *row = &pl->rows[i];
         const omo_tote *tote = row_tote(pl, row);
-        sb_printf(sb, "%zu,", i + 1);
+        omo_strbuf_printf(sb, "%zu,", i + 1);
         csv_field(sb, row->bin);
-        sb_putc(sb, ',');
+        omo_strbuf_putc(sb, ',');
         csv_field(sb, row->sku);
-        sb_printf(sb, ",%lld,", (long long)row->qty);
+        omo_strbuf_printf(sb, ",%lld,", (long long)row->qty);
         if (tote) {
-            sb_printf(sb, "%d,", tote_number(pl, tote));
+            omo_strbuf_printf(sb, "%d,", tote_number(pl, tote));
             csv_field(sb, tote->shipment_id);
-            sb_putc(sb, ',');
+            omo_strbuf_putc(sb, ',');
             csv_field(sb, tote->order_id);
-            sb_printf(sb, ",%s,", omo_method_name(tote->method));
+            omo_strbuf_printf(sb, ",%s,", omo_method_name(tote->method));
             if (is_pickup(tote)) {
                 csv_field(sb, tote->pickup_store);
                 if (tote->promised_ms) {
                     char when[40];
-                    sb_putc(sb, ',');
-                    sb_puts(sb, omo_time_format(tote->promised_ms, when, sizeof when));
+                    omo_strbuf_putc(sb, ',');
+                    omo_strbuf_puts(sb, omo_time_format(tote->promised_ms, when, sizeof when));
                 } else {
-                    sb_putc(sb, ',');
+                    omo_strbuf_putc(sb, ',');
                 }
             } else {
-                sb_putc(sb, ',');
+                omo_strbuf_putc(sb, ',');
             }
         } else {
-            sb_puts(sb, ",,,,,");
+            omo_strbuf_puts(sb, ",,,,,");
         }
-        sb_puts(sb, "\r\n");
+        omo_strbuf_puts(sb, "\r\n");
     }
 }
 
@@ -496,14 +435,14 @@ static json_t *jstr(const char *s)
     json_t *j = json_string(s);
     if (j)
         return j;
-    strbuf clean = {0};
+    omo_strbuf clean = {0};
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_len(p);
+        size_t n = omo_utf8_seq(p);
         if (n) {
-            sb_put(&clean, (const char *)p, n);
+            omo_strbuf_put(&clean, (const char *)p, n);
             p += n;
         } else {
-            sb_puts(&clean, "\xEF\xBF\xBD");
+            omo_strbuf_puts(&clean, "\xEF\xBF\xBD");
             p++;
         }
     }
@@ -518,7 +457,7 @@ static json_t *jtime(int64_t ms)
     return json_string(omo_time_format(ms, when, sizeof when));
 }
 
-static bool render_json(strbuf *sb, const omo_picklist *pl)
+static bool render_json(omo_strbuf *sb, const omo_picklist *pl)
 {
     json_t *root = json_object(), *totes = json_array(), *rows = json_array();
     json_object_set_new(root, "store_id", jstr(pl->store_id));
@@ -557,8 +496,8 @@ static bool render_json(strbuf *sb, const omo_picklist *pl)
     json_decref(root);
     if (!text)
         return false;
-    sb_puts(sb, text);
-    sb_putc(sb, '\n');
+    omo_strbuf_puts(sb, text);
+    omo_strbuf_putc(sb, '\n');
     free(text);
     return true;
 }
@@ -586,15 +525,15 @@ static const char code128_stop[] = "2331112";
 enum { CODE128_START_B = 104, CODE128_QUIET = 10 };
 
 /* Appends the widths of one symbol (as digits) to widths. */
-static void code128_symbol(strbuf *widths, int value)
+static void code128_symbol(omo_strbuf *widths, int value)
 {
-    sb_puts(widths, code128_patterns[value]);
+    omo_strbuf_puts(widths, code128_patterns[value]);
 }
 
 /* The module widths of s in code set B, from the start symbol to the stop bar, as digits
  * alternating bar and space. Characters outside code set B (control and non-ASCII bytes)
  * are drawn as '?' so the label still scans as something an associate can compare. */
-static void code128_encode(strbuf *widths, const char *s)
+static void code128_encode(omo_strbuf *widths, const char *s)
 {
     int sum = CODE128_START_B;
     code128_symbol(widths, CODE128_START_B);
@@ -605,64 +544,65 @@ static void code128_encode(strbuf *widths, const char *s)
         sum += pos * value;
     }
     code128_symbol(widths, sum % 103);
-    sb_puts(widths, code128_stop);
+    omo_strbuf_puts(widths, code128_stop);
 }
 
 /* The barcode as inline SVG: one <rect> per bar, x and width in modules, with a quiet zone of
  * ten modules either side. CSS sizes it from --m (the total modules). */
-static void html_code128(strbuf *sb, const char *s)
+static void html_code128(omo_strbuf *sb, const char *s)
 {
-    strbuf widths = {0};
+    omo_strbuf widths = {0};
     code128_encode(&widths, s);
     int modules = CODE128_QUIET * 2;
     for (size_t i = 0; i < widths.len; i++)
         modules += widths.p[i] - '0';
-    sb_printf(sb,
-              "<svg class=\"code128\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d 40\" "
-              "preserveAspectRatio=\"none\" shape-rendering=\"crispEdges\" style=\"--m:%d\" "
-              "role=\"img\" aria-label=\"Code 128\"><rect width=\"%d\" height=\"40\" "
-              "fill=\"#fff\"/><g fill=\"#000\">",
-              modules, modules, modules);
+    omo_strbuf_printf(
+        sb,
+        "<svg class=\"code128\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d 40\" "
+        "preserveAspectRatio=\"none\" shape-rendering=\"crispEdges\" style=\"--m:%d\" "
+        "role=\"img\" aria-label=\"Code 128\"><rect width=\"%d\" height=\"40\" "
+        "fill=\"#fff\"/><g fill=\"#000\">",
+        modules, modules, modules);
     int x = CODE128_QUIET;
     for (size_t i = 0; i < widths.len; i++) {
         int w = widths.p[i] - '0';
         if (i % 2 == 0)
-            sb_printf(sb, "<rect x=\"%d\" y=\"0\" width=\"%d\" height=\"40\"/>", x, w);
+            omo_strbuf_printf(sb, "<rect x=\"%d\" y=\"0\" width=\"%d\" height=\"40\"/>", x, w);
         x += w;
     }
-    sb_puts(sb, "</g></svg>");
+    omo_strbuf_puts(sb, "</g></svg>");
     free(widths.p);
 }
 
 /* ---- html ------------------------------------------------------------------------------ */
 
 /* Text for HTML element content and attribute values alike; invalid UTF-8 becomes U+FFFD. */
-static void html_esc(strbuf *sb, const char *s)
+static void html_esc(omo_strbuf *sb, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
         switch (*p) {
         case '&':
-            sb_puts(sb, "&amp;");
+            omo_strbuf_puts(sb, "&amp;");
             break;
         case '<':
-            sb_puts(sb, "&lt;");
+            omo_strbuf_puts(sb, "&lt;");
             break;
         case '>':
-            sb_puts(sb, "&gt;");
+            omo_strbuf_puts(sb, "&gt;");
             break;
         case '"':
-            sb_puts(sb, "&quot;");
+            omo_strbuf_puts(sb, "&quot;");
             break;
         case '\'':
-            sb_puts(sb, "&#39;");
+            omo_strbuf_puts(sb, "&#39;");
             break;
         default: {
-            size_t n = utf8_len(p);
+            size_t n = omo_utf8_seq(p);
             if (!n || (*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7F) {
-                sb_puts(sb, "\xEF\xBF\xBD");
+                omo_strbuf_puts(sb, "\xEF\xBF\xBD");
                 p++;
             } else {
-                sb_put(sb, (const char *)p, n);
+                omo_strbuf_put(sb, (const char *)p, n);
                 p += n;
             }
             continue;
@@ -675,32 +615,32 @@ static void html_esc(strbuf *sb, const char *s)
 /* A JavaScript string literal safe inside a <script> element: besides quotes and
  * backslashes, '<', '>', '&' and the JS line separators are written as escapes, so no value
  * can close the element or the literal. */
-static void js_string(strbuf *sb, const char *s)
+static void js_string(omo_strbuf *sb, const char *s)
 {
-    sb_putc(sb, '"');
+    omo_strbuf_putc(sb, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_len(p);
+        size_t n = omo_utf8_seq(p);
         if (!n) {
-            sb_puts(sb, "\\ufffd");
+            omo_strbuf_puts(sb, "\\ufffd");
             p++;
         } else if (*p == '"' || *p == '\\') {
-            sb_putc(sb, '\\');
-            sb_putc(sb, (char)*p++);
+            omo_strbuf_putc(sb, '\\');
+            omo_strbuf_putc(sb, (char)*p++);
         } else if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&' || *p == '\'' || *p == 0x7F) {
-            sb_printf(sb, "\\u%04x", *p++);
+            omo_strbuf_printf(sb, "\\u%04x", *p++);
         } else if (n == 3 && p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) {
-            sb_printf(sb, "\\u%04x", p[2] == 0xA8 ? 0x2028 : 0x2029);
+            omo_strbuf_printf(sb, "\\u%04x", p[2] == 0xA8 ? 0x2028 : 0x2029);
             p += 3;
         } else {
-            sb_put(sb, (const char *)p, n);
+            omo_strbuf_put(sb, (const char *)p, n);
             p += n;
         }
     }
-    sb_putc(sb, '"');
+    omo_strbuf_putc(sb, '"');
 }
 
 /* Display form of a time: "2026-11-23 12:00 UTC" (seconds only when not whole minutes). */
-static void html_time(strbuf *sb, int64_t ms)
+static void html_time(omo_strbuf *sb, int64_t ms)
 {
     char iso[40];
     omo_time_format(ms, iso, sizeof iso);
@@ -714,7 +654,7 @@ static void html_time(strbuf *sb, int64_t ms)
         shown[--n] = 0;
     if (n == 19 && !strcmp(shown + 16, ":00"))
         shown[16] = 0;
-    sb_printf(sb, "<time datetime=\"%s\">%s UTC</time>", iso, shown);
+    omo_strbuf_printf(sb, "<time datetime=\"%s\">%s UTC</time>", iso, shown);
 }
 
 static const char html_css[] =
@@ -878,49 +818,50 @@ static const char html_js[] =
     "if(s)send(card,s);}});"
     "})();";
 
-static void html_head_meta(strbuf *sb, const omo_picklist *pl, const char *label, size_t sheet,
+static void html_head_meta(omo_strbuf *sb, const omo_picklist *pl, const char *label, size_t sheet,
                            size_t sheets)
 {
-    sb_puts(sb, "<div class=\"phead\"><span><b>Pick list ");
+    omo_strbuf_puts(sb, "<div class=\"phead\"><span><b>Pick list ");
     html_esc(sb, pl->store_id);
-    sb_puts(sb, "</b> &middot; ");
-    sb_puts(sb, label);
-    sb_puts(sb, "</span><span>generated ");
+    omo_strbuf_puts(sb, "</b> &middot; ");
+    omo_strbuf_puts(sb, label);
+    omo_strbuf_puts(sb, "</span><span>generated ");
     html_time(sb, pl->generated_ms);
-    sb_printf(sb, " &middot; sheet %zu/%zu</span></div>", sheet, sheets);
+    omo_strbuf_printf(sb, " &middot; sheet %zu/%zu</span></div>", sheet, sheets);
 }
 
-static void html_badge(strbuf *sb, int number, bool link)
+static void html_badge(omo_strbuf *sb, int number, bool link)
 {
     if (link)
-        sb_printf(sb, "<a class=\"badge c%d\" href=\"#tote-%d\" aria-label=\"tote %d\">%d</a>",
-                  (number - 1) % 8, number, number, number);
+        omo_strbuf_printf(sb,
+                          "<a class=\"badge c%d\" href=\"#tote-%d\" aria-label=\"tote %d\">%d</a>",
+                          (number - 1) % 8, number, number, number);
     else
-        sb_printf(sb, "<span class=\"badge c%d\" aria-label=\"tote %d\">%d</span>",
-                  (number - 1) % 8, number, number);
+        omo_strbuf_printf(sb, "<span class=\"badge c%d\" aria-label=\"tote %d\">%d</span>",
+                          (number - 1) % 8, number, number);
 }
 
-static void html_row(strbuf *sb, const omo_picklist *pl, size_t i)
+static void html_row(omo_strbuf *sb, const omo_picklist *pl, size_t i)
 {
     const omo_pick_row *row = &pl->rows[i];
     const omo_tote *tote = row_tote(pl, row);
-    sb_printf(sb, "<div class=\"row\" data-step=\"%zu\"><span class=\"n\">%zu</span>", i + 1,
-              i + 1);
+    omo_strbuf_printf(sb, "<div class=\"row\" data-step=\"%zu\"><span class=\"n\">%zu</span>",
+                      i + 1, i + 1);
     if (row->bin[0]) {
-        sb_puts(sb, "<span class=\"bin\">");
+        omo_strbuf_puts(sb, "<span class=\"bin\">");
         html_esc(sb, row->bin);
     } else {
-        sb_puts(sb, "<span class=\"bin none\">no bin");
+        omo_strbuf_puts(sb, "<span class=\"bin none\">no bin");
     }
-    sb_puts(sb, "</span><span class=\"sku\">");
+    omo_strbuf_puts(sb, "</span><span class=\"sku\">");
     html_esc(sb, row->sku);
-    sb_printf(sb, "</span><span class=\"qty\"><small>&times;</small>%lld</span>",
-              (long long)row->qty);
+    omo_strbuf_printf(sb, "</span><span class=\"qty\"><small>&times;</small>%lld</span>",
+                      (long long)row->qty);
     if (tote)
         html_badge(sb, tote_number(pl, tote), true);
     else
-        sb_puts(sb, "<span class=\"badge c7\">?</span>");
-    sb_puts(sb, "<span class=\"box\"></span></div>\n");
+        omo_strbuf_puts(sb, "<span class=\"badge c7\">?</span>");
+    omo_strbuf_puts(sb, "<span class=\"box\"></span></div>\n");
 }
 
 /* The rows of every tote, in walking order: tote t's are idx[start[t] .. start[t + 1]). Built
@@ -954,13 +895,13 @@ static void tote_rows_free(tote_rows *tr)
 }
 
 /* The short form of one tote: one entry per distinct line, its quantity summed over rows. */
-static void html_short_form(strbuf *sb, const omo_picklist *pl, const tote_rows *tr, int t)
+static void html_short_form(omo_strbuf *sb, const omo_picklist *pl, const tote_rows *tr, int t)
 {
     const omo_tote *tote = &pl->totes[t];
     const size_t *mine = tr->idx + tr->start[t];
     size_t nmine = tr->start[t + 1] - tr->start[t];
-    sb_puts(sb,
-            "<div class=\"shortform\" hidden><p class=\"hint\">Enter the units picked per line; "
+    omo_strbuf_puts(
+        sb, "<div class=\"shortform\" hidden><p class=\"hint\">Enter the units picked per line; "
             "a line with fewer than asked needs a reason.</p>");
     for (size_t i = 0; i < nmine; i++) {
         const omo_pick_row *row = &pl->rows[mine[i]];
@@ -976,81 +917,88 @@ static void html_short_form(strbuf *sb, const omo_picklist *pl, const tote_rows 
         }
         if (seen)
             continue;
-        sb_puts(sb, "<div class=\"sline\"><span class=\"what\">Line ");
+        omo_strbuf_puts(sb, "<div class=\"sline\"><span class=\"what\">Line ");
         html_esc(sb, row->line_id);
-        sb_puts(sb, " &middot; <b>");
+        omo_strbuf_puts(sb, " &middot; <b>");
         html_esc(sb, row->bin[0] ? row->bin : "no bin");
-        sb_puts(sb, "</b> &middot; ");
+        omo_strbuf_puts(sb, "</b> &middot; ");
         html_esc(sb, row->sku);
-        sb_printf(sb, " &middot; asked %lld</span>", (long long)qty);
-        sb_puts(sb, "<select class=\"reason\" data-line=\"");
+        omo_strbuf_printf(sb, " &middot; asked %lld</span>", (long long)qty);
+        omo_strbuf_puts(sb, "<select class=\"reason\" data-line=\"");
         html_esc(sb, row->line_id);
-        sb_puts(sb, "\" aria-label=\"reason\"><option value=\"not_found\">not found</option>"
-                    "<option value=\"damaged\">damaged</option>"
-                    "<option value=\"mismatch\">mismatch</option></select>");
-        sb_puts(sb, "<input class=\"picked\" type=\"number\" inputmode=\"numeric\" min=\"0\" "
-                    "step=\"1\" data-line=\"");
+        omo_strbuf_puts(sb,
+                        "\" aria-label=\"reason\"><option value=\"not_found\">not found</option>"
+                        "<option value=\"damaged\">damaged</option>"
+                        "<option value=\"mismatch\">mismatch</option></select>");
+        omo_strbuf_puts(sb,
+                        "<input class=\"picked\" type=\"number\" inputmode=\"numeric\" min=\"0\" "
+                        "step=\"1\" data-line=\"");
         html_esc(sb, row->line_id);
-        sb_printf(sb, "\" data-qty=\"%lld\" max=\"%lld\" value=\"%lld\" aria-label=\"picked\">",
-                  (long long)qty, (long long)qty, (long long)qty);
-        sb_puts(sb, "</div>");
+        omo_strbuf_printf(sb,
+                          "\" data-qty=\"%lld\" max=\"%lld\" value=\"%lld\" aria-label=\"picked\">",
+                          (long long)qty, (long long)qty, (long long)qty);
+        omo_strbuf_puts(sb, "</div>");
     }
-    sb_puts(sb, "<button type=\"button\" class=\"submit-short\" data-shipment=\"");
+    omo_strbuf_puts(sb, "<button type=\"button\" class=\"submit-short\" data-shipment=\"");
     html_esc(sb, tote->shipment_id);
-    sb_puts(sb, "\">Submit short pick</button></div>");
+    omo_strbuf_puts(sb, "\">Submit short pick</button></div>");
 }
 
-static void html_card(strbuf *sb, const omo_picklist *pl, const tote_rows *tr, int t, bool actions)
+static void html_card(omo_strbuf *sb, const omo_picklist *pl, const tote_rows *tr, int t,
+                      bool actions)
 {
     const omo_tote *tote = &pl->totes[t];
     int number = tote_number(pl, tote);
     int64_t lines = (int64_t)(tr->start[t + 1] - tr->start[t]), units = 0;
     for (size_t k = tr->start[t]; k < tr->start[t + 1]; k++)
         units += pl->rows[tr->idx[k]].qty;
-    sb_printf(sb, "<section class=\"tote\" id=\"tote-%d\" data-tote=\"%d\" data-shipment=\"",
-              number, number);
+    omo_strbuf_printf(sb,
+                      "<section class=\"tote\" id=\"tote-%d\" data-tote=\"%d\" data-shipment=\"",
+                      number, number);
     html_esc(sb, tote->shipment_id);
-    sb_puts(sb, "\"><div class=\"label\">");
+    omo_strbuf_puts(sb, "\"><div class=\"label\">");
     html_badge(sb, number, false);
-    sb_puts(sb, "<div class=\"who\"><div class=\"order\">Order ");
+    omo_strbuf_puts(sb, "<div class=\"who\"><div class=\"order\">Order ");
     html_esc(sb, tote->order_id);
-    sb_printf(sb, "</div><div class=\"sub\">%lld line%s, %lld unit%s</div>", (long long)lines,
-              lines == 1 ? "" : "s", (long long)units, units == 1 ? "" : "s");
-    sb_printf(sb, "<span class=\"method %s\">%s</span></div></div>", omo_method_name(tote->method),
-              is_pickup(tote)                              ? "click &amp; collect"
-              : tote->method == OMO_METHOD_SHIP_FROM_STORE ? "ship from store"
-                                                           : omo_method_name(tote->method));
+    omo_strbuf_printf(sb, "</div><div class=\"sub\">%lld line%s, %lld unit%s</div>",
+                      (long long)lines, lines == 1 ? "" : "s", (long long)units,
+                      units == 1 ? "" : "s");
+    omo_strbuf_printf(sb, "<span class=\"method %s\">%s</span></div></div>",
+                      omo_method_name(tote->method),
+                      is_pickup(tote)                              ? "click &amp; collect"
+                      : tote->method == OMO_METHOD_SHIP_FROM_STORE ? "ship from store"
+                                                                   : omo_method_name(tote->method));
     if (is_pickup(tote)) {
-        sb_puts(sb, "<div class=\"pickup\">Pickup at <b>");
+        omo_strbuf_puts(sb, "<div class=\"pickup\">Pickup at <b>");
         html_esc(sb, tote->pickup_store[0] ? tote->pickup_store : "?");
-        sb_puts(sb, "</b>");
+        omo_strbuf_puts(sb, "</b>");
         if (tote->promised_ms) {
-            sb_puts(sb, " &middot; ready by <b>");
+            omo_strbuf_puts(sb, " &middot; ready by <b>");
             html_time(sb, tote->promised_ms);
-            sb_puts(sb, "</b>");
+            omo_strbuf_puts(sb, "</b>");
         }
-        sb_puts(sb, "</div>");
+        omo_strbuf_puts(sb, "</div>");
     }
-    sb_puts(sb, "<div class=\"barcode\">");
+    omo_strbuf_puts(sb, "<div class=\"barcode\">");
     html_code128(sb, tote->shipment_id);
-    sb_puts(sb, "<div class=\"hr\">");
+    omo_strbuf_puts(sb, "<div class=\"hr\">");
     html_esc(sb, tote->shipment_id);
-    sb_puts(sb, "</div></div>");
+    omo_strbuf_puts(sb, "</div></div>");
     if (actions) {
-        sb_puts(sb, "<div class=\"controls\"><button type=\"button\" class=\"confirm\" "
-                    "data-shipment=\"");
+        omo_strbuf_puts(sb, "<div class=\"controls\"><button type=\"button\" class=\"confirm\" "
+                            "data-shipment=\"");
         html_esc(sb, tote->shipment_id);
-        sb_puts(sb, "\">Confirm</button><button type=\"button\" class=\"short\" "
-                    "aria-expanded=\"false\" data-shipment=\"");
+        omo_strbuf_puts(sb, "\">Confirm</button><button type=\"button\" class=\"short\" "
+                            "aria-expanded=\"false\" data-shipment=\"");
         html_esc(sb, tote->shipment_id);
-        sb_puts(sb, "\">Short\xE2\x80\xA6</button></div>");
+        omo_strbuf_puts(sb, "\">Short\xE2\x80\xA6</button></div>");
         html_short_form(sb, pl, tr, t);
-        sb_puts(sb, "<div class=\"result\" role=\"status\" aria-live=\"polite\"></div>");
+        omo_strbuf_puts(sb, "<div class=\"result\" role=\"status\" aria-live=\"polite\"></div>");
     }
-    sb_puts(sb, "</section>\n");
+    omo_strbuf_puts(sb, "</section>\n");
 }
 
-static void render_html(strbuf *sb, const omo_picklist *pl, bool actions, const char *token)
+static void render_html(omo_strbuf *sb, const omo_picklist *pl, bool actions, const char *token)
 {
     size_t walk_sheets = (pl->nrows + ROWS_PER_PAGE - 1) / ROWS_PER_PAGE;
     size_t tote_sheets = (pl->ntotes + TOTES_PER_PAGE - 1) / TOTES_PER_PAGE;
@@ -1058,47 +1006,48 @@ static void render_html(strbuf *sb, const omo_picklist *pl, bool actions, const 
     if (!sheets)
         sheets = 1;
 
-    sb_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-                "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'\">"
-                "<title>Pick list ");
+    omo_strbuf_puts(sb,
+                    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+                    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+                    "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'\">"
+                    "<title>Pick list ");
     html_esc(sb, pl->store_id);
-    sb_puts(sb, "</title><style>");
-    sb_puts(sb, html_css);
-    sb_puts(sb, "</style></head><body>\n<header class=\"top\"><h1>Pick list &middot; ");
+    omo_strbuf_puts(sb, "</title><style>");
+    omo_strbuf_puts(sb, html_css);
+    omo_strbuf_puts(sb, "</style></head><body>\n<header class=\"top\"><h1>Pick list &middot; ");
     html_esc(sb, pl->store_id);
-    sb_printf(sb,
-              "</h1><div class=\"meta\">%zu line%s &middot; %lld unit%s &middot; %zu tote%s"
-              " &middot; generated ",
-              pl->nrows, pl->nrows == 1 ? "" : "s", (long long)total_units(pl),
-              total_units(pl) == 1 ? "" : "s", pl->ntotes, pl->ntotes == 1 ? "" : "s");
+    omo_strbuf_printf(sb,
+                      "</h1><div class=\"meta\">%zu line%s &middot; %lld unit%s &middot; %zu tote%s"
+                      " &middot; generated ",
+                      pl->nrows, pl->nrows == 1 ? "" : "s", (long long)total_units(pl),
+                      total_units(pl) == 1 ? "" : "s", pl->ntotes, pl->ntotes == 1 ? "" : "s");
     html_time(sb, pl->generated_ms);
-    sb_puts(sb, "</div></header>\n<main>\n");
+    omo_strbuf_puts(sb, "</div></header>\n<main>\n");
 
     if (!pl->nrows && !pl->ntotes) {
-        sb_puts(sb, "<section class=\"block last\">");
+        omo_strbuf_puts(sb, "<section class=\"block last\">");
         html_head_meta(sb, pl, "no open picks", 1, 1);
-        sb_puts(sb, "<p class=\"empty\">No open picks.</p></section>\n");
+        omo_strbuf_puts(sb, "<p class=\"empty\">No open picks.</p></section>\n");
     }
     if (pl->nrows)
-        sb_puts(sb, "<h2>Walk</h2>\n");
+        omo_strbuf_puts(sb, "<h2>Walk</h2>\n");
     for (size_t start = 0; start < pl->nrows; start += ROWS_PER_PAGE) {
         size_t end = start + ROWS_PER_PAGE < pl->nrows ? start + ROWS_PER_PAGE : pl->nrows;
         char label[64];
         snprintf(label, sizeof label, "steps %zu&ndash;%zu of %zu", start + 1, end, pl->nrows);
         sheet++;
-        sb_printf(sb, "<section class=\"block walk%s\">", sheet == sheets ? " last" : "");
+        omo_strbuf_printf(sb, "<section class=\"block walk%s\">", sheet == sheets ? " last" : "");
         html_head_meta(sb, pl, label, sheet, sheets);
-        sb_puts(sb, "<div class=\"cols\"><span>#</span><span>Bin</span><span>SKU</span>"
-                    "<span class=\"q\">Qty</span><span class=\"t\">Tote</span><span></span>"
-                    "</div>\n");
+        omo_strbuf_puts(sb, "<div class=\"cols\"><span>#</span><span>Bin</span><span>SKU</span>"
+                            "<span class=\"q\">Qty</span><span class=\"t\">Tote</span><span></span>"
+                            "</div>\n");
         for (size_t i = start; i < end; i++)
             html_row(sb, pl, i);
-        sb_puts(sb, "</section>\n");
+        omo_strbuf_puts(sb, "</section>\n");
     }
     if (pl->ntotes)
-        sb_puts(sb, "<h2>Totes</h2>\n");
+        omo_strbuf_puts(sb, "<h2>Totes</h2>\n");
     int *order = totes_by_number(pl);
     tote_rows tr = tote_rows_build(pl);
     for (size_t start = 0; start < pl->ntotes; start += TOTES_PER_PAGE) {
@@ -1106,24 +1055,24 @@ static void render_html(strbuf *sb, const omo_picklist *pl, bool actions, const 
         char label[64];
         snprintf(label, sizeof label, "totes %zu&ndash;%zu of %zu", start + 1, end, pl->ntotes);
         sheet++;
-        sb_printf(sb, "<section class=\"block totes%s\">", sheet == sheets ? " last" : "");
+        omo_strbuf_printf(sb, "<section class=\"block totes%s\">", sheet == sheets ? " last" : "");
         html_head_meta(sb, pl, label, sheet, sheets);
-        sb_puts(sb, "<div class=\"cards\">\n");
+        omo_strbuf_puts(sb, "<div class=\"cards\">\n");
         for (size_t i = start; i < end; i++)
             html_card(sb, pl, &tr, order[i], actions);
-        sb_puts(sb, "</div></section>\n");
+        omo_strbuf_puts(sb, "</div></section>\n");
     }
     tote_rows_free(&tr);
     free(order);
-    sb_puts(sb, "</main>\n");
+    omo_strbuf_puts(sb, "</main>\n");
     if (actions) {
-        sb_puts(sb, "<script>var TOKEN=");
+        omo_strbuf_puts(sb, "<script>var TOKEN=");
         js_string(sb, token ? token : "");
-        sb_puts(sb, ";\n");
-        sb_puts(sb, html_js);
-        sb_puts(sb, "</script>\n");
+        omo_strbuf_puts(sb, ";\n");
+        omo_strbuf_puts(sb, html_js);
+        omo_strbuf_puts(sb, "</script>\n");
     }
-    sb_puts(sb, "</body></html>\n");
+    omo_strbuf_puts(sb, "</body></html>\n");
 }
 
 /* ---- entry ----------------------------------------------------------------------------- */
@@ -1131,7 +1080,7 @@ static void render_html(strbuf *sb, const omo_picklist *pl, bool actions, const 
 char *omo_picklist_render(const omo_picklist *pl, const char *format, bool actions,
                           const char *token, size_t *len)
 {
-    strbuf sb = {0};
+    omo_strbuf sb = {0};
     if (!pl || !format)
         return NULL;
     if (!strcmp(format, "text")) {
@@ -1147,7 +1096,7 @@ char *omo_picklist_render(const omo_picklist *pl, const char *format, bool actio
         return NULL;
     }
     if (!sb.p)
-        sb_puts(&sb, "");
+        omo_strbuf_puts(&sb, "");
     if (len)
         *len = sb.len;
     return sb.p;

@@ -4,6 +4,7 @@
 #include "engine.h"
 #include "event.h"
 #include "picklist.h"
+#include "strbuf.h"
 #include "yamldoc.h"
 
 #include <jansson.h>
@@ -52,6 +53,16 @@ typedef struct histogram {
     double sum;
 } histogram;
 
+/* A message the broker confirmed without saying where it stored it: librdkafka's idempotent
+ * producer reports a retried write that the broker had already stored (duplicate sequence
+ * number) as delivered with an invalid offset. */
+typedef struct unplaced_delivery {
+    int64_t seq;
+    omo_topic topic;
+    int32_t partition;
+    bool placed;
+} unplaced_delivery;
+
 struct omo_stream {
     const omo_svcconf *conf;
     omo_network *net;
@@ -84,6 +95,8 @@ struct omo_stream {
     size_t nstock, capstock;
     omo_delivery *delivered;
     size_t ndelivered, capdelivered;
+    unplaced_delivery *unplaced; /* confirmed without an offset: placed before the commit */
+    size_t nunplaced, capunplaced;
     char *json;
     size_t capjson;
     omo_event ev;
@@ -200,6 +213,12 @@ static void bus_delivered(void *ctx, int64_t seq, omo_topic t, int32_t p, int64_
         return;
     }
     svc->stats.delivered++;
+    if (offset < 0) {
+        omo_grow((void **)&svc->unplaced, &svc->capunplaced, svc->nunplaced + 1,
+                 sizeof(unplaced_delivery));
+        svc->unplaced[svc->nunplaced++] = (unplaced_delivery){seq, t, p, false};
+        return;
+    }
     omo_grow((void **)&svc->delivered, &svc->capdelivered, svc->ndelivered + 1,
              sizeof(omo_delivery));
     svc->delivered[svc->ndelivered++] = (omo_delivery){seq, p, offset};
@@ -406,8 +425,72 @@ static void clear_batch(omo_stream *svc, bool keep_outbox_memory)
         io_;                                                                                       \
     })
 
+typedef struct place_ctx {
+    omo_stream *svc;
+    omo_topic topic;
+    int32_t partition;
+} place_ctx;
+
+static void place_cb(void *ctx, int64_t seq, int64_t offset)
+{
+    place_ctx *pc = ctx;
+    omo_stream *svc = pc->svc;
+    for (size_t i = 0; i < svc->nunplaced; i++) {
+        unplaced_delivery *u = &svc->unplaced[i];
+        if (u->seq == seq && u->topic == pc->topic && u->partition == pc->partition && !u->placed) {
+            u->placed = true;
+            omo_grow((void **)&svc->delivered, &svc->capdelivered, svc->ndelivered + 1,
+                     sizeof(omo_delivery));
+            svc->delivered[svc->ndelivered++] = (omo_delivery){seq, u->partition, offset};
+            return;
+        }
+    }
+}
+
+/* Finds where the messages confirmed without an offset are, by reading their partitions back
+ * from the confirmed end in the store: every confirmation committed so far was reported before
+ * them, so they lie beyond it. This must happen before any later confirmation of the same
+ * partition is committed, or the confirmed end would pass them and a read-back after a crash
+ * would not find them, and send them twice. Returns 0, or 1 on a fault beyond the budget. */
+static int place_unplaced(omo_stream *svc)
+{
+    for (size_t i = 0; i < svc->nunplaced; i++) {
+        unplaced_delivery *u = &svc->unplaced[i];
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            if (svc->unplaced[j].topic == u->topic && svc->unplaced[j].partition == u->partition)
+                first = false;
+        if (!first)
+            continue;
+        int64_t from = 0;
+        place_ctx pc = {svc, u->topic, u->partition};
+        if (WITH_RETRY(svc, "[postgres] confirmed end",
+                       svc->store.ops->confirmed_end(svc->store.self, u->topic, u->partition, &from,
+                                                     err, sizeof err)) != OMO_IO_OK ||
+            WITH_RETRY(svc, "[kafka] read back",
+                       svc->bus.ops->scan(svc->bus.self, u->topic, u->partition, from, place_cb,
+                                          &pc, err, sizeof err)) != OMO_IO_OK)
+            return 1;
+    }
+    size_t placed = 0;
+    for (size_t i = 0; i < svc->nunplaced; i++) {
+        const unplaced_delivery *u = &svc->unplaced[i];
+        if (u->placed)
+            placed++;
+        else /* not on the topic after all: left in the outbox, sent again at the next start */
+            logf_("[kafka:%s] seq=%lld was confirmed but is not on partition %d",
+                  topic_label(u->topic), (long long)u->seq, u->partition);
+    }
+    logf_("[kafka] %zu messages confirmed without an offset, %zu found by reading back",
+          svc->nunplaced, placed);
+    svc->nunplaced = 0;
+    return 0;
+}
+
 static int commit_batch(omo_stream *svc)
 {
+    if (svc->nunplaced && place_unplaced(svc))
+        return 1;
     omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), stock_row, svc);
     if (!svc->nevents && !svc->noutbox && !svc->ndelivered && !svc->nstock)
         return 0;
@@ -569,50 +652,30 @@ static void respond(omo_http_response *resp, int status, const char *type, const
     resp->body_len = strlen(body);
 }
 
-typedef struct text {
-    char *s;
-    size_t n, cap;
-} text;
-
-static void tprintf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tprintf(text *t, const char *fmt, ...)
+static void metrics_counters(omo_strbuf *t, const char *name, const char *help,
+                             const counter_set *cs)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = t->cap - t->n;
-        int k = vsnprintf(t->s ? t->s + t->n : NULL, t->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (k >= 0 && t->s && (size_t)k < room) {
-            t->n += (size_t)k;
-            return;
-        }
-        t->cap = (t->cap + (size_t)(k > 0 ? k : 0) + 1) * 2;
-        t->s = omo_xrealloc(t->s, t->cap);
-    }
-}
-
-static void metrics_counters(text *t, const char *name, const char *help, const counter_set *cs)
-{
-    tprintf(t, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    omo_strbuf_printf(t, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (size_t i = 0; i < cs->n; i++)
-        tprintf(t, "%s{%s} %llu\n", name, cs->v[i].labels, (unsigned long long)cs->v[i].value);
+        omo_strbuf_printf(t, "%s{%s} %llu\n", name, cs->v[i].labels,
+                          (unsigned long long)cs->v[i].value);
 }
 
-static void metrics_histogram(text *t, const char *name, const char *help, const histogram *h,
+static void metrics_histogram(omo_strbuf *t, const char *name, const char *help, const histogram *h,
                               const double *bounds, int nb)
 {
-    tprintf(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    omo_strbuf_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     for (int i = 0; i < nb; i++)
-        tprintf(t, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
-                (unsigned long long)h->buckets[i]);
-    tprintf(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %g\n%s_count %llu\n", name,
-            (unsigned long long)h->count, name, h->sum, name, (unsigned long long)h->count);
+        omo_strbuf_printf(t, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+                          (unsigned long long)h->buckets[i]);
+    omo_strbuf_printf(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %g\n%s_count %llu\n", name,
+                      (unsigned long long)h->count, name, h->sum, name,
+                      (unsigned long long)h->count);
 }
 
 static void handle_metrics(omo_stream *svc, omo_http_response *resp)
 {
-    text t = {0};
+    omo_strbuf t = {0};
     metrics_counters(&t, "omo_events_total", "Input events by topic, type and result.",
                      &svc->events_by);
     metrics_counters(&t, "omo_decisions_total", "Allocation revisions by status.",
@@ -630,29 +693,30 @@ static void handle_metrics(omo_stream *svc, omo_http_response *resp)
     metrics_histogram(&t, "omo_batch_size", "Events per committed batch.", &svc->batch_sizes,
                       batch_bounds, BATCH_BUCKETS);
     int64_t lag = svc->bus.ops->lag ? svc->bus.ops->lag(svc->bus.self) : -1;
-    tprintf(&t,
-            "# HELP omo_consumer_lag Messages behind the input topics' ends.\n"
-            "# TYPE omo_consumer_lag gauge\nomo_consumer_lag %lld\n",
-            (long long)lag);
-    tprintf(&t,
-            "# HELP omo_rules_version_info The rules in force.\n"
-            "# TYPE omo_rules_version_info gauge\nomo_rules_version_info{version=\"%s\"} 1\n",
-            svc->rules->version_hash);
-    tprintf(&t,
-            "# HELP omo_outbox_inflight Messages produced and not yet confirmed.\n"
-            "# TYPE omo_outbox_inflight gauge\nomo_outbox_inflight %zu\n",
-            svc->inflight);
+    omo_strbuf_printf(&t,
+                      "# HELP omo_consumer_lag Messages behind the input topics' ends.\n"
+                      "# TYPE omo_consumer_lag gauge\nomo_consumer_lag %lld\n",
+                      (long long)lag);
+    omo_strbuf_printf(
+        &t,
+        "# HELP omo_rules_version_info The rules in force.\n"
+        "# TYPE omo_rules_version_info gauge\nomo_rules_version_info{version=\"%s\"} 1\n",
+        svc->rules->version_hash);
+    omo_strbuf_printf(&t,
+                      "# HELP omo_outbox_inflight Messages produced and not yet confirmed.\n"
+                      "# TYPE omo_outbox_inflight gauge\nomo_outbox_inflight %zu\n",
+                      svc->inflight);
     resp->status = 200;
     snprintf(resp->content_type, sizeof resp->content_type, "text/plain; version=0.0.4");
-    resp->body = t.s ? t.s : omo_xstrdup("");
-    resp->body_len = t.n;
+    resp->body = t.p ? t.p : omo_xstrdup("");
+    resp->body_len = t.len;
 }
 
 /* Appends a JSON value to a comma-separated list. */
 static void list_cb(void *ctx, const char *body, size_t len)
 {
-    text *t = ctx;
-    tprintf(t, "%s%.*s", t->n ? "," : "", (int)len, body);
+    omo_strbuf *t = ctx;
+    omo_strbuf_printf(t, "%s%.*s", t->len ? "," : "", (int)len, body);
 }
 
 static void revision_cb(void *ctx, const omo_revision_row *row)
@@ -663,37 +727,37 @@ static void revision_cb(void *ctx, const omo_revision_row *row)
 /* GET /orders/{id}: every revision and every shipment status of the order. */
 static void handle_order(omo_stream *svc, const char *order_id, omo_http_response *resp)
 {
-    text revs = {0}, statuses = {0};
+    omo_strbuf revs = {0}, statuses = {0};
     char err[512] = "";
     if (svc->store.ops->order_revisions(svc->store.self, order_id, revision_cb, &revs, err,
                                         sizeof err) != OMO_IO_OK ||
         svc->store.ops->order_statuses(svc->store.self, order_id, list_cb, &statuses, err,
                                        sizeof err) != OMO_IO_OK) {
-        free(revs.s);
-        free(statuses.s);
+        free(revs.p);
+        free(statuses.p);
         respond(resp, 503, "application/json", "{\"error\":\"database unavailable\"}");
         return;
     }
-    if (!revs.n) {
-        free(revs.s);
-        free(statuses.s);
+    if (!revs.len) {
+        free(revs.p);
+        free(statuses.p);
         respond(resp, 404, "application/json", "{\"error\":\"no such order\"}");
         return;
     }
     json_t *idj = json_string(order_id);
     char *ids = json_dumps(idj, JSON_ENCODE_ANY);
     json_decref(idj);
-    text t = {0};
-    tprintf(&t, "{\"order_id\":%s,\"revisions\":[%.*s],\"shipment_statuses\":[%.*s]}",
-            ids ? ids : "\"\"", (int)revs.n, revs.s ? revs.s : "", (int)statuses.n,
-            statuses.s ? statuses.s : "");
+    omo_strbuf t = {0};
+    omo_strbuf_printf(&t, "{\"order_id\":%s,\"revisions\":[%.*s],\"shipment_statuses\":[%.*s]}",
+                      ids ? ids : "\"\"", (int)revs.len, revs.p ? revs.p : "", (int)statuses.len,
+                      statuses.p ? statuses.p : "");
     free(ids);
-    free(revs.s);
-    free(statuses.s);
+    free(revs.p);
+    free(statuses.p);
     resp->status = 200;
     snprintf(resp->content_type, sizeof resp->content_type, "application/json");
-    resp->body = t.s;
-    resp->body_len = t.n;
+    resp->body = t.p;
+    resp->body_len = t.len;
 }
 
 static void respond_json(omo_http_response *resp, int status, json_t *body)
@@ -1304,6 +1368,7 @@ void omo_stream_destroy(omo_stream *svc)
     free(svc->revisions);
     free(svc->stock);
     free(svc->delivered);
+    free(svc->unplaced);
     free(svc->json);
     free(svc->positions);
     free(svc->position_dirty);
