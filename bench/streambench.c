@@ -57,6 +57,7 @@
 
 #define TARGET_ORDERS_S 20000.0
 #define TARGET_P99_MS   100.0
+#define QUIET_S         2.0  /* all applied and no new allocation for this long: done */
 #define STALL_S         60.0 /* no progress for this long: the phase failed */
 /* Opening records produced ahead of the service at most: the mock keeps 5 MB per partition and
  * drops the oldest records beyond that, read or not. */
@@ -668,10 +669,15 @@ static bool service_opening(service *s, feeder *f, const day *d)
 
 /* Waits until the tracker has seen every order (or nothing comes for STALL_S, or the process
  * behind it died). */
-static bool wait_all(tracker *t, const day *d, pid_t pid, const char *what)
+/* Waits until the tracker has seen every order, or, with a service, until the service has
+ * applied every event and nothing more has come for QUIET_S (orders it refused, e.g. gen's
+ * --bad lines, never get an allocation). Fails when nothing comes for STALL_S or the process
+ * behind the output died. */
+static bool wait_all(tracker *t, const day *d, pid_t pid, const char *what, service *s)
 {
     size_t last = 0;
-    double progress_at = now_s();
+    double progress_at = now_s(), checked = 0;
+    bool applied_all = false;
     while (t->nseen < d->norders) {
         if (stop_requested)
             return false;
@@ -680,13 +686,23 @@ static bool wait_all(tracker *t, const day *d, pid_t pid, const char *what)
             return false;
         }
         size_t n = t->nseen;
+        double now = now_s();
         if (n != last) {
             last = n;
-            progress_at = now_s();
-        } else if (now_s() - progress_at > STALL_S) {
+            progress_at = now;
+        } else if (now - progress_at > STALL_S) {
             fprintf(stderr, "streambench: %s: %zu of %zu orders came out; nothing for %.0f s\n",
                     what, n, d->norders, STALL_S);
             return false;
+        }
+        if (s && !applied_all && now - checked > 0.1) {
+            checked = now;
+            applied_all = service_applied(s) >= (int64_t)d->n;
+        }
+        if (applied_all && now - progress_at > QUIET_S) {
+            fprintf(stderr, "[streambench] %zu orders got no allocation (see %s)\n", d->norders - n,
+                    s->log);
+            return true;
         }
         sleep_s(0.002);
     }
@@ -743,7 +759,7 @@ typedef struct result {
     pg_stats pg; /* during the measured part */
     double secs, orders_s, events_s, msgs_s;
     double p50, p99, pmax, rate;
-    size_t batches;
+    size_t batches, orders; /* orders: those that got an allocation */
     double mean_batch;
 } result;
 
@@ -807,14 +823,15 @@ static result phase_throughput(const opts *o, const day *d, service *s)
     fprintf(stderr, "[streambench] throughput: producing %zu events as fast as possible\n",
             d->n - d->opening);
     double t0 = blast(&f, d);
-    if (!t0 || !wait_all(&t, d, s->pid, "omo run"))
+    if (!t0 || !wait_all(&t, d, s->pid, "omo run", s))
         goto done;
     double t1 = last_seen(&t, d);
     if (perf > 0)
         reap(perf, SIGINT, 60);
     perf = 0;
     r.secs = t1 - t0;
-    r.orders_s = (double)d->norders / r.secs;
+    r.orders = t.nseen;
+    r.orders_s = (double)r.orders / r.secs;
     r.events_s = (double)(d->n - d->opening) / r.secs;
     body = http_get(s->http_port, "/metrics", buf, sizeof buf);
     if (body) {
@@ -885,7 +902,7 @@ static result phase_floor(const opts *o, const day *d, service *s, const char *s
         goto done;
     }
     double t0 = blast(&f, d);
-    if (!t0 || !wait_all(&t, d, relay, "the relay"))
+    if (!t0 || !wait_all(&t, d, relay, "the relay", NULL))
         goto done;
     double t1 = last_seen(&t, d);
     while (t.msgs < d->n - d->opening && now_s() - t1 < 10)
@@ -960,15 +977,20 @@ static result phase_latency(const opts *o, const day *d, service *s, double orde
         rd_kafka_poll(f.rk, 0);
         sleep_s(t0 + (double)(k + 1) / events_s + o->tick_ms / 1000.0 - now_s());
     }
-    if (!wait_all(&t, d, s->pid, "omo run"))
+    if (!wait_all(&t, d, s->pid, "omo run", s))
         goto done;
     double *lat = omo_xmalloc(d->norders * sizeof *lat);
     for (size_t i = 0; i < d->norders; i++)
-        lat[i] = (t.seen[i] - sent[i]) * 1000.0;
-    qsort(lat, d->norders, sizeof *lat, cmp_double);
-    r.p50 = percentile(lat, d->norders, 0.50);
-    r.p99 = percentile(lat, d->norders, 0.99);
-    r.pmax = lat[d->norders - 1];
+        if (t.seen[i] > 0)
+            lat[r.orders++] = (t.seen[i] - sent[i]) * 1000.0;
+    if (!r.orders) {
+        free(lat);
+        goto done;
+    }
+    qsort(lat, r.orders, sizeof *lat, cmp_double);
+    r.p50 = percentile(lat, r.orders, 0.50);
+    r.p99 = percentile(lat, r.orders, 0.99);
+    r.pmax = lat[r.orders - 1];
     r.secs = last_seen(&t, d) - t0;
     r.rate = orders_s;
     char path[PATH_MAX + 32];
@@ -976,7 +998,8 @@ static result phase_latency(const opts *o, const day *d, service *s, double orde
     FILE *lf = fopen(path, "w");
     if (lf) {
         for (size_t i = 0; i < d->norders; i++)
-            fprintf(lf, "%.3f\n", (t.seen[i] - sent[i]) * 1000.0);
+            if (t.seen[i] > 0)
+                fprintf(lf, "%.3f\n", (t.seen[i] - sent[i]) * 1000.0);
         fclose(lf);
     }
     free(lat);
@@ -1264,10 +1287,13 @@ int main(int argc, char **argv)
         if (b.ok)
             printf("  latency      at %.0f orders/s: p50 %.1f ms  p99 %.1f ms  max %.1f ms "
                    "(%zu orders)\n",
-                   b.rate, b.p50, b.p99, b.pmax, d.norders);
+                   b.rate, b.p50, b.p99, b.pmax, b.orders);
         else
             printf("  latency      FAILED (see %s/latency/omo.log)\n", o.out);
     }
+    if (o.throughput && a.orders < d.norders)
+        printf("  refused      %zu orders got no allocation (dead letters)\n",
+               d.norders - a.orders);
     printf("  target      ");
     if (o.throughput)
         printf(" >= %.0f orders/s: %s;", TARGET_ORDERS_S, mark(a.orders_s >= TARGET_ORDERS_S));
