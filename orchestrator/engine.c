@@ -65,7 +65,7 @@ struct omo_engine {
     order_rec *orders;
     size_t norders, caporders;
     omo_strmap order_ids;
-    omo_strmap event_ids;
+    omo_hashset event_ids;
     int_vec *backlog; /* per SKU: orders that had units of it backordered */
     size_t capbacklog;
 
@@ -320,7 +320,7 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->prev_node);
     free(eng->prev_seq);
     omo_strmap_free(&eng->order_ids);
-    omo_strmap_free(&eng->event_ids);
+    omo_hashset_free(&eng->event_ids);
     omo_inventory_destroy(eng->inv);
     omo_solver_destroy(eng->sv);
     free(eng->node_stamp);
@@ -1485,10 +1485,7 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
         omo_inventory_touch(eng->inv, st);
         return OMO_APPLY_OK;
     }
-    bool added;
-    if (omo_strmap_add(&eng->event_ids, ev->event_id, 0, &added) < 0)
-        abort();
-    if (!added)
+    if (!omo_hashset_add(&eng->event_ids, ev->event_id))
         return OMO_APPLY_DUPLICATE;
     int sku = omo_inventory_sku(eng->inv, ev->sku, true);
     omo_stock *st = omo_inventory_get(eng->inv, ev->node, sku, true);
@@ -2017,5 +2014,6 @@ size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network
 
 void omo_engine_expect(omo_engine *eng, size_t events)
 {
-    omo_strmap_reserve(&eng->event_ids, events);
+    omo_hashset_reserve(&eng->event_ids, events);
+    omo_inventory_reserve(eng->inv, events);
 }

@@ -4,10 +4,15 @@
 #include <string.h>
 
 /* Open addressing from a 64-bit key to an int value (-1 = empty slot). */
+typedef struct i64slot {
+    uint64_t key;
+    int64_t val;
+    bool used;
+} i64slot;
+
+/* Open addressing from a 64-bit key to a 64-bit value; one slot array, one line per probe. */
 typedef struct i64map {
-    uint64_t *keys;
-    int64_t *vals;
-    unsigned char *used;
+    i64slot *slots;
     size_t cap, count;
 } i64map;
 
@@ -23,49 +28,47 @@ static uint64_t mix(uint64_t k)
 static size_t i64map_slot(const i64map *m, uint64_t key)
 {
     size_t mask = m->cap - 1, i = (size_t)mix(key) & mask;
-    while (m->used[i] && m->keys[i] != key)
+    while (m->slots[i].used && m->slots[i].key != key)
         i = (i + 1) & mask;
     return i;
 }
 
+/* Makes room for n keys at once, sparing the growth on the way. */
+static void i64map_reserve(i64map *m, size_t n)
+{
+    size_t cap = m->cap ? m->cap : 1024;
+    while (cap < n * 2)
+        cap *= 2;
+    if (cap <= m->cap)
+        return;
+    i64map old = *m;
+    m->cap = cap;
+    m->slots = omo_table_alloc(m->cap * sizeof(i64slot));
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].used)
+            m->slots[i64map_slot(m, old.slots[i].key)] = old.slots[i];
+    omo_table_free(old.slots, old.cap * sizeof(i64slot));
+}
+
 static int64_t *i64map_find(i64map *m, uint64_t key, bool create)
 {
-    if (create && (m->count + 1) * 2 > m->cap) {
-        i64map old = *m;
-        m->cap = old.cap ? old.cap * 2 : 1024;
-        m->keys = omo_xcalloc(m->cap, sizeof *m->keys);
-        m->vals = omo_xcalloc(m->cap, sizeof *m->vals);
-        m->used = omo_xcalloc(m->cap, 1);
-        for (size_t i = 0; i < old.cap; i++)
-            if (old.used[i]) {
-                size_t j = i64map_slot(m, old.keys[i]);
-                m->used[j] = 1;
-                m->keys[j] = old.keys[i];
-                m->vals[j] = old.vals[i];
-            }
-        free(old.keys);
-        free(old.vals);
-        free(old.used);
-    }
+    if (create && (m->count + 1) * 2 > m->cap)
+        i64map_reserve(m, m->cap ? m->cap : 512);
     if (!m->cap)
         return NULL;
-    size_t i = i64map_slot(m, key);
-    if (!m->used[i]) {
+    i64slot *s = &m->slots[i64map_slot(m, key)];
+    if (!s->used) {
         if (!create)
             return NULL;
-        m->used[i] = 1;
-        m->keys[i] = key;
-        m->vals[i] = 0;
+        *s = (i64slot){key, 0, true};
         m->count++;
     }
-    return &m->vals[i];
+    return &s->val;
 }
 
 static void i64map_free(i64map *m)
 {
-    free(m->keys);
-    free(m->vals);
-    free(m->used);
+    omo_table_free(m->slots, m->cap * sizeof(i64slot));
 }
 
 typedef struct sku_entry {
@@ -299,4 +302,9 @@ const omo_region_slots *omo_inventory_regions_of(const omo_inventory *inv, int s
 {
     *n = inv->skus[sku].nregions;
     return inv->skus[sku].regions;
+}
+
+void omo_inventory_reserve(omo_inventory *inv, size_t records)
+{
+    i64map_reserve(&inv->stock_index, records);
 }

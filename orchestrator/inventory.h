@@ -21,6 +21,9 @@ typedef struct omo_inventory omo_inventory;
 omo_inventory *omo_inventory_create(void);
 void omo_inventory_destroy(omo_inventory *inv);
 
+/* A hint: about this many (node, SKU) records will exist. */
+void omo_inventory_reserve(omo_inventory *inv, size_t records);
+
 /* The SKU's interned id; with create false, -1 when never seen. */
 int omo_inventory_sku(omo_inventory *inv, const char *sku, bool create);
 const char *omo_inventory_sku_name(const omo_inventory *inv, int sku);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 void *omo_xmalloc(size_t n)
@@ -461,4 +462,94 @@ void omo_strmap_free(omo_strmap *map)
     free(map->chunks);
     free(map->slots);
     memset(map, 0, sizeof *map);
+}
+
+/* A second, independent 64-bit hash: a multiply-xorshift over 8-byte words. */
+static uint64_t hash2(const char *s, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s + i, len - i);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 29);
+}
+
+/* Large tables come straight from the kernel: zero pages without a memset, on huge pages where
+ * it allows (a probe lands anywhere, and 4 KiB pages would cost a TLB miss on nearly every one). */
+void *omo_table_alloc(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fputs("omo: out of memory\n", stderr);
+        abort();
+    }
+    if (bytes >= (2u << 20))
+        madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+void omo_table_free(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
+}
+
+static void hashset_grow(omo_hashset *set, size_t cap)
+{
+    uint64_t *slots = omo_table_alloc(cap * 2 * sizeof(uint64_t));
+    for (size_t i = 0; i < set->cap; i++) {
+        uint64_t a = set->slots[2 * i], b = set->slots[2 * i + 1];
+        if (!a && !b)
+            continue;
+        size_t j = (size_t)a & (cap - 1);
+        while (slots[2 * j] || slots[2 * j + 1])
+            j = (j + 1) & (cap - 1);
+        slots[2 * j] = a;
+        slots[2 * j + 1] = b;
+    }
+    omo_table_free(set->slots, set->cap * 2 * sizeof(uint64_t));
+    set->slots = slots;
+    set->cap = cap;
+}
+
+bool omo_hashset_add(omo_hashset *set, const char *s)
+{
+    if ((set->count + 1) * 2 > set->cap)
+        hashset_grow(set, set->cap ? set->cap * 2 : 1024);
+    size_t len = strlen(s);
+    uint64_t a = omo_hash_bytes(s, len), b = hash2(s, len);
+    if (!a && !b)
+        b = 1; /* (0, 0) marks an empty slot */
+    size_t i = (size_t)a & (set->cap - 1);
+    while (set->slots[2 * i] || set->slots[2 * i + 1]) {
+        if (set->slots[2 * i] == a && set->slots[2 * i + 1] == b)
+            return false;
+        i = (i + 1) & (set->cap - 1);
+    }
+    set->slots[2 * i] = a;
+    set->slots[2 * i + 1] = b;
+    set->count++;
+    return true;
+}
+
+void omo_hashset_reserve(omo_hashset *set, size_t n)
+{
+    size_t cap = set->cap ? set->cap : 1024;
+    while (cap < n * 2)
+        cap *= 2;
+    if (cap > set->cap)
+        hashset_grow(set, cap);
+}
+
+void omo_hashset_free(omo_hashset *set)
+{
+    omo_table_free(set->slots, set->cap * 2 * sizeof(uint64_t));
+    memset(set, 0, sizeof *set);
 }

@@ -85,6 +85,23 @@ int omo_strmap_add(omo_strmap *map, const char *key, int val, bool *added);
 void omo_strmap_reserve(omo_strmap *map, size_t n);
 void omo_strmap_free(omo_strmap *map);
 
+/* A set of strings kept as two independent 64-bit hashes each (16 bytes a member, no copy of
+ * the string): two different strings are taken for one with a chance of about n^2 / 2^129, that
+ * is never in practice. For the duplicate checks of event ids, where members are only added. */
+typedef struct omo_hashset {
+    uint64_t *slots; /* pairs (h1, h2); (0, 0) is empty */
+    size_t cap, count;
+} omo_hashset;
+
+/* Adds s; returns false when it was a member already. */
+bool omo_hashset_add(omo_hashset *set, const char *s);
+void omo_hashset_reserve(omo_hashset *set, size_t n);
+void omo_hashset_free(omo_hashset *set);
+
+/* Zeroed memory for a large hash table (huge pages where the kernel allows). */
+void *omo_table_alloc(size_t bytes);
+void omo_table_free(void *p, size_t bytes);
+
 void *omo_xmalloc(size_t n);
 void *omo_xcalloc(size_t n, size_t size);
 void *omo_xrealloc(void *p, size_t n);
