@@ -102,9 +102,10 @@ struct omo_engine {
      * angle from the centre to a member), so that a whole region's holders can be skipped when
      * no node in it can beat the plan in hand. */
     int nregions;
-    int *region_of;           /* per node */
-    double *region_centre;    /* per region: unit vector */
-    double *region_rho;       /* per region: radians */
+    int *region_of;        /* per node */
+    double *region_centre; /* per region: unit vector */
+    double *region_rho;    /* per region: radians */
+    double *region_cos_rho, *region_sin_rho;
     int64_t *region_handling; /* per region: least handling cost, micro */
     int64_t *region_hours;    /* per region: least handling hours, milli */
     int64_t *region_pick;     /* per region: least pick cost, micro */
@@ -113,9 +114,11 @@ struct omo_engine {
     int64_t *region_lb;       /* per region: lower bound of any plan using one of its nodes */
     int *region_order;        /* scratch: the listed regions */
     uint64_t regions_skipped;
+    bool exhaustive; /* look at every region: for checking that skipping changes nothing */
     double target[3];
-    double *zone_cos; /* per zone of the service in use: cos(max_km / R) */
-    size_t cap_zone_cos;
+    double *zone_cos; /* per zone of the service in use: cos(max_km / R), and its sine */
+    double *zone_sin;
+    size_t cap_zone_cos, cap_zone_sin;
     unsigned tz_stamp[256]; /* local day per time zone, for the decision being made */
     int64_t tz_day[256];
 
@@ -258,6 +261,13 @@ static void build_regions(omo_engine *eng)
         if (a > eng->region_rho[r])
             eng->region_rho[r] = a;
     }
+    eng->region_cos_rho = omo_xmalloc(sizeof(double) * nr);
+    eng->region_sin_rho = omo_xmalloc(sizeof(double) * nr);
+    for (size_t r = 0; r < nr; r++) {
+        eng->region_rho[r] += 1e-9; /* rounding must not make a member look nearer */
+        eng->region_cos_rho[r] = cos(eng->region_rho[r]);
+        eng->region_sin_rho[r] = sin(eng->region_rho[r]);
+    }
     omo_inventory_set_regions(eng->inv, eng->region_of, net->nnodes);
 }
 
@@ -329,6 +339,8 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->region_of);
     free(eng->region_centre);
     free(eng->region_rho);
+    free(eng->region_cos_rho);
+    free(eng->region_sin_rho);
     free(eng->region_handling);
     free(eng->region_hours);
     free(eng->region_pick);
@@ -339,6 +351,7 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->explain_id);
     drop_explanation(eng);
     free(eng->zone_cos);
+    free(eng->zone_sin);
     free(eng->cands);
     free(eng->atp_pool);
     free(eng->ok_pool);
@@ -370,9 +383,11 @@ static void zones_prepare(omo_engine *eng, const omo_service *svc, double lat, d
     if (!svc)
         return;
     omo_grow((void **)&eng->zone_cos, &eng->cap_zone_cos, svc->nzones + 1, sizeof(double));
+    omo_grow((void **)&eng->zone_sin, &eng->cap_zone_sin, svc->nzones + 1, sizeof(double));
     for (size_t z = 0; z < svc->nzones; z++) {
         double ang = svc->zones[z].max_km / EARTH_KM;
         eng->zone_cos[z] = ang >= M_PI ? -2.0 : cos(ang);
+        eng->zone_sin[z] = ang >= M_PI ? 0.0 : sin(ang);
     }
 }
 
@@ -1023,15 +1038,24 @@ static void gather_pass(omo_engine *eng, gather_ctx *gc, int pass)
     }
 }
 
-/* The least zone cost and zone hours of any zone that could cover a distance of at least km. */
-static bool zone_floor(const omo_service *zs, double km, int64_t *cost, int64_t *hours)
+/* The least zone cost and zone hours of the zones that could cover a node of region r. A zone of
+ * angle a reaches some member only if the angle to the centre is at most a + rho: on cosines,
+ * cos(angle) >= cos(a + rho) = cos a cos rho - sin a sin rho, with no inverse cosine. */
+static bool zone_floor(const omo_engine *eng, const omo_service *zs, int r, double dot,
+                       int64_t *cost, int64_t *hours)
 {
     *cost = *hours = INT64_MAX;
-    for (size_t z = 0; z < zs->nzones; z++)
-        if (zs->zones[z].max_km >= km) {
+    for (size_t z = 0; z < zs->nzones; z++) {
+        double a = zs->zones[z].max_km / EARTH_KM;
+        /* zones_prepare computed this service's cosines and sines. */
+        bool reach = a + eng->region_rho[r] >= M_PI ||
+                     dot >= eng->zone_cos[z] * eng->region_cos_rho[r] -
+                                eng->zone_sin[z] * eng->region_sin_rho[r] - 1e-12;
+        if (reach) {
             *cost = min64(*cost, zs->zones[z].cost);
             *hours = min64(*hours, zs->zones[z].hours);
         }
+    }
     return *cost != INT64_MAX;
 }
 
@@ -1052,12 +1076,11 @@ static int list_regions(omo_engine *eng, gather_ctx *gc, const omo_service *zs)
             if (eng->region_stamp[r] == gc->stamp)
                 continue;
             eng->region_stamp[r] = gc->stamp;
-            /* On a sphere, no member is nearer than the centre's distance less the radius. */
-            double ang =
-                angle_between(eng->target, &eng->region_centre[3 * r]) - eng->region_rho[r] - 1e-9;
-            double km = ang > 0 ? ang * EARTH_KM : 0.0;
+            /* On a sphere, no member is nearer than the centre's angle less the radius. */
+            const double *c = &eng->region_centre[3 * r];
+            double dot = eng->target[0] * c[0] + eng->target[1] * c[1] + eng->target[2] * c[2];
             int64_t zc, zh;
-            if (!zs || !zone_floor(zs, km, &zc, &zh)) {
+            if (!zs || !zone_floor(eng, zs, r, dot, &zc, &zh)) {
                 eng->region_lb[r] = INT64_MAX;
             } else {
                 eng->region_lb[r] = (eng->region_handling[r] + zc) * 1000 +
@@ -1177,7 +1200,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     const omo_plan *plan = omo_solver_solve(eng->sv, &prob);
     /* The regions left: all of them unless the plan in hand allocates every unit; then only
      * those whose lower bound does not exceed its objective. */
-    bool full = plan->units == want && !explaining;
+    bool full = plan->units == want && !explaining && !eng->exhaustive;
     int more = 0;
     for (int i = 0; i < nlisted; i++) {
         int r = eng->region_order[i];
@@ -2016,4 +2039,14 @@ void omo_engine_expect(omo_engine *eng, size_t events)
 {
     omo_hashset_reserve(&eng->event_ids, events);
     omo_inventory_reserve(eng->inv, events);
+}
+
+void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive)
+{
+    eng->exhaustive = exhaustive;
+}
+
+uint64_t omo_engine_regions_skipped(const omo_engine *eng)
+{
+    return eng->regions_skipped;
 }

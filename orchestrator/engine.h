@@ -112,6 +112,12 @@ void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx);
 /* A hint: about this many events will be applied (sizes the duplicate index once). */
 void omo_engine_expect(omo_engine *eng, size_t events);
 
+/* With exhaustive, every node holding an order's SKUs is looked at, none skipped by its region's
+ * bound: decisions must come out the same (tests compare both). */
+void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive);
+/* How many regions were skipped by their bound so far. */
+uint64_t omo_engine_regions_skipped(const omo_engine *eng);
+
 /* Swaps the rules used by every later decision. */
 void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules);
 

@@ -267,3 +267,59 @@ Test(engine, a_fulfilment_delta_consumes_the_reservation)
     cr_assert_eq(on_hand("S-1", "A"), 3, "fulfilled units are never released");
     cr_assert_eq(reserved("S-1", "B"), 0);
 }
+
+/* Skipping regions by their bound is an optimisation only: on the example day (120 stores and
+ * 10 warehouses across the country) it must decide exactly as looking at every node does. */
+typedef struct capture {
+    char *text;
+    size_t len, cap;
+    char *buf;
+    size_t bufcap;
+    const omo_network *net;
+} capture;
+
+static void capture_alloc(void *ctx, const omo_allocation *a)
+{
+    capture *c = ctx;
+    size_t n = omo_allocation_json(a, c->net, &c->buf, &c->bufcap);
+    if (c->len + n + 1 > c->cap) {
+        c->cap = (c->len + n + 1) * 2;
+        c->text = realloc(c->text, c->cap);
+    }
+    memcpy(c->text + c->len, c->buf, n);
+    c->len += n;
+    c->text[c->len] = 0;
+}
+
+#include "replay.h"
+
+Test(engine_regions, skipping_regions_decides_as_looking_everywhere)
+{
+    omo_diag diag = {0};
+    omo_network *n = omo_network_load(OMO_SOURCE_DIR "/config/network.yaml", &diag);
+    cr_assert_not_null(n);
+    omo_rules *r = omo_rules_load(OMO_SOURCE_DIR "/config/routing.yaml", n, &diag);
+    cr_assert_not_null(r);
+    capture c[2] = {{.net = n}, {.net = n}};
+    uint64_t skipped[2];
+    for (int i = 0; i < 2; i++) {
+        omo_engine *e = omo_engine_create(n, r, capture_alloc, &c[i]);
+        omo_engine_set_exhaustive(e, i == 1);
+        omo_replay_stats st;
+        cr_assert_eq(omo_replay_file(OMO_SOURCE_DIR "/config/day.jsonl", n, e, NULL, NULL, &st),
+                     OMO_REPLAY_OK);
+        skipped[i] = omo_engine_regions_skipped(e);
+        omo_engine_destroy(e);
+    }
+    cr_assert_gt(skipped[0], 1000, "the example skips regions (%llu)",
+                 (unsigned long long)skipped[0]);
+    cr_assert_eq(skipped[1], 0);
+    cr_assert_eq(c[0].len, c[1].len);
+    cr_assert(!memcmp(c[0].text, c[1].text, c[0].len), "the decisions differ");
+    for (int i = 0; i < 2; i++) {
+        free(c[i].text);
+        free(c[i].buf);
+    }
+    omo_rules_destroy(r);
+    omo_network_destroy(n);
+}
