@@ -1021,19 +1021,14 @@ static void gather_pass(omo_engine *eng, gather_ctx *gc, int pass)
     const order_rec *o = gc->o;
     for (int g = 0; g < gc->G; g++) {
         int sku = o->sku[o->group_line[g]];
-        size_t nrec, nreg;
-        const int *hnodes;
-        const int64_t *hfree;
-        omo_inventory_holders(eng->inv, sku, &hnodes, &hfree, &nrec);
+        size_t nreg;
         const omo_region_slots *regs = omo_inventory_regions_of(eng->inv, sku, &nreg);
         for (size_t r = 0; r < nreg; r++) {
             if (eng->region_stamp[regs[r].region] != gc->stamp ||
                 eng->region_pass[regs[r].region] != pass)
                 continue;
-            for (size_t i = 0; i < regs[r].n; i++) {
-                int slot = regs[r].slots[i];
-                gather_holder(eng, gc, g, hnodes[slot], hfree[slot]);
-            }
+            for (size_t i = 0; i < regs[r].n; i++)
+                gather_holder(eng, gc, g, regs[r].nodes[i], regs[r].free[i]);
         }
     }
 }

@@ -112,8 +112,11 @@ void omo_inventory_destroy(omo_inventory *inv)
         free(inv->skus[i].records);
         free(inv->skus[i].nodes);
         free(inv->skus[i].free);
-        for (size_t r = 0; r < inv->skus[i].nregions; r++)
+        for (size_t r = 0; r < inv->skus[i].nregions; r++) {
             free(inv->skus[i].regions[r].slots);
+            free(inv->skus[i].regions[r].nodes);
+            free(inv->skus[i].regions[r].free);
+        }
         free(inv->skus[i].regions);
     }
     for (size_t i = 0; i < inv->nstock; i++)
@@ -163,7 +166,7 @@ omo_stock *omo_inventory_get(omo_inventory *inv, int node, int sku, bool create)
         return NULL;
     omo_grow((void **)&inv->stock, &inv->capstock, inv->nstock + 1, sizeof(omo_stock));
     int rec = (int)inv->nstock++;
-    inv->stock[rec] = (omo_stock){.node = node, .sku = sku};
+    inv->stock[rec] = (omo_stock){.node = node, .sku = sku, .rlist = -1, .rpos = -1};
     *i64map_find(&inv->stock_index, key, true) = rec;
     sku_entry *se = &inv->skus[sku];
     if (se->nrecords + 1 > se->cap) {
@@ -186,8 +189,17 @@ omo_stock *omo_inventory_get(omo_inventory *inv, int node, int sku, bool create)
             se->regions[se->nregions++] = (omo_region_slots){.region = region};
         }
         omo_region_slots *rs = &se->regions[r];
-        omo_grow((void **)&rs->slots, &rs->cap, rs->n + 1, sizeof(int));
-        rs->slots[rs->n++] = (int)se->nrecords;
+        if (rs->n + 1 > rs->cap) {
+            rs->cap = rs->cap ? rs->cap * 2 : 4;
+            rs->slots = omo_xrealloc(rs->slots, sizeof(int) * rs->cap);
+            rs->nodes = omo_xrealloc(rs->nodes, sizeof(int) * rs->cap);
+            rs->free = omo_xrealloc(rs->free, sizeof(int64_t) * rs->cap);
+        }
+        inv->stock[rec].rlist = (int)r;
+        inv->stock[rec].rpos = (int)rs->n;
+        rs->slots[rs->n] = (int)se->nrecords;
+        rs->nodes[rs->n] = node;
+        rs->free[rs->n++] = 0;
     }
     se->nrecords++;
     return &inv->stock[rec];
@@ -270,7 +282,10 @@ void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
 
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
 {
-    inv->skus[st->sku].free[st->slot] = st->on_hand - st->reserved;
+    sku_entry *se = &inv->skus[st->sku];
+    se->free[st->slot] = st->on_hand - st->reserved;
+    if (st->rlist >= 0)
+        se->regions[st->rlist].free[st->rpos] = st->on_hand - st->reserved;
     if (st->dirty)
         return;
     st->dirty = true;

@@ -12,8 +12,9 @@ typedef struct omo_stock {
     char bin[16];     /* "AISLE-BAY-SHELF" or "" */
     int *holders;     /* orders (engine indices) holding a reservation here */
     size_t nholders, capholders;
-    bool dirty; /* changed since the last omo_inventory_drain_dirty */
-    int slot;   /* its place in the SKU's dense arrays */
+    bool dirty;      /* changed since the last omo_inventory_drain_dirty */
+    int slot;        /* its place in the SKU's dense arrays */
+    int rlist, rpos; /* its place in the SKU's region lists, or -1 */
 } omo_stock;
 
 typedef struct omo_inventory omo_inventory;
@@ -52,7 +53,9 @@ void omo_inventory_set_regions(omo_inventory *inv, const int *region_of, size_t 
 /* The SKU's holders in one region: slots into the arrays of omo_inventory_holders. */
 typedef struct omo_region_slots {
     int region;
-    int *slots;
+    int *slots;    /* into the arrays of omo_inventory_holders */
+    int *nodes;    /* the same holders' nodes and on hand minus reserved, kept here too so */
+    int64_t *free; /* that scanning a region reads one dense run */
     size_t n, cap;
 } omo_region_slots;
 const omo_region_slots *omo_inventory_regions_of(const omo_inventory *inv, int sku, size_t *n);
