@@ -759,6 +759,8 @@ typedef struct result {
     pg_stats pg; /* during the measured part */
     double secs, orders_s, events_s, msgs_s;
     double p50, p99, pmax, rate;
+    bool floor_ok; /* the relay's latency at the same rate */
+    double floor_p50, floor_p99, floor_max;
     size_t batches, orders; /* orders: those that got an allocation */
     double mean_batch;
 } result;
@@ -865,42 +867,98 @@ done:
     return r;
 }
 
-static result phase_floor(const opts *o, const day *d, service *s, const char *self)
+/* Creates the floor's topics on the service's cluster: before any client names them, or the
+ * mock creates them with its default partition count. */
+static bool floor_topics(const opts *o, service *s)
 {
-    result r = {0};
-    feeder f = {0};
-    tracker t = {0};
-    pid_t relay = 0;
-    int fd = -1;
-    FILE *in = NULL;
     static const char *const topics[] = {"floor.orders", "floor.stock", "floor.out"};
     for (int i = 0; i < 3; i++) {
         rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(omo_kafka_mock_cluster(s->mock),
                                                            topics[i], o->partitions, 3);
         if (e) {
             fprintf(stderr, "streambench: topic %s: %s\n", topics[i], rd_kafka_err2str(e));
-            return r;
+            return false;
         }
     }
-    const char *bs = omo_kafka_mock_bootstraps(s->mock);
-    char log[PATH_MAX + 16], wait[16], parts[16];
+    return true;
+}
+
+/* Starts the relay on the floor's topics; returns once it holds every input partition. */
+static bool relay_start(const opts *o, service *s, const char *self, pid_t *relay, FILE **in)
+{
+    char log[PATH_MAX + 16], wait[16], parts[16], line[64] = "";
     snprintf(log, sizeof log, "%s/relay.log", s->dir);
     snprintf(wait, sizeof wait, "%d", o->fetch_wait_ms);
     snprintf(parts, sizeof parts, "%d", 2 * o->partitions);
-    char *argv[] = {(char *)self,   "relay",       (char *)bs,  "streambench-floor",
-                    "floor.orders", "floor.stock", "floor.out", wait,
-                    parts,          NULL};
-    fprintf(stderr, "[streambench] floor: relay process on the same cluster\n");
-    if (!feeder_open(&f, bs, "floor.orders", "floor.stock", "5") ||
-        !tracker_start(&t, d, bs, "floor.out", o->partitions, o->fetch_wait_ms))
-        goto done;
-    relay = spawn(argv, log, &fd);
-    char line[64] = "";
-    in = relay > 0 ? fdopen(fd, "r") : NULL;
-    if (!in || !fgets(line, sizeof line, in) || strncmp(line, "ready", 5)) {
+    char *argv[] = {(char *)self,
+                    "relay",
+                    (char *)omo_kafka_mock_bootstraps(s->mock),
+                    "streambench-floor",
+                    "floor.orders",
+                    "floor.stock",
+                    "floor.out",
+                    wait,
+                    parts,
+                    NULL};
+    int fd = -1;
+    *relay = spawn(argv, log, &fd);
+    *in = *relay > 0 ? fdopen(fd, "r") : NULL;
+    if (!*in || !fgets(line, sizeof line, *in) || strncmp(line, "ready", 5)) {
         fprintf(stderr, "streambench: the relay did not start (see %s)\n", log);
-        goto done;
+        return false;
     }
+    return true;
+}
+
+/* Sends a few messages through the relay and waits until they come out, so that no client's
+ * start-up (metadata, producer id, first offsets) lands in a measurement: the service's clients
+ * are warm by the end of the opening. */
+static bool relay_warm(feeder *f, tracker *t)
+{
+    enum { WARM = 64 };
+    for (int i = 0; i < 2 * WARM; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "warm-up-%d", i);
+        if (rd_kafka_producev(
+                f->rk, RD_KAFKA_V_RKT(f->rkt[i % 2]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE("{}", 2), RD_KAFKA_V_END))
+            return false;
+    }
+    rd_kafka_flush(f->rk, 10000);
+    double until = now_s() + 30;
+    while (t->msgs < 2 * WARM && now_s() < until)
+        sleep_s(0.01);
+    if (t->msgs < 2 * WARM) {
+        fprintf(stderr, "streambench: the relay passed %zu of %d warm-up messages\n",
+                (size_t)t->msgs, 2 * WARM);
+        return false;
+    }
+    sleep_s(0.2);
+    t->msgs = 0;
+    return true;
+}
+
+static void relay_stop(pid_t relay, FILE *in)
+{
+    if (relay > 0)
+        reap(relay, SIGTERM, 10);
+    if (in)
+        fclose(in);
+}
+
+static result phase_floor(const opts *o, const day *d, service *s, const char *self)
+{
+    result r = {0};
+    feeder f = {0};
+    tracker t = {0};
+    pid_t relay = 0;
+    FILE *in = NULL;
+    const char *bs = omo_kafka_mock_bootstraps(s->mock);
+    fprintf(stderr, "[streambench] floor: relay process on the same cluster\n");
+    if (!floor_topics(o, s) || !feeder_open(&f, bs, "floor.orders", "floor.stock", "5") ||
+        !tracker_start(&t, d, bs, "floor.out", o->partitions, o->fetch_wait_ms) ||
+        !relay_start(o, s, self, &relay, &in) || !relay_warm(&f, &t))
+        goto done;
     double t0 = blast(&f, d);
     if (!t0 || !wait_all(&t, d, relay, "the relay", NULL))
         goto done;
@@ -912,10 +970,7 @@ static result phase_floor(const opts *o, const day *d, service *s, const char *s
     r.msgs_s = (double)t.msgs / (t.last - t0);
     r.ok = f.failed == 0;
 done:
-    if (relay > 0)
-        reap(relay, SIGTERM, 10);
-    if (in)
-        fclose(in);
+    relay_stop(relay, in);
     tracker_stop(&t);
     feeder_close(&f);
     return r;
@@ -935,12 +990,68 @@ static double percentile(const double *v, size_t n, double p)
     return v[i ? i - 1 : 0];
 }
 
-static result phase_latency(const opts *o, const day *d, service *s, double orders_s)
+/* Produces the day after the opening at orders_s orders per second, in ticks of tick_ms, in
+ * file order; sent[order] is when each order was handed to the producer. Returns false on a
+ * failure or a stop. */
+static bool paced(feeder *f, const day *d, double orders_s, int tick_ms, double *sent)
 {
-    result r = {0};
+    size_t nday = d->n - d->opening;
+    double events_s = orders_s * (double)nday / (double)d->norders;
+    double t0 = now_s();
+    for (size_t k = 0; k < nday;) {
+        if (stop_requested)
+            return false;
+        size_t due = (size_t)((now_s() - t0) * events_s) + 1;
+        if (due > nday)
+            due = nday;
+        for (; k < due; k++) {
+            size_t i = d->opening + k;
+            if (d->order[i] >= 0)
+                sent[d->order[i]] = now_s();
+            if (!feeder_send(f, d, i))
+                return false;
+        }
+        rd_kafka_poll(f->rk, 0);
+        sleep_s(t0 + (double)(k + 1) / events_s + tick_ms / 1000.0 - now_s());
+    }
+    return true;
+}
+
+/* p50, p99 and max of the orders that came out, into r; every latency into path. */
+static bool latencies(const tracker *t, const day *d, const double *sent, const char *path,
+                      double *p50, double *p99, double *pmax, size_t *n)
+{
+    double *lat = omo_xmalloc(d->norders * sizeof *lat);
+    *n = 0;
+    for (size_t i = 0; i < d->norders; i++)
+        if (t->seen[i] > 0)
+            lat[(*n)++] = (t->seen[i] - sent[i]) * 1000.0;
+    FILE *lf = fopen(path, "w");
+    if (lf) {
+        for (size_t i = 0; i < *n; i++)
+            fprintf(lf, "%.3f\n", lat[i]);
+        fclose(lf);
+    }
+    if (*n) {
+        qsort(lat, *n, sizeof *lat, cmp_double);
+        *p50 = percentile(lat, *n, 0.50);
+        *p99 = percentile(lat, *n, 0.99);
+        *pmax = lat[*n - 1];
+    }
+    free(lat);
+    return *n > 0;
+}
+
+static result phase_latency(const opts *o, const day *d, service *s, double orders_s,
+                            const char *self)
+{
+    result r = {.rate = orders_s};
     feeder f = {0};
     tracker t = {0};
+    pid_t relay = 0;
+    FILE *in = NULL;
     double *sent = omo_xcalloc(d->norders, sizeof *sent);
+    char path[PATH_MAX + 32];
     fprintf(stderr, "[streambench] latency: a new database, cluster and omo run\n");
     if (!service_start(s, o, "latency", d))
         goto done;
@@ -954,57 +1065,37 @@ static result phase_latency(const opts *o, const day *d, service *s, double orde
     feeder_close(&f);
     if (!feeder_open(&f, bs, "omo.orders", "omo.stock", "0"))
         goto done;
-    size_t nday = d->n - d->opening;
-    double events_s = orders_s * (double)nday / (double)d->norders;
-    fprintf(stderr,
-            "[streambench] latency: producing %zu events paced at %.0f orders/s (%.0f events/s)\n",
-            nday, orders_s, events_s);
-    double t0 = now_s();
-    for (size_t k = 0; k < nday;) {
-        if (stop_requested)
-            goto done;
-        double now = now_s();
-        size_t due = (size_t)((now - t0) * events_s) + 1;
-        if (due > nday)
-            due = nday;
-        for (; k < due; k++) {
-            size_t i = d->opening + k;
-            if (d->order[i] >= 0)
-                sent[d->order[i]] = now_s();
-            if (!feeder_send(&f, d, i))
-                goto done;
-        }
-        rd_kafka_poll(f.rk, 0);
-        sleep_s(t0 + (double)(k + 1) / events_s + o->tick_ms / 1000.0 - now_s());
-    }
-    if (!wait_all(&t, d, s->pid, "omo run", s))
+    fprintf(stderr, "[streambench] latency: producing %zu events paced at %.0f orders/s\n",
+            d->n - d->opening, orders_s);
+    if (!paced(&f, d, orders_s, o->tick_ms, sent) || !wait_all(&t, d, s->pid, "omo run", s))
         goto done;
-    double *lat = omo_xmalloc(d->norders * sizeof *lat);
-    for (size_t i = 0; i < d->norders; i++)
-        if (t.seen[i] > 0)
-            lat[r.orders++] = (t.seen[i] - sent[i]) * 1000.0;
-    if (!r.orders) {
-        free(lat);
-        goto done;
-    }
-    qsort(lat, r.orders, sizeof *lat, cmp_double);
-    r.p50 = percentile(lat, r.orders, 0.50);
-    r.p99 = percentile(lat, r.orders, 0.99);
-    r.pmax = lat[r.orders - 1];
-    r.secs = last_seen(&t, d) - t0;
-    r.rate = orders_s;
-    char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/latency_ms.txt", s->dir);
-    FILE *lf = fopen(path, "w");
-    if (lf) {
-        for (size_t i = 0; i < d->norders; i++)
-            if (t.seen[i] > 0)
-                fprintf(lf, "%.3f\n", (t.seen[i] - sent[i]) * 1000.0);
-        fclose(lf);
-    }
-    free(lat);
+    if (!latencies(&t, d, sent, path, &r.p50, &r.p99, &r.pmax, &r.orders))
+        goto done;
     r.ok = f.failed == 0;
+    if (!o->floor)
+        goto done;
+
+    /* The same, through the relay on fresh topics of the same cluster: what the cluster and the
+     * clients alone take. */
+    int rc = reap(s->pid, SIGTERM, 30);
+    s->pid = 0;
+    if (rc != 0)
+        fprintf(stderr, "streambench: omo run exited with %d (see %s)\n", rc, s->log);
+    tracker_stop(&t);
+    feeder_close(&f);
+    memset(sent, 0, d->norders * sizeof *sent);
+    fprintf(stderr, "[streambench] latency floor: the relay at %.0f orders/s\n", orders_s);
+    if (!floor_topics(o, s) || !feeder_open(&f, bs, "floor.orders", "floor.stock", "0") ||
+        !tracker_start(&t, d, bs, "floor.out", o->partitions, o->fetch_wait_ms) ||
+        !relay_start(o, s, self, &relay, &in) || !relay_warm(&f, &t) ||
+        !paced(&f, d, orders_s, o->tick_ms, sent) || !wait_all(&t, d, relay, "the relay", NULL))
+        goto done;
+    snprintf(path, sizeof path, "%s/floor_latency_ms.txt", s->dir);
+    r.floor_ok =
+        latencies(&t, d, sent, path, &r.floor_p50, &r.floor_p99, &r.floor_max, &(size_t){0});
 done:
+    relay_stop(relay, in);
     tracker_stop(&t);
     feeder_close(&f);
     free(sent);
@@ -1250,7 +1341,7 @@ int main(int argc, char **argv)
     }
     double rate = o.rate > 0 ? o.rate : a.orders_s / 2;
     if ((a.ok || !o.throughput) && o.latency && !stop_requested) {
-        b = phase_latency(&o, &d, &s, rate);
+        b = phase_latency(&o, &d, &s, rate, self);
         service_stop(&s);
     }
 
@@ -1290,6 +1381,11 @@ int main(int argc, char **argv)
                    b.rate, b.p50, b.p99, b.pmax, b.orders);
         else
             printf("  latency      FAILED (see %s/latency/omo.log)\n", o.out);
+        if (b.ok && o.floor && b.floor_ok)
+            printf("  floor        at %.0f orders/s: p50 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+                   b.rate, b.floor_p50, b.floor_p99, b.floor_max);
+        else if (b.ok && o.floor)
+            printf("  floor        FAILED (see %s/latency/relay.log)\n", o.out);
     }
     if (o.throughput && a.orders < d.norders)
         printf("  refused      %zu orders got no allocation (dead letters)\n",
@@ -1301,7 +1397,10 @@ int main(int argc, char **argv)
         printf(" p99 <= %.0f ms at %s rate: %s", TARGET_P99_MS, o.rate > 0 ? "the given" : "half",
                mark(b.p99 <= TARGET_P99_MS));
     printf("\n");
-    rc = (o.throughput && o.floor && !fl.ok) || (o.latency && !b.ok) ? 1 : 0;
+    rc = (o.throughput && o.floor && !fl.ok) || (o.latency && !b.ok) ||
+                 (o.latency && o.floor && !b.floor_ok)
+             ? 1
+             : 0;
 out:
     fflush(stdout);
     day_free(&d);
