@@ -300,8 +300,7 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
 static void free_ships(omo_shipment *ships, int n)
 {
     for (int s = 0; s < n; s++) {
-        free(ships[s].qty);
-        free(ships[s].done);
+        free(ships[s].qty); /* done lives in the same block */
     }
 }
 
@@ -311,14 +310,9 @@ void omo_engine_destroy(omo_engine *eng)
         return;
     for (size_t i = 0; i < eng->norders; i++) {
         order_rec *o = &eng->orders[i];
-        free(o->id);
-        free(o->lines);
-        free(o->sku);
-        free(o->group);
-        free(o->group_line);
+        free(o->lines); /* the order's id and arrays: one block */
         free_ships(o->ships, o->nships);
         free(o->ships);
-        free(o->backordered);
     }
     free(eng->orders);
     for (size_t i = 0; i < eng->capbacklog; i++)
@@ -535,8 +529,8 @@ static void copy_ships(omo_shipment *dst, const omo_shipment *src, int n, int nl
 {
     for (int s = 0; s < n; s++) {
         dst[s] = src[s];
-        dst[s].qty = omo_xmalloc(sizeof(int64_t) * (size_t)nlines);
-        dst[s].done = omo_xmalloc(sizeof(int64_t) * (size_t)nlines);
+        dst[s].qty = omo_xmalloc(2 * sizeof(int64_t) * (size_t)nlines);
+        dst[s].done = dst[s].qty + nlines;
         memcpy(dst[s].qty, src[s].qty, sizeof(int64_t) * (size_t)nlines);
         memcpy(dst[s].done, src[s].done, sizeof(int64_t) * (size_t)nlines);
     }
@@ -1223,8 +1217,8 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1, sizeof(omo_shipment));
         omo_shipment *sh = &o->ships[o->nships++];
         *sh = (omo_shipment){.seq = 0, .node = c->node};
-        sh->qty = omo_xcalloc((size_t)L, sizeof(int64_t));
-        sh->done = omo_xcalloc((size_t)L, sizeof(int64_t));
+        sh->qty = omo_xcalloc(2 * (size_t)L, sizeof(int64_t));
+        sh->done = sh->qty + L;
         sh->method = eng->methods[plan->cand[s]];
         sh->cost = c->fixed;
         sh->hours = c->hours;
@@ -1388,7 +1382,6 @@ static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
     order_rec *o = &eng->orders[eng->norders++];
     memset(o, 0, sizeof *o);
     int L = (int)ev->nlines;
-    o->id = omo_xstrdup(ev->order_id);
     o->created_ms = ev->at_ms;
     memcpy(o->channel, ev->channel, sizeof o->channel);
     memcpy(o->service, ev->pickup ? "pickup" : ev->service,
@@ -1398,12 +1391,19 @@ static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
     o->lat = ev->cust_lat;
     o->lon = ev->cust_lon;
     o->nlines = L;
-    o->lines = omo_xmalloc(sizeof(omo_line) * (size_t)L);
+    /* One block for the id and the per-line arrays: an order is one allocation. */
+    size_t idlen = strlen(ev->order_id) + 1;
+    char *block = omo_xmalloc(sizeof(omo_line) * (size_t)L + sizeof(int64_t) * (size_t)L +
+                              3 * sizeof(int) * (size_t)L + idlen);
+    o->lines = (omo_line *)block;
+    o->backordered = (int64_t *)(block + sizeof(omo_line) * (size_t)L);
+    o->sku = (int *)(o->backordered + L);
+    o->group = o->sku + L;
+    o->group_line = o->group + L;
+    o->id = (char *)(o->group_line + L);
+    memcpy(o->id, ev->order_id, idlen);
+    memset(o->backordered, 0, sizeof(int64_t) * (size_t)L);
     memcpy(o->lines, ev->lines, sizeof(omo_line) * (size_t)L);
-    o->sku = omo_xmalloc(sizeof(int) * (size_t)L);
-    o->group = omo_xmalloc(sizeof(int) * (size_t)L);
-    o->group_line = omo_xmalloc(sizeof(int) * (size_t)L);
-    o->backordered = omo_xcalloc((size_t)L, sizeof(int64_t));
     for (int l = 0; l < L; l++) {
         o->sku[l] = omo_inventory_sku(eng->inv, ev->lines[l].sku, true);
         o->group[l] = -1;
