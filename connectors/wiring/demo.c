@@ -397,7 +397,15 @@ int omo_cmd_demo(int argc, char **argv)
            port);
     printf("  ops      curl -H 'Authorization: Bearer %s' http://127.0.0.1:%d/orders/ORDER_ID\n",
            ops_token, port);
-    printf("  config   %s\n\n", conf);
+    printf("  config   %s\n", conf);
+    printf(
+        "\nPick lists (one per store, each with that store's token; open on a phone or print):\n");
+    for (size_t i = 0; i < net->nnodes; i++)
+        if (net->nodes[i].type == OMO_NODE_STORE)
+            printf("  %-8s http://127.0.0.1:%d/stores/%s/picklist?format=html&token=%s\n",
+                   net->nodes[i].id, port, net->nodes[i].id, store_tokens[i]);
+    printf("Ops: GET /rules, POST /rules/diff, GET /orders/ID/explain with the ops token above.\n");
+    printf("\n");
     fflush(stdout);
 
     double t0 = now_s(), last = 0;
@@ -427,13 +435,9 @@ int omo_cmd_demo(int argc, char **argv)
     }
     summary(run.stream, net, &st, now_s() - t0);
     rc = 0;
-    printf(
-        "\nPick lists (one per store, each with that store's token; open on a phone or print):\n");
-    for (size_t i = 0; i < net->nnodes; i++)
-        if (net->nodes[i].type == OMO_NODE_STORE)
-            printf("  %-8s http://127.0.0.1:%d/stores/%s/picklist?format=html&token=%s\n",
-                   net->nodes[i].id, port, net->nodes[i].id, store_tokens[i]);
-    printf("Ops: GET /rules, POST /rules/diff, GET /orders/ID/explain with the ops token above.\n");
+    if (!keep)
+        printf("\nThe service stopped with the day; `scripts/demo.sh --keep` keeps it and the "
+               "links above running.\n");
     if (keep && !omo_stop_requested) {
         printf("\nLeft running (--keep); Ctrl-C stops it.\n");
         fflush(stdout);
