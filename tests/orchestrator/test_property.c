@@ -1010,7 +1010,7 @@ static void bf_lines(bf *b, int l)
     const pinst *I = b->I;
     const pctx *c = b->c;
     const porder *o = b->o;
-    if (l == o->nl) {
+    if (l >= o->nl || l >= MAXL) { /* nl <= MAXL: the second says so to the optimiser */
         int64_t d[MAXN][MAXS] = {{0}}, u[MAXN] = {0};
         int nassigned = 0;
         for (int i = 0; i < o->nl; i++) {
@@ -1124,7 +1124,7 @@ static int count_best_rec(const pinst *I, const pctx *c, const pkey *best, int l
                           int at[MAXL])
 {
     const porder *o = &I->o[c->order];
-    if (l == o->nl) {
+    if (l >= o->nl || l >= MAXL) { /* nl <= MAXL: the second says so to the optimiser */
         int64_t u[MAXN] = {0}, per[MAXN][MAXS] = {{0}}, total = 0;
         for (int i = 0; i < o->nl; i++)
             if (q[i] > 0) {
