@@ -63,7 +63,23 @@ typedef struct unplaced_delivery {
     bool placed;
 } unplaced_delivery;
 
+/* A batch handed to the commit thread: its arrays belong to it until it is finished. */
+typedef struct flight {
+    bool active, threaded;
+    pthread_t thread;
+    omo_stream *svc;
+    omo_batch b;
+    omo_applied_event *events;
+    omo_out_msg *outbox;
+    omo_revision_row *revisions;
+    omo_stock_row *stock;
+    omo_delivery *delivered;
+    omo_position *positions;
+    int rc;
+} flight;
+
 struct omo_stream {
+    flight fl; /* the batch being committed while the next one is applied */
     const omo_svcconf *conf;
     omo_network *net;
     omo_rules *rules;
@@ -546,6 +562,110 @@ static int produce_all(omo_stream *svc, const omo_out_msg *msgs, size_t n)
     return 0;
 }
 
+/* ---- committing one batch while applying the next ------------------------------------------
+ *
+ * Under load the database commit of batch N runs on a thread of its own while batch N+1 is
+ * polled and applied; N's messages are still sent only once N is committed, so nothing changes
+ * for exactly-once. A light batch is committed at once instead: its messages go out without
+ * waiting for the next one. */
+
+static void *flight_run(void *arg)
+{
+    flight *fl = arg;
+    omo_stream *svc = fl->svc;
+    omo_io io = WITH_RETRY(svc, "[postgres] commit",
+                           svc->store.ops->commit(svc->store.self, &fl->b, err, sizeof err));
+    fl->rc = io != OMO_IO_OK;
+    return NULL;
+}
+
+/* Hands the batch in hand to the commit thread; the next batch fills fresh arrays. */
+static int flight_start(omo_stream *svc)
+{
+    if (svc->nunplaced && place_unplaced(svc))
+        return 1;
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), stock_row, svc);
+    if (!svc->nevents && !svc->noutbox && !svc->ndelivered && !svc->nstock)
+        return 0;
+    flight *fl = &svc->fl;
+    fl->svc = svc;
+    fl->positions = omo_xmalloc(sizeof(omo_position) * (svc->npositions + 1));
+    size_t npos = 0;
+    for (size_t i = 0; i < svc->npositions; i++)
+        if (svc->position_dirty[i]) {
+            fl->positions[npos++] = svc->positions[i];
+            svc->position_dirty[i] = false;
+        }
+    /* A bin points into the inventory's records, which the next batch may move. */
+    for (size_t i = 0; i < svc->nstock; i++)
+        svc->stock[i].bin = omo_xstrdup(svc->stock[i].bin ? svc->stock[i].bin : "");
+    fl->b = (omo_batch){.events = svc->events,
+                        .nevents = svc->nevents,
+                        .positions = fl->positions,
+                        .npositions = npos,
+                        .outbox = svc->outbox,
+                        .noutbox = svc->noutbox,
+                        .revisions = svc->revisions,
+                        .nrevisions = svc->nrevisions,
+                        .stock = svc->stock,
+                        .nstock = svc->nstock,
+                        .delivered = svc->delivered,
+                        .ndelivered = svc->ndelivered};
+    fl->events = svc->events, fl->outbox = svc->outbox, fl->revisions = svc->revisions;
+    fl->stock = svc->stock, fl->delivered = svc->delivered;
+    svc->events = NULL, svc->nevents = svc->capevents = 0;
+    svc->outbox = NULL, svc->noutbox = svc->capoutbox = 0;
+    svc->revisions = NULL, svc->nrevisions = svc->caprevisions = 0;
+    svc->stock = NULL, svc->nstock = svc->capstock = 0;
+    svc->delivered = NULL, svc->ndelivered = svc->capdelivered = 0;
+    fl->threaded = pthread_create(&fl->thread, NULL, flight_run, fl) == 0;
+    if (!fl->threaded)
+        flight_run(fl); /* no thread to be had: commit here */
+    fl->active = true;
+    return 0;
+}
+
+/* Waits for the batch being committed, then sends what it produced. */
+static int flight_finish(omo_stream *svc)
+{
+    flight *fl = &svc->fl;
+    if (!fl->active)
+        return 0;
+    if (fl->threaded)
+        pthread_join(fl->thread, NULL);
+    fl->threaded = false;
+    fl->active = false;
+    const omo_batch *b = &fl->b;
+    int rc = fl->rc;
+    if (!rc) {
+        if (b->npositions && svc->bus.ops && svc->bus.ops->committed)
+            svc->bus.ops->committed(svc->bus.self, b->positions, b->npositions);
+        if (b->nevents) {
+            svc->stats.batches++;
+            observe(&svc->batch_sizes, batch_bounds, BATCH_BUCKETS, (double)b->nevents);
+        }
+        rc = produce_all(svc, b->outbox, b->noutbox);
+    }
+    for (size_t i = 0; i < b->nevents; i++)
+        free((char *)b->events[i].value);
+    for (size_t i = 0; i < b->noutbox; i++)
+        free_out(&fl->outbox[i]);
+    for (size_t i = 0; i < b->nrevisions; i++) {
+        free((char *)b->revisions[i].order_id);
+        free((char *)b->revisions[i].body);
+    }
+    for (size_t i = 0; i < b->nstock; i++)
+        free((char *)b->stock[i].bin);
+    free(fl->events);
+    free(fl->outbox);
+    free(fl->revisions);
+    free(fl->stock);
+    free(fl->delivered);
+    free(fl->positions);
+    memset(&fl->b, 0, sizeof fl->b);
+    return rc;
+}
+
 /* Keeps a rules version for as long as the stream lives: applied events in a batch and replays
  * point at its hash. Returns the kept one (an equal version already kept wins). */
 static omo_rules *keep_version(omo_stream *svc, omo_rules *rules)
@@ -790,6 +910,14 @@ static int64_t wall_ms(void)
  * produced before answering. Nothing of a refused event is kept. */
 static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_error *err)
 {
+    /* One commit at a time on the store's connection, and in order. */
+    if (flight_finish(svc)) {
+        svc->failed = true;
+        json_decref(event);
+        memset(err, 0, sizeof *err);
+        snprintf(err->message, sizeof err->message, "the database did not take the change");
+        return OMO_APPLY_INVALID;
+    }
     char *text = json_dumps(event, JSON_COMPACT);
     json_decref(event);
     memset(err, 0, sizeof *err);
@@ -1362,6 +1490,7 @@ void omo_stream_destroy(omo_stream *svc)
 {
     if (!svc)
         return;
+    (void)flight_finish(svc);
     clear_batch(svc, false);
     free(svc->events);
     free(svc->outbox);
@@ -1566,8 +1695,9 @@ int omo_stream_step(omo_stream *svc)
     }
     size_t n = 0;
     char err[512] = "";
+    /* With a batch being committed, take what is there and go on applying. */
     omo_io io = svc->bus.ops->poll(svc->bus.self, svc->msgs, (size_t)svc->opts.max_batch, &n,
-                                   svc->opts.poll_ms, err, sizeof err);
+                                   svc->fl.active ? 0 : svc->opts.poll_ms, err, sizeof err);
     if (io == OMO_IO_FATAL) {
         logf_("[kafka] fatal: %s", err);
         return 1;
@@ -1577,12 +1707,20 @@ int omo_stream_step(omo_stream *svc)
     svc->batch_arrival = now_s();
     for (size_t i = 0; i < n; i++)
         take_message(svc, &svc->msgs[i]);
-    size_t nout = svc->noutbox;
-    if (commit_batch(svc))
+    if (flight_finish(svc))
         return 1;
-    if (produce_all(svc, svc->outbox, nout))
-        return 1;
-    clear_batch(svc, false);
+    /* A nearly full poll means a backlog: then throughput matters more than one batch's wait. */
+    if (svc->opts.pipeline && n >= (size_t)svc->opts.max_batch * 3 / 4) {
+        if (flight_start(svc))
+            return 1;
+    } else {
+        size_t nout = svc->noutbox;
+        if (commit_batch(svc))
+            return 1;
+        if (produce_all(svc, svc->outbox, nout))
+            return 1;
+        clear_batch(svc, false);
+    }
     serve_jobs(svc);
     if (svc->failed)
         return 1;
@@ -1596,6 +1734,8 @@ int omo_stream_step(omo_stream *svc)
 
 int omo_stream_flush(omo_stream *svc, int timeout_ms)
 {
+    if (flight_finish(svc))
+        return 1;
     char err[512] = "";
     double until = now_s() + timeout_ms / 1000.0;
     while (svc->inflight && now_s() < until) {

@@ -386,7 +386,8 @@ int omo_cmd_demo(int argc, char **argv)
         fprintf(stderr, "omo demo: cannot write the configuration in %s\n", state_abs);
         goto done;
     }
-    omo_stream_opts sopts = {.stop = &omo_stop_requested, .reload = &omo_reload_requested};
+    omo_stream_opts sopts = {
+        .stop = &omo_stop_requested, .reload = &omo_reload_requested, .pipeline = true};
     rc = omo_running_open(conf, &sopts, &run);
     if (rc)
         goto done;

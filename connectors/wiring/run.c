@@ -158,7 +158,8 @@ int omo_cmd_run(int argc, char **argv)
     if (!path)
         return 2;
     omo_install_signals();
-    omo_stream_opts opts = {.stop = &omo_stop_requested, .reload = &omo_reload_requested};
+    omo_stream_opts opts = {
+        .stop = &omo_stop_requested, .reload = &omo_reload_requested, .pipeline = true};
     /* How long PostgreSQL and Kafka may stay unreachable before the service gives up (exit 1):
      * the default suits production; tests and impatient operators shorten it. */
     const char *budget = getenv("OMO_RETRY_BUDGET_MS");
