@@ -4,9 +4,10 @@
  * the order the service applied them.
  *
  * The kill schedule is random but seeded (OMO_CRASH_SEED overrides the seed); each kill comes
- * 0.3 to 4 s after the process started or after it was assigned its partitions, so kills land
- * during the rebuild from PostgreSQL, while joining the group, and while batches are applied,
- * committed and produced. What is asserted holds for every schedule. */
+ * 0.3 to 4 s after the process started or after it was assigned its partitions, some of them
+ * then at the next batch commit, so kills land during the rebuild from PostgreSQL, during the
+ * outbox reconciliation, while joining the group, and while batches are applied, committed and
+ * sent. What is asserted holds for every schedule. */
 #include "service.h"
 
 #include <criterion/criterion.h>
@@ -46,9 +47,21 @@ static void sleep_s(double s)
         ;
 }
 
+/* When a kill comes: a delay after the process started, or after it was assigned its
+ * partitions, or that delay and then the moment a batch commit shows in PostgreSQL. */
+enum anchor { FROM_START, FROM_ASSIGNMENT, AT_NEXT_COMMIT };
+static const char *const anchor_names[] = {"the start", "the assignment",
+                                           "the assignment, at the next commit"};
+
 /* Where the service was when it was killed, as its log tells. */
-enum phase { PHASE_REBUILD, PHASE_JOIN, PHASE_STREAM, PHASES };
-static const char *const phase_names[PHASES] = {"rebuilding", "joining", "streaming"};
+enum phase { PHASE_REBUILD, PHASE_JOIN, PHASE_STREAM, PHASE_COMMITTED, PHASES };
+static const char *const phase_names[PHASES] = {"rebuilding", "joining", "streaming",
+                                                "sending a committed batch"};
+
+static long long applied_count(void)
+{
+    return omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events");
+}
 
 Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardown)
 {
@@ -79,30 +92,37 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
      * killed and restarted. */
     char err[2048];
     cr_assert(omo_test_service_produce(svc, svc->nopening, err, sizeof err), "%s", err);
-    cr_assert(omo_test_service_feed(svc, svc->ninputs, 150, 400));
+    cr_assert(omo_test_service_feed(svc, svc->ninputs, 20, 60));
 
     int kills[PHASES] = {0};
-    long long applied_at_kill[KILLS];
     for (int k = 0; k < KILLS; k++) {
         cr_assert(omo_test_service_start(svc, err, sizeof err), "%s", err);
-        double delay = 0.3 + 3.7 * rng_unit();
-        bool after_assignment = rng_unit() < 0.6;
-        if (after_assignment)
+        double delay = 0.3 + 3.7 * rng_unit(), r = rng_unit();
+        enum anchor an = r < 0.35 ? FROM_START : r < 0.7 ? FROM_ASSIGNMENT : AT_NEXT_COMMIT;
+        if (an != FROM_START)
             cr_assert(omo_test_service_wait_log(svc, "rebalance: assigned", 30000),
                       "start %d: no partitions assigned within 30 s", svc->starts);
         sleep_s(delay);
+        bool committed = false;
+        if (an == AT_NEXT_COMMIT) {
+            /* Right after a batch is committed its messages are being sent: the outbox holds
+             * rows that may or may not have reached their topics. */
+            long long before = applied_count();
+            double until = omo_test_now() + 5;
+            while (!committed && omo_test_now() < until)
+                committed = applied_count() != before;
+        }
         cr_assert(omo_test_service_alive(svc), "start %d: the service exited by itself",
                   svc->starts);
-        enum phase ph = !omo_test_service_log_has(svc, "rebuilt the view")      ? PHASE_REBUILD
+        enum phase ph = committed                                               ? PHASE_COMMITTED
+                        : !omo_test_service_log_has(svc, "rebuilt the view")    ? PHASE_REBUILD
                         : !omo_test_service_log_has(svc, "rebalance: assigned") ? PHASE_JOIN
                                                                                 : PHASE_STREAM;
         int rc = omo_test_service_stop(svc, SIGKILL, 10000);
         cr_assert_eq(rc, 128 + SIGKILL, "kill %d: exit status %d", k + 1, rc);
         kills[ph]++;
-        applied_at_kill[k] = omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events");
         fprintf(stderr, "[crash] kill %d: %.2f s after %s, while %s; %lld events applied\n", k + 1,
-                delay, after_assignment ? "the assignment" : "the start", phase_names[ph],
-                applied_at_kill[k]);
+                delay, anchor_names[an], phase_names[ph], applied_count());
     }
 
     /* The last run finishes the day and drains on SIGTERM. */
@@ -121,13 +141,15 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
     cr_assert_eq(check.dead_letters, svc->nbad);
 
     fprintf(stderr,
-            "[crash] seed %" PRIu64 ": %d kills (%d rebuilding, %d joining, %d streaming), "
+            "[crash] seed %" PRIu64 ": %d kills (%d rebuilding, %d joining, %d streaming, "
+            "%d sending), "
             "%d restarts; %zu events in (%zu bad), %zu orders, %zu revisions and %zu shipment "
             "statuses out, "
             "%zu stock rows; "
             "%.1f s\n",
             seed, KILLS, kills[PHASE_REBUILD], kills[PHASE_JOIN], kills[PHASE_STREAM],
-            svc->starts - 1, check.applied, check.dead_letters, check.orders, check.revisions,
-            check.shipment_statuses, check.stock_rows, omo_test_now() - t0);
+            kills[PHASE_COMMITTED], svc->starts - 1, check.applied, check.dead_letters,
+            check.orders, check.revisions, check.shipment_statuses, check.stock_rows,
+            omo_test_now() - t0);
     passed = true;
 }
