@@ -402,14 +402,13 @@ static void stock_row(void *ctx, const omo_stock *st)
                         st->on_hand, st->reserved, st->bin};
 }
 
-static void clear_batch(omo_stream *svc, bool keep_outbox_memory)
+static void clear_batch(omo_stream *svc)
 {
     for (size_t i = 0; i < svc->nevents; i++)
         free((char *)svc->events[i].value);
     svc->nevents = 0;
-    if (!keep_outbox_memory)
-        for (size_t i = 0; i < svc->noutbox; i++)
-            free_out(&svc->outbox[i]);
+    for (size_t i = 0; i < svc->noutbox; i++)
+        free_out(&svc->outbox[i]);
     svc->noutbox = 0;
     for (size_t i = 0; i < svc->nrevisions; i++) {
         free((char *)svc->revisions[i].order_id);
@@ -503,52 +502,6 @@ static int place_unplaced(omo_stream *svc)
     return 0;
 }
 
-static int commit_batch(omo_stream *svc)
-{
-    if (svc->nunplaced && place_unplaced(svc))
-        return 1;
-    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), stock_row, svc);
-    if (!svc->nevents && !svc->noutbox && !svc->ndelivered && !svc->nstock)
-        return 0;
-    omo_position dirty[256];
-    size_t ndirty = 0;
-    omo_position *dp = dirty;
-    if (svc->npositions > 256)
-        dp = omo_xmalloc(sizeof(omo_position) * svc->npositions);
-    for (size_t i = 0; i < svc->npositions; i++)
-        if (svc->position_dirty[i])
-            dp[ndirty++] = svc->positions[i];
-    omo_batch b = {.events = svc->events,
-                   .nevents = svc->nevents,
-                   .positions = dp,
-                   .npositions = ndirty,
-                   .outbox = svc->outbox,
-                   .noutbox = svc->noutbox,
-                   .revisions = svc->revisions,
-                   .nrevisions = svc->nrevisions,
-                   .stock = svc->stock,
-                   .nstock = svc->nstock,
-                   .delivered = svc->delivered,
-                   .ndelivered = svc->ndelivered};
-    omo_io io = WITH_RETRY(svc, "[postgres] commit",
-                           svc->store.ops->commit(svc->store.self, &b, err, sizeof err));
-    /* Kafka learns the positions too, so that its tools show the group's lag. */
-    if (io == OMO_IO_OK && ndirty && svc->bus.ops && svc->bus.ops->committed)
-        svc->bus.ops->committed(svc->bus.self, dp, ndirty);
-    if (dp != dirty)
-        free(dp);
-    if (io != OMO_IO_OK)
-        return 1;
-    for (size_t i = 0; i < svc->npositions; i++)
-        svc->position_dirty[i] = false;
-    svc->ndelivered = 0;
-    if (svc->nevents) {
-        svc->stats.batches++;
-        observe(&svc->batch_sizes, batch_bounds, BATCH_BUCKETS, (double)svc->nevents);
-    }
-    return 0;
-}
-
 static int produce_all(omo_stream *svc, const omo_out_msg *msgs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -579,8 +532,9 @@ static void *flight_run(void *arg)
     return NULL;
 }
 
-/* Hands the batch in hand to the commit thread; the next batch fills fresh arrays. */
-static int flight_start(omo_stream *svc)
+/* Hands the batch in hand to a commit, on the commit thread when threaded, else at once; the
+ * next batch fills fresh arrays. */
+static int flight_start(omo_stream *svc, bool threaded)
 {
     if (svc->nunplaced && place_unplaced(svc))
         return 1;
@@ -618,9 +572,9 @@ static int flight_start(omo_stream *svc)
     svc->revisions = NULL, svc->nrevisions = svc->caprevisions = 0;
     svc->stock = NULL, svc->nstock = svc->capstock = 0;
     svc->delivered = NULL, svc->ndelivered = svc->capdelivered = 0;
-    fl->threaded = pthread_create(&fl->thread, NULL, flight_run, fl) == 0;
+    fl->threaded = threaded && pthread_create(&fl->thread, NULL, flight_run, fl) == 0;
     if (!fl->threaded)
-        flight_run(fl); /* no thread to be had: commit here */
+        flight_run(fl);
     fl->active = true;
     return 0;
 }
@@ -664,6 +618,12 @@ static int flight_finish(omo_stream *svc)
     free(fl->positions);
     memset(&fl->b, 0, sizeof fl->b);
     return rc;
+}
+
+/* Commits the batch in hand now and sends what it produced. */
+static int commit_batch(omo_stream *svc)
+{
+    return flight_finish(svc) || flight_start(svc, false) || flight_finish(svc);
 }
 
 /* Keeps a rules version for as long as the stream lives: applied events in a batch and replays
@@ -934,14 +894,12 @@ static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_erro
     svc->events[svc->nevents++] = (omo_applied_event){
         svc->next_applied_seq++, TOPIC_API, 0, 0, text, strlen(text), svc->rules->version_hash};
     count(&svc->events_by, "topic=\"api\",type=\"store\",result=\"applied\"", 1);
-    size_t nout = svc->noutbox;
-    if (commit_batch(svc) || produce_all(svc, svc->outbox, nout)) {
+    if (commit_batch(svc)) {
         /* The view is ahead of the database: only a restart (a replay) can set it right. */
         svc->failed = true;
         snprintf(err->message, sizeof err->message, "the database did not take the change");
         return OMO_APPLY_INVALID;
     }
-    clear_batch(svc, false);
     return OMO_APPLY_OK;
 }
 
@@ -1491,7 +1449,7 @@ void omo_stream_destroy(omo_stream *svc)
     if (!svc)
         return;
     (void)flight_finish(svc);
-    clear_batch(svc, false);
+    clear_batch(svc);
     free(svc->events);
     free(svc->outbox);
     free(svc->revisions);
@@ -1710,17 +1668,9 @@ int omo_stream_step(omo_stream *svc)
     if (flight_finish(svc))
         return 1;
     /* A nearly full poll means a backlog: then throughput matters more than one batch's wait. */
-    if (svc->opts.pipeline && n >= (size_t)svc->opts.max_batch * 3 / 4) {
-        if (flight_start(svc))
-            return 1;
-    } else {
-        size_t nout = svc->noutbox;
-        if (commit_batch(svc))
-            return 1;
-        if (produce_all(svc, svc->outbox, nout))
-            return 1;
-        clear_batch(svc, false);
-    }
+    bool backlog = svc->opts.pipeline && n >= (size_t)svc->opts.max_batch * 3 / 4;
+    if (flight_start(svc, backlog) || (!backlog && flight_finish(svc)))
+        return 1;
     serve_jobs(svc);
     if (svc->failed)
         return 1;
