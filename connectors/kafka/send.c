@@ -41,6 +41,19 @@ void omo_kafka_producer_destroy(rd_kafka_t *p)
         rd_kafka_destroy(p);
 }
 
+/* Waits for every queued message; past the timeout, purges the rest and serves their reports,
+ * since those point at the caller's counter and none may come after it returns. Returns true
+ * when it had to purge. */
+static bool drain(rd_kafka_t *p, int timeout_ms)
+{
+    if (!rd_kafka_flush(p, timeout_ms))
+        return false;
+    rd_kafka_purge(p, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    while (rd_kafka_outq_len(p) > 0)
+        rd_kafka_poll(p, 100);
+    return true;
+}
+
 long omo_kafka_produce_wait(rd_kafka_t *p, const char *topic, int32_t partition,
                             const char *const *keys, const char *const *values, size_t n,
                             int timeout_ms, char *err, size_t errlen)
@@ -59,11 +72,11 @@ long omo_kafka_produce_wait(rd_kafka_t *p, const char *topic, int32_t partition,
             rd_kafka_poll(p, 10);
         if (e) {
             snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(e));
-            rd_kafka_flush(p, timeout_ms);
+            drain(p, timeout_ms);
             return -1;
         }
     }
-    if (rd_kafka_flush(p, timeout_ms)) {
+    if (drain(p, timeout_ms)) {
         snprintf(err, errlen, "%s: not every message was acknowledged in %d ms", topic, timeout_ms);
         return (long)n;
     }
