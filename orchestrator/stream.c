@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ typedef struct unplaced_delivery {
 /* A batch handed to the commit thread: its arrays belong to it until it is finished. */
 typedef struct flight {
     bool active, threaded;
+    atomic_bool done; /* the commit thread has finished: the batch can be sent */
     pthread_t thread;
     omo_stream *svc;
     omo_batch b;
@@ -529,6 +531,7 @@ static void *flight_run(void *arg)
     omo_io io = WITH_RETRY(svc, "[postgres] commit",
                            svc->store.ops->commit(svc->store.self, &fl->b, err, sizeof err));
     fl->rc = io != OMO_IO_OK;
+    atomic_store(&fl->done, true);
     return NULL;
 }
 
@@ -572,6 +575,7 @@ static int flight_start(omo_stream *svc, bool threaded)
     svc->revisions = NULL, svc->nrevisions = svc->caprevisions = 0;
     svc->stock = NULL, svc->nstock = svc->capstock = 0;
     svc->delivered = NULL, svc->ndelivered = svc->capdelivered = 0;
+    atomic_store(&fl->done, false);
     fl->threaded = threaded && pthread_create(&fl->thread, NULL, flight_run, fl) == 0;
     if (!fl->threaded)
         flight_run(fl);
@@ -1663,8 +1667,12 @@ int omo_stream_step(omo_stream *svc)
     if (io == OMO_IO_RETRY)
         logf_("[kafka] poll: %s", err);
     svc->batch_arrival = now_s();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         take_message(svc, &svc->msgs[i]);
+        /* The batch before is sent as soon as it is committed, not after this one. */
+        if (i % 64 == 63 && svc->fl.active && atomic_load(&svc->fl.done) && flight_finish(svc))
+            return 1;
+    }
     if (flight_finish(svc))
         return 1;
     /* A nearly full poll means a backlog: then throughput matters more than one batch's wait. */
