@@ -521,7 +521,7 @@ static void hashset_grow(omo_hashset *set, size_t cap)
 
 bool omo_hashset_add(omo_hashset *set, const char *s)
 {
-    if ((set->count + 1) * 2 > set->cap)
+    if ((set->count + 1) * 4 > set->cap * 3) /* up to three quarters full */
         hashset_grow(set, set->cap ? set->cap * 2 : 1024);
     size_t len = strlen(s);
     uint64_t a = omo_hash_bytes(s, len), b = hash2(s, len);
@@ -542,7 +542,7 @@ bool omo_hashset_add(omo_hashset *set, const char *s)
 void omo_hashset_reserve(omo_hashset *set, size_t n)
 {
     size_t cap = set->cap ? set->cap : 1024;
-    while (cap < n * 2)
+    while (cap * 3 < n * 4)
         cap *= 2;
     if (cap > set->cap)
         hashset_grow(set, cap);
