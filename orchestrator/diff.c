@@ -160,6 +160,7 @@ typedef struct diff_order {
     int64_t hours;       /* milli, slowest shipment */
     diff_ship *ships;    /* by node index, so by node id */
     size_t nships, capships;
+    int64_t first_ms; /* when it was first decided: its created_at */
 } diff_order;
 
 typedef struct diff_side {
@@ -173,7 +174,14 @@ typedef struct diff_side {
 struct omo_diff {
     const omo_network *net;
     diff_side side[2];
+    int64_t since_ms; /* orders first decided before this are left out of the report */
 };
+
+/* The orders the report speaks of. */
+static bool in_window(const omo_diff *diff, const diff_order *o)
+{
+    return o->first_ms >= diff->since_ms;
+}
 
 static void capture(void *ctx, const omo_allocation *a)
 {
@@ -186,7 +194,8 @@ static void capture(void *ctx, const omo_allocation *a)
     }
     if (added) {
         omo_grow((void **)&side->orders, &side->caporders, side->norders + 1, sizeof *side->orders);
-        side->orders[side->norders++] = (diff_order){.order_id = omo_xstrdup(a->order_id)};
+        side->orders[side->norders++] =
+            (diff_order){.order_id = omo_xstrdup(a->order_id), .first_ms = a->decided_at_ms};
     }
     diff_order *o = &side->orders[oi];
     o->status = a->status;
@@ -218,6 +227,7 @@ omo_diff *omo_diff_create(const omo_network *net, const omo_rules *old_rules,
 {
     omo_diff *diff = omo_xcalloc(1, sizeof *diff);
     diff->net = net;
+    diff->since_ms = INT64_MIN;
     diff->side[OMO_DIFF_OLD].rules = old_rules;
     diff->side[OMO_DIFF_NEW].rules = new_rules;
     for (int k = 0; k < 2; k++) {
@@ -305,13 +315,15 @@ static int cmp_move(const void *a, const void *b)
 }
 
 /* Sums one side into t; fills units per node and the promised hours of served orders. */
-static size_t side_totals(const diff_side *side, omo_diff_totals *t, int64_t *node_units,
-                          int64_t *hours)
+static size_t side_totals(const omo_diff *diff, const diff_side *side, omo_diff_totals *t,
+                          int64_t *node_units, int64_t *hours)
 {
     size_t nh = 0;
     int64_t hsum = 0;
     for (size_t i = 0; i < side->norders; i++) {
         const diff_order *o = &side->orders[i];
+        if (!in_window(diff, o))
+            continue;
         t->orders++;
         t->by_status[o->status]++;
         t->objective += o->objective;
@@ -390,19 +402,22 @@ void omo_diff_report_build(const omo_diff *diff, omo_diff_report *rep)
     for (int k = 0; k < 2; k++) {
         units[k] = omo_xcalloc(nn ? nn : 1, sizeof(int64_t));
         hours[k] = omo_xcalloc(diff->side[k].norders + 1, sizeof(int64_t));
-        nh[k] = side_totals(&diff->side[k], &rep->side[k], units[k], hours[k]);
+        nh[k] = side_totals(diff, &diff->side[k], &rep->side[k], units[k], hours[k]);
     }
 
     rep->examples = omo_xcalloc(OMO_DIFF_TOP, sizeof *rep->examples);
     const diff_side *old = &diff->side[OMO_DIFF_OLD], *new = &diff->side[OMO_DIFF_NEW];
     for (size_t i = 0; i < old->norders; i++) {
         const diff_order *o = &old->orders[i];
+        if (!in_window(diff, o))
+            continue;
         int j = omo_strmap_get(&new->index, o->order_id);
         if (j < 0 || !same_decision(o, &new->orders[j]))
             add_example(diff, rep, o->order_id, (int)i, j);
     }
     for (size_t j = 0; j < new->norders; j++)
-        if (omo_strmap_get(&old->index, new->orders[j].order_id) < 0)
+        if (in_window(diff, &new->orders[j]) &&
+            omo_strmap_get(&old->index, new->orders[j].order_id) < 0)
             add_example(diff, rep, new->orders[j].order_id, -1, (int)j);
 
     omo_diff_move *moves = omo_xcalloc(nn ? nn : 1, sizeof *moves);
@@ -1336,4 +1351,9 @@ done:
     omo_network_destroy(net);
     omo_diag_clear(&diag);
     return rc;
+}
+
+void omo_diff_since(omo_diff *diff, int64_t since_ms)
+{
+    diff->since_ms = since_ms;
 }

@@ -76,6 +76,10 @@ omo_diff *omo_diff_create(const omo_network *net, const omo_rules *old_rules,
                           const omo_rules *new_rules);
 void omo_diff_destroy(omo_diff *diff);
 
+/* Leaves out of the report the orders first decided before since_ms (both engines still replay
+ * everything, so that the state the window starts from is right). */
+void omo_diff_since(omo_diff *diff, int64_t since_ms);
+
 /* The engine of one side: feed both the same events, in the same order. */
 omo_engine *omo_diff_engine(omo_diff *diff, omo_diff_side side);
 

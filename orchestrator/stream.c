@@ -1071,6 +1071,7 @@ typedef struct replay_ctx {
     bool follow;
     omo_event ev;
     uint64_t events;
+    int64_t latest_ms; /* the latest event time replayed */
 } replay_ctx;
 
 static void replay_into_cb(void *ctx, const omo_applied_event *ae)
@@ -1082,6 +1083,8 @@ static void replay_into_cb(void *ctx, const omo_applied_event *ae)
         follow_version(rc->svc, rc->eng[0], &rc->rules, ae);
     if (!omo_event_parse(ae->value, ae->value_len, rc->svc->net, &rc->ev, &err))
         return;
+    if (rc->ev.has_at && rc->ev.at_ms > rc->latest_ms)
+        rc->latest_ms = rc->ev.at_ms;
     for (int i = 0; i < 2; i++)
         if (rc->eng[i])
             (void)omo_engine_apply(rc->eng[i], &rc->ev, &err);
@@ -1118,6 +1121,9 @@ static void handle_diff(omo_stream *svc, const omo_http_request *req, omo_http_r
     if (!replay_into(svc, rc)) {
         respond_error(resp, 503, "database unavailable", NULL, NULL);
     } else {
+        /* The last day: every event replays, so the day starts from the right state, and
+         * the report speaks of the orders of the day before the latest event. */
+        omo_diff_since(diff, rc->latest_ms - 24LL * 3600 * 1000);
         omo_diff_report rep;
         omo_diff_report_build(diff, &rep);
         omo_diff_info info = {.network_path = svc->conf->network_path,
