@@ -416,7 +416,7 @@ static const pg_stmt STMT_POSITIONS = {
 
 static const pg_stmt STMT_REVISIONS = {
     "INSERT INTO order_revisions (order_id, revision, status, body) "
-    "SELECT o, r, s, b::json FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[]) "
+    "SELECT o, r, s, b FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[]) "
     "AS u(o, r, s, b)",
     4,
     {OID_TEXT, OID_INT4, OID_TEXT, OID_TEXT}};
