@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-static int hex_value(char c)
+int omo_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -23,8 +23,8 @@ static char form_byte(const char *src, size_t n, size_t *i)
     int hi, lo;
     if (c == '+') {
         c = ' ';
-    } else if (c == '%' && *i + 2 < n && (hi = hex_value(src[*i + 1])) >= 0 &&
-               (lo = hex_value(src[*i + 2])) >= 0) {
+    } else if (c == '%' && *i + 2 < n && (hi = omo_hex_value(src[*i + 1])) >= 0 &&
+               (lo = omo_hex_value(src[*i + 2])) >= 0) {
         c = (char)(hi * 16 + lo);
         *i += 2;
     }

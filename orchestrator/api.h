@@ -24,6 +24,9 @@ typedef struct omo_http_response {
 /* Called on the connector's threads, one request at a time per connection; may block. */
 typedef void (*omo_http_handler)(void *ctx, const omo_http_request *req, omo_http_response *resp);
 
+/* The value of a hexadecimal digit, or -1 (for percent-decoding). */
+int omo_hex_value(char c);
+
 /* Returns the value of `name` in a query string ("format=html&max_orders=3"), percent-decoded
  * into buf, or NULL when absent. */
 const char *omo_query_param(const char *query, const char *name, char *buf, size_t len);

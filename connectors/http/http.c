@@ -127,17 +127,6 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
     return ret;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes n bytes of src into a new string; a '%' not followed by two hex digits stays
  * as it is. NULL for an encoded NUL, which no path may hold. */
 static char *decode_path(const char *src, size_t n)
@@ -145,8 +134,8 @@ static char *decode_path(const char *src, size_t n)
     char *out = omo_xmalloc(n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (src[i] == '%' && i + 2 < n && (hi = hex_value(src[i + 1])) >= 0 &&
-            (lo = hex_value(src[i + 2])) >= 0) {
+        if (src[i] == '%' && i + 2 < n && (hi = omo_hex_value(src[i + 1])) >= 0 &&
+            (lo = omo_hex_value(src[i + 2])) >= 0) {
             if (hi == 0 && lo == 0) {
                 free(out);
                 return NULL;
