@@ -39,44 +39,45 @@ echo "[bench] generating into $out/" >&2
 events=$(wc -l <"$out/events.jsonl")
 orders=$(grep -c '"type":"order.created"' "$out/events.jsonl" || true)
 
-# measure NAME CMD...: runs CMD $runs times; sets secs (fastest wall clock) and rss_mib
-# (largest peak RSS). The command's output goes to $out/NAME.log.
+# measure NAME CMD...: runs CMD $runs times; sets secs (fastest wall clock), cpu (user + system
+# seconds of that run: omo solve parses on a second thread) and rss_mib (largest peak RSS).
+# The command's output goes to $out/NAME.log.
 measure() {
   local name=$1
   shift
-  secs="" rss_mib=0
-  local i start end t kib
+  secs="" cpu="" rss_mib=0
+  local i start end t kib c
   for ((i = 1; i <= runs; i++)); do
     start=$(date +%s%N)
-    if ! /usr/bin/time -f '%M' -o "$out/$name.rss" "$@" >"$out/$name.log" 2>&1; then
+    if ! /usr/bin/time -f '%M %U %S' -o "$out/$name.rss" "$@" >"$out/$name.log" 2>&1; then
       echo "[bench] $name failed; the end of $out/$name.log:" >&2
       tail -5 "$out/$name.log" >&2
       return 1
     fi
     end=$(date +%s%N)
     t=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-    kib=$(tail -1 "$out/$name.rss")
-    echo "[bench] $name run $i: ${t}s, peak RSS $((kib / 1024)) MiB" >&2
+    read -r kib c < <(tail -1 "$out/$name.rss" | awk '{ printf "%d %.2f\n", $1, $2 + $3 }')
+    echo "[bench] $name run $i: ${t}s (cpu ${c}s), peak RSS $((kib / 1024)) MiB" >&2
     if [ -z "$secs" ] || awk -v t="$t" -v s="$secs" 'BEGIN { exit !(t < s) }'; then
-      secs=$t
+      secs=$t cpu=$c
     fi
     rss_mib=$(awk -v k="$kib" -v m="$rss_mib" 'BEGIN { r = k / 1024; printf "%.1f", (r > m ? r : m) }')
   done
 }
 
-row() { # NAME SECS RSS_MIB
-  awk -v n="$1" -v s="$2" -v r="$3" -v o="$orders" \
-    'BEGIN { printf "%-10s %10.3f %12.0f %14.1f\n", n, s, (s > 0 ? o / s : 0), r }'
+row() { # NAME SECS CPU RSS_MIB
+  awk -v n="$1" -v s="$2" -v c="$3" -v r="$4" -v o="$orders" \
+    'BEGIN { printf "%-10s %10.3f %10.2f %12.0f %14.1f\n", n, s, c, (s > 0 ? o / s : 0), r }'
 }
 
 measure floor "$build/floor" --events "$out/events.jsonl" --out "$out/floor.jsonl"
-floor_secs=$secs floor_rss=$rss_mib
+floor_secs=$secs floor_cpu=$cpu floor_rss=$rss_mib
 
 status=0
 if ((omo_built)); then
   if measure omo "$build/omo" solve --network "$out/network.yaml" --rules "$out/routing.yaml" \
     --events "$out/events.jsonl" --out "$out/alloc.jsonl"; then
-    omo_secs=$secs omo_rss=$rss_mib
+    omo_secs=$secs omo_cpu=$cpu omo_rss=$rss_mib
   else
     omo_built=0
     status=1
@@ -85,9 +86,9 @@ fi
 
 echo
 printf 'events %d, orders %d (%s)\n' "$events" "$orders" "gen ${*:-defaults}"
-printf '%-10s %10s %12s %14s\n' program seconds orders/s "peak RSS MiB"
-((omo_built)) && row "omo solve" "$omo_secs" "$omo_rss"
-row floor "$floor_secs" "$floor_rss"
+printf '%-10s %10s %10s %12s %14s\n' program seconds "cpu s" orders/s "peak RSS MiB"
+((omo_built)) && row "omo solve" "$omo_secs" "$omo_cpu" "$omo_rss"
+row floor "$floor_secs" "$floor_cpu" "$floor_rss"
 if ((omo_built)); then
   allocs=$(wc -l <"$out/alloc.jsonl")
   ratio=$(awk -v a="$omo_secs" -v b="$floor_secs" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')

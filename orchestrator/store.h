@@ -71,13 +71,33 @@ typedef struct omo_store_ops {
     /* Every applied event with seq > after, in seq order, streamed (not all in memory). */
     omo_io (*replay)(void *self, int64_t after, void (*cb)(void *ctx, const omo_applied_event *ev),
                      void *ctx, char *err, size_t errlen);
-    /* Outbox messages not yet confirmed delivered, in seq order. */
-    omo_io (*pending)(void *self, void (*cb)(void *ctx, const omo_out_msg *msg), void *ctx,
-                      char *err, size_t errlen);
-    /* For an output partition, one past the highest confirmed offset (0 when none): where a
-     * read-back after a crash starts. */
-    omo_io (*confirmed_end)(void *self, omo_topic topic, int32_t partition, int64_t *next,
-                            char *err, size_t errlen);
+    /* An instance's outbox messages not yet confirmed delivered, in seq order. */
+    omo_io (*pending)(void *self, int32_t instance, void (*cb)(void *ctx, const omo_out_msg *msg),
+                      void *ctx, char *err, size_t errlen);
+    /* For an output partition, one past the highest offset confirmed to an instance (0 when
+     * none): where reading back its unconfirmed messages starts. */
+    omo_io (*confirmed_end)(void *self, int32_t instance, omo_topic topic, int32_t partition,
+                            int64_t *next, char *err, size_t errlen);
+
+    /* Several processes share the store. Each registers as a new instance, alive for as long
+     * as its database session (taken up again on a new connection, unless another instance
+     * adopted this one meanwhile: then every call fails for good). Its outbox rows and
+     * confirmations are its own. */
+    omo_io (*register_instance)(void *self, int32_t *id, char *err, size_t errlen);
+    /* Takes (waiting for it) or gives back the apply lease: one instance at a time applies
+     * events and commits them. A commit of events after a lost connection takes it again. */
+    omo_io (*lease)(void *self, bool take, char *err, size_t errlen);
+    /* Records that this instance is alive. */
+    omo_io (*heartbeat)(void *self, char *err, size_t errlen);
+    /* Finds the instances that are gone, locking each for adoption (cb gets each id), and how
+     * many others are alive. */
+    omo_io (*gone_instances)(void *self, int *alive, void (*cb)(void *ctx, int32_t id), void *ctx,
+                             char *err, size_t errlen);
+    /* Takes a gone instance over: `found` (its messages read back from their topics) are
+     * marked delivered, its other unconfirmed messages become this instance's, and it is
+     * forgotten. */
+    omo_io (*adopt)(void *self, int32_t gone, const omo_delivery *found, size_t nfound, char *err,
+                    size_t errlen);
     /* Highest applied event seq and outbox seq (0 when empty). */
     omo_io (*max_seqs)(void *self, int64_t *applied, int64_t *outbox, char *err, size_t errlen);
     /* Records that a rules version went live (hash, who): the text is kept once per hash, the

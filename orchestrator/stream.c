@@ -98,6 +98,13 @@ struct omo_stream {
     bool failed;                   /* a change could not be committed: the loop must stop */
 
     int64_t next_applied_seq, next_outbox_seq;
+
+    /* Several processes (see "several processes" below) */
+    int32_t instance;         /* this process's instance in the store */
+    bool lease;               /* it holds the apply lease */
+    double lease_since;       /* when it took the lease */
+    int others;               /* other instances alive when last looked */
+    double next_housekeeping; /* when to say it is alive and look for gone instances again */
     omo_position *positions;
     size_t npositions, cappositions;
     bool *position_dirty;
@@ -482,8 +489,9 @@ static int place_unplaced(omo_stream *svc)
         int64_t from = 0;
         place_ctx pc = {svc, u->topic, u->partition};
         if (WITH_RETRY(svc, "[postgres] confirmed end",
-                       svc->store.ops->confirmed_end(svc->store.self, u->topic, u->partition, &from,
-                                                     err, sizeof err)) != OMO_IO_OK ||
+                       svc->store.ops->confirmed_end(svc->store.self, svc->instance, u->topic,
+                                                     u->partition, &from, err, sizeof err)) !=
+                OMO_IO_OK ||
             WITH_RETRY(svc, "[kafka] read back",
                        svc->bus.ops->scan(svc->bus.self, u->topic, u->partition, from, place_cb,
                                           &pc, err, sizeof err)) != OMO_IO_OK)
@@ -863,6 +871,8 @@ static void respond_error(omo_http_response *resp, int status, const char *error
     respond_json(resp, status, body);
 }
 
+static int lease_take(omo_stream *svc);
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -874,8 +884,8 @@ static int64_t wall_ms(void)
  * produced before answering. Nothing of a refused event is kept. */
 static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_error *err)
 {
-    /* One commit at a time on the store's connection, and in order. */
-    if (flight_finish(svc)) {
+    /* One commit at a time on the store's connection, and in order, under the lease. */
+    if (flight_finish(svc) || lease_take(svc)) {
         svc->failed = true;
         json_decref(event);
         memset(err, 0, sizeof *err);
@@ -1415,6 +1425,10 @@ static void serve_jobs(omo_stream *svc)
     pthread_mutex_unlock(&svc->mu);
     if (!jobs)
         return;
+    /* The store's connection is free (no commit on its thread), and the view has what the
+     * other processes applied. */
+    if (flight_finish(svc) || lease_take(svc))
+        svc->failed = true;
     for (http_job *j = jobs; j; j = j->next)
         handle_request(svc, j->req, j->resp);
     pthread_mutex_lock(&svc->mu);
@@ -1524,11 +1538,109 @@ static void pending_cb(void *ctx, const omo_out_msg *m)
             (omo_header){omo_xstrdup(m->headers[h].name), omo_xstrdup(m->headers[h].value)};
 }
 
+/* ---- several processes -----------------------------------------------------------------
+ *
+ * Several `omo run` processes may share one consumer group and one database. Each keeps the
+ * whole view in memory, so each must see every event any of them applied, in one order:
+ * applying events takes the apply lease, a lock in the database that one process holds at a
+ * time. On taking it a process first applies (as a replay) what the others applied since it
+ * last held it, so its view is the database's; then it applies and commits its own batches.
+ * It gives the lease back when it has nothing to do, or after LEASE_SLICE_S when others wait,
+ * and only once everything it committed is confirmed on its topics: the messages of one
+ * holder are on their partitions before the next holder's, so an order's revisions arrive in
+ * order whichever process decided them. Messages still unconfirmed when a process dies are
+ * adopted by the next one to take the lease: read back from the topics, sent when not found.
+ * A message delivered twice by Kafka to two processes (a partition changing hands) is applied
+ * once: the second holder knows the position from the first one's events. */
+
+#define LEASE_SLICE_S  0.2
+#define HOUSEKEEPING_S 2.0
+#define LEASE_DRAIN_MS 2000
+
+static void catchup_cb(void *ctx, const omo_applied_event *ev)
+{
+    omo_stream *svc = ctx;
+    replay_cb(ctx, ev);
+    if (ev->topic < OMO_TOPICS) {
+        omo_position *pos = position_of(svc, ev->topic, ev->partition, true);
+        if (ev->offset + 1 > pos->next_offset)
+            pos->next_offset = ev->offset + 1;
+    }
+}
+
+static void last_hash_cb(void *ctx, const char *hash, const char *went_live, const char *by)
+{
+    (void)went_live, (void)by;
+    snprintf(ctx, OMO_ID_MAX + 1, "%s", hash);
+}
+
+/* The rules version put live last, by whichever process, is the live one here too. */
+static int follow_live_rules(omo_stream *svc)
+{
+    char last[OMO_ID_MAX + 1] = "";
+    if (WITH_RETRY(svc, "[postgres] rules history",
+                   svc->store.ops->rules_history(svc->store.self, last_hash_cb, last, err,
+                                                 sizeof err)) != OMO_IO_OK)
+        return 1;
+    omo_rules *r = *last ? find_version(svc, last) : NULL;
+    if (r && r != svc->rules) {
+        svc->rules = r;
+        logf_("[service] rules version %s is live (put live by another process)", r->version_hash);
+    }
+    omo_engine_set_rules(svc->eng, svc->rules);
+    return 0;
+}
+
+/* Applies what the other processes applied since this one last held the lease. */
+static int catch_up(omo_stream *svc)
+{
+    int64_t applied = 0, outbox = 0;
+    if (WITH_RETRY(svc, "[postgres] read sequences",
+                   svc->store.ops->max_seqs(svc->store.self, &applied, &outbox, err, sizeof err)) !=
+        OMO_IO_OK)
+        return 1;
+    if (outbox >= svc->next_outbox_seq)
+        svc->next_outbox_seq = outbox + 1;
+    if (applied < svc->next_applied_seq)
+        return 0;
+    int64_t from = svc->next_applied_seq;
+    /* Versions put live elsewhere are needed to replay what was decided under them. */
+    if (load_versions(svc))
+        return 1;
+    svc->replaying = true;
+    svc->replay_rules = svc->rules;
+    /* A retry goes on from the last event applied, not from the start again. */
+    omo_io io = WITH_RETRY(svc, "[postgres] catch up",
+                           svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1,
+                                                  catchup_cb, svc, err, sizeof err));
+    svc->replaying = false;
+    /* Those stock rows are stored already. */
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
+    if (io != OMO_IO_OK || follow_live_rules(svc))
+        return 1;
+    logf_("[service] caught up on %lld events applied by other processes",
+          (long long)(svc->next_applied_seq - from));
+    return 0;
+}
+
+typedef struct id_list {
+    int32_t *v;
+    size_t n, cap;
+} id_list;
+
+static void gone_cb(void *ctx, int32_t id)
+{
+    id_list *l = ctx;
+    omo_grow((void **)&l->v, &l->cap, l->n + 1, sizeof(int32_t));
+    l->v[l->n++] = id;
+}
+
 typedef struct scan_ctx {
-    omo_stream *svc;
     pending_set *ps;
     bool *seen;
     int32_t partition;
+    omo_delivery *found;
+    size_t nfound;
 } scan_ctx;
 
 static void scan_cb(void *ctx, int64_t seq, int64_t offset)
@@ -1537,11 +1649,131 @@ static void scan_cb(void *ctx, int64_t seq, int64_t offset)
     for (size_t i = 0; i < sc->ps->n; i++)
         if (sc->ps->v[i].seq == seq && !sc->seen[i]) {
             sc->seen[i] = true;
-            omo_grow((void **)&sc->svc->delivered, &sc->svc->capdelivered, sc->svc->ndelivered + 1,
-                     sizeof(omo_delivery));
-            sc->svc->delivered[sc->svc->ndelivered++] = (omo_delivery){seq, sc->partition, offset};
+            sc->found[sc->nfound++] = (omo_delivery){seq, sc->partition, offset};
             return;
         }
+}
+
+/* Takes over a gone instance's unconfirmed messages: those found on their topics (read back
+ * from where its confirmations end) are marked delivered, the rest are sent again, as this
+ * instance's. A previous run of this process is such an instance. */
+static int adopt(omo_stream *svc, int32_t gone)
+{
+    pending_set ps = {0};
+    if (WITH_RETRY(svc, "[postgres] outbox",
+                   svc->store.ops->pending(svc->store.self, gone, pending_cb, &ps, err,
+                                           sizeof err)) != OMO_IO_OK)
+        return 1;
+    scan_ctx sc = {&ps, omo_xcalloc(ps.n + 1, sizeof(bool)), 0,
+                   omo_xcalloc(ps.n + 1, sizeof(omo_delivery)), 0};
+    int rc = 0;
+    for (size_t i = 0; i < ps.n && !rc; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            if (ps.v[j].topic == ps.v[i].topic && ps.v[j].partition == ps.v[i].partition)
+                first = false;
+        if (!first)
+            continue;
+        int64_t from = 0;
+        omo_topic t = ps.v[i].topic;
+        int32_t p = ps.v[i].partition;
+        sc.partition = p;
+        if (WITH_RETRY(svc, "[postgres] confirmed end",
+                       svc->store.ops->confirmed_end(svc->store.self, gone, t, p, &from, err,
+                                                     sizeof err)) != OMO_IO_OK ||
+            WITH_RETRY(svc, "[kafka] read back",
+                       svc->bus.ops->scan(svc->bus.self, t, p, from, scan_cb, &sc, err,
+                                          sizeof err)) != OMO_IO_OK)
+            rc = 1;
+    }
+    size_t resend = 0;
+    for (size_t i = 0; i < ps.n && !rc; i++)
+        if (!sc.seen[i]) {
+            rc = produce_all(svc, &ps.v[i], 1);
+            resend++;
+        }
+    if (!rc && WITH_RETRY(svc, "[postgres] adopt",
+                          svc->store.ops->adopt(svc->store.self, gone, sc.found, sc.nfound, err,
+                                                sizeof err)) != OMO_IO_OK)
+        rc = 1;
+    if (!rc && gone != svc->instance)
+        logf_("[service] instance %d is gone: %zu unconfirmed messages, %zu found on their "
+              "topics, %zu sent again",
+              gone, ps.n, ps.n - resend, resend);
+    for (size_t i = 0; i < ps.n; i++)
+        free_out(&ps.v[i]);
+    free(ps.v);
+    free(sc.seen);
+    free(sc.found);
+    return rc;
+}
+
+/* Adopts every gone instance, and counts the others. */
+static int adopt_gone(omo_stream *svc)
+{
+    id_list gone = {0};
+    if (WITH_RETRY(svc, "[postgres] instances",
+                   svc->store.ops->gone_instances(svc->store.self, &svc->others, gone_cb, &gone,
+                                                  err, sizeof err)) != OMO_IO_OK) {
+        free(gone.v);
+        return 1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < gone.n && !rc; i++)
+        rc = adopt(svc, gone.v[i]);
+    free(gone.v);
+    return rc;
+}
+
+/* Takes the apply lease unless held: then the view is caught up and gone instances adopted. */
+static int lease_take(omo_stream *svc)
+{
+    if (svc->lease)
+        return 0;
+    if (flight_finish(svc))
+        return 1;
+    if (WITH_RETRY(svc, "[postgres] apply lease",
+                   svc->store.ops->lease(svc->store.self, true, err, sizeof err)) != OMO_IO_OK)
+        return 1;
+    svc->lease = true;
+    svc->lease_since = now_s();
+    return catch_up(svc) || adopt_gone(svc);
+}
+
+/* Gives the lease back once everything committed is confirmed; keeps it while not. */
+static int lease_give(omo_stream *svc)
+{
+    if (!svc->lease)
+        return 0;
+    if (flight_finish(svc))
+        return 1;
+    char err[512] = "";
+    double until = now_s() + LEASE_DRAIN_MS / 1000.0;
+    while (svc->inflight && now_s() < until)
+        if (svc->bus.ops->flush(svc->bus.self, 50, err, sizeof err) == OMO_IO_FATAL)
+            return 1;
+    if (svc->inflight)
+        return 0;
+    if (commit_batch(svc))
+        return 1;
+    if (WITH_RETRY(svc, "[postgres] apply lease",
+                   svc->store.ops->lease(svc->store.self, false, err, sizeof err)) != OMO_IO_OK)
+        return 1;
+    svc->lease = false;
+    return 0;
+}
+
+/* Between batches: says this process is alive; with the lease, looks for gone instances. */
+static int housekeeping(omo_stream *svc)
+{
+    if (now_s() < svc->next_housekeeping)
+        return 0;
+    svc->next_housekeeping = now_s() + HOUSEKEEPING_S;
+    if (flight_finish(svc) ||
+        WITH_RETRY(svc, "[postgres] heartbeat",
+                   svc->store.ops->heartbeat(svc->store.self, err, sizeof err)) != OMO_IO_OK)
+        return 1;
+    return svc->lease ? adopt_gone(svc) : lease_take(svc);
 }
 
 int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
@@ -1554,7 +1786,7 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
         snprintf(errout, errlen, "cannot read the database");
         return 1;
     }
-    svc->next_applied_seq = applied + 1;
+    svc->next_applied_seq = 1;
     svc->next_outbox_seq = outbox + 1;
 
     if (load_versions(svc)) {
@@ -1564,9 +1796,10 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
     /* The view: every applied event again, in the order it was applied, under its rules. */
     svc->replaying = true;
     svc->replay_rules = svc->rules;
-    omo_io io =
-        WITH_RETRY(svc, "[postgres] replay",
-                   svc->store.ops->replay(svc->store.self, 0, replay_cb, svc, err, sizeof err));
+    /* A retry goes on from the last event applied, not from the start again. */
+    omo_io io = WITH_RETRY(svc, "[postgres] replay",
+                           svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1,
+                                                  replay_cb, svc, err, sizeof err));
     svc->replaying = false;
     omo_engine_set_rules(svc->eng, svc->rules);
     omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
@@ -1597,56 +1830,22 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
         }
         svc->out_parts[t] = n;
     }
+    if (WITH_RETRY(svc, "[postgres] register",
+                   svc->store.ops->register_instance(svc->store.self, &svc->instance, err,
+                                                     sizeof err)) != OMO_IO_OK) {
+        snprintf(errout, errlen, "cannot register in the database");
+        return 1;
+    }
+    logf_("[service] instance %d", svc->instance);
     if (omo_stream_rebuild(svc, errout, errlen))
         return 1;
-
-    /* The outbox: read back what reached each topic since the last confirmation, send the rest. */
-    pending_set ps = {0};
-    if (WITH_RETRY(svc, "[postgres] outbox",
-                   svc->store.ops->pending(svc->store.self, pending_cb, &ps, err, sizeof err)) !=
-        OMO_IO_OK) {
-        snprintf(errout, errlen, "cannot read the outbox");
+    /* What the others applied meanwhile, and the messages a previous run left unconfirmed. */
+    svc->next_housekeeping = now_s() + HOUSEKEEPING_S;
+    if (lease_take(svc) || commit_batch(svc)) {
+        snprintf(errout, errlen, "cannot reconcile the outbox");
         return 1;
     }
-    bool *seen = omo_xcalloc(ps.n + 1, sizeof(bool));
-    int rc = 0;
-    for (size_t i = 0; i < ps.n && !rc; i++) {
-        bool first = true;
-        for (size_t j = 0; j < i; j++)
-            if (ps.v[j].topic == ps.v[i].topic && ps.v[j].partition == ps.v[i].partition)
-                first = false;
-        if (!first)
-            continue;
-        int64_t from = 0;
-        omo_topic t = ps.v[i].topic;
-        int32_t p = ps.v[i].partition;
-        scan_ctx sc = {svc, &ps, seen, p};
-        if (WITH_RETRY(svc, "[postgres] confirmed end",
-                       svc->store.ops->confirmed_end(svc->store.self, t, p, &from, err,
-                                                     sizeof err)) != OMO_IO_OK ||
-            WITH_RETRY(svc, "[kafka] read back",
-                       svc->bus.ops->scan(svc->bus.self, t, p, from, scan_cb, &sc, err,
-                                          sizeof err)) != OMO_IO_OK)
-            rc = 1;
-    }
-    size_t resend = 0;
-    for (size_t i = 0; i < ps.n && !rc; i++)
-        if (!seen[i]) {
-            rc = produce_all(svc, &ps.v[i], 1);
-            resend++;
-        }
-    if (ps.n)
-        logf_("[service] outbox: %zu unconfirmed, %zu found on their topics, %zu sent again", ps.n,
-              ps.n - resend, resend);
-    for (size_t i = 0; i < ps.n; i++)
-        free_out(&ps.v[i]);
-    free(ps.v);
-    free(seen);
-    if (!rc)
-        rc = commit_batch(svc);
-    if (rc)
-        snprintf(errout, errlen, "cannot reconcile the outbox");
-    return rc;
+    return 0;
 }
 
 int omo_stream_step(omo_stream *svc)
@@ -1655,6 +1854,8 @@ int omo_stream_step(omo_stream *svc)
         return 1;
     if (svc->opts.reload && *svc->opts.reload) {
         *svc->opts.reload = 0;
+        if (flight_finish(svc))
+            return 1;
         omo_diag diag = {0};
         if (reload_file(svc, "SIGHUP", &diag))
             logf_("[service] SIGHUP: the rules in %s were refused; version %s stays live",
@@ -1673,13 +1874,15 @@ int omo_stream_step(omo_stream *svc)
     if (io == OMO_IO_RETRY)
         logf_("[kafka] poll: %s", err);
     svc->batch_arrival = now_s();
+    if (n && lease_take(svc))
+        return 1;
     for (size_t i = 0; i < n; i++) {
         take_message(svc, &svc->msgs[i]);
         /* The batch before is sent as soon as it is committed, not after this one. */
         if (i % 64 == 63 && svc->fl.active && atomic_load(&svc->fl.done) && flight_finish(svc))
             return 1;
     }
-    if (flight_finish(svc))
+    if (flight_finish(svc) || housekeeping(svc))
         return 1;
     /* A nearly full poll means a backlog: then throughput matters more than one batch's wait. */
     bool backlog = svc->opts.pipeline && n >= (size_t)svc->opts.max_batch * 3 / 4;
@@ -1687,6 +1890,10 @@ int omo_stream_step(omo_stream *svc)
         return 1;
     serve_jobs(svc);
     if (svc->failed)
+        return 1;
+    /* Other processes wait for the lease: give it when idle, or after a slice of its own. */
+    if (svc->lease && svc->others > 0 && (n == 0 || now_s() - svc->lease_since > LEASE_SLICE_S) &&
+        lease_give(svc))
         return 1;
     if (svc->opts.on_batch && n) {
         omo_stream_stats st;

@@ -7,6 +7,8 @@
  * outbox) go through a cursor in a read-only snapshot, FETCH_ROWS at a time. */
 #include "pg.h"
 
+#include "strbuf.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Generated from sql/ at build time, in name order, ending with {NULL, NULL}. */
 extern const struct omo_migration {
@@ -26,6 +29,14 @@ extern const struct omo_migration {
 #define CONNECT_TIMEOUT_S "10"
 #define READY_TIMEOUT_MS  2000
 #define MIGRATE_LOCK_KEY  0x6f6d6f2e6d696772LL /* "omo.migr" */
+/* Several processes share the database. Each instance holds the lock (INSTANCE_LOCK_CLASS, id)
+ * for its session's life; the apply lease is held by one instance at a time while it applies
+ * events (see orchestrator/stream.c). */
+#define INSTANCE_LOCK_CLASS 7302511              /* "omo" */
+#define LEASE_LOCK_KEY      0x6f6d6f2e6c656173LL /* "omo.leas" */
+/* After a server restart every lock is free: an instance that has not been seen since is given
+ * this long to come back before it counts as gone. */
+#define REJOIN_GRACE "15 seconds"
 
 /* Type OIDs of pg_type.dat, stable across versions. */
 enum {
@@ -56,6 +67,7 @@ typedef struct pg_stmt {
     const char *sql;
     int nparams;
     uint32_t elem_oids[MAX_PARAMS];
+    bool instance; /* one more parameter, after the arrays: this instance's id */
 } pg_stmt;
 
 typedef struct pg_store {
@@ -63,6 +75,10 @@ typedef struct pg_store {
     PGconn *conn;
     /* A commit lost its connection after the whole batch was sent: it may have committed. */
     bool unsure;
+    bool registered; /* instance is ours: its lock is taken again on every new connection */
+    int32_t instance;
+    bool lease;   /* this session holds the apply lease */
+    bool adopted; /* another instance took this one for gone and adopted its messages */
     pg_array arrays[MAX_PARAMS];
     char *scratch; /* headers of the outbox row being handed out */
     size_t scratch_cap;
@@ -159,10 +175,18 @@ static void drop_conn(pg_store *st)
     st->conn = NULL;
 }
 
+static omo_io rejoin(pg_store *st, char *err, size_t errlen);
+
 /* Makes st->conn a live connection, idle outside any transaction, reconnecting when the last
  * call lost it. */
 static omo_io ensure_conn(pg_store *st, char *err, size_t errlen)
 {
+    if (st->adopted) {
+        set_err(err, errlen, "instance",
+                "another omo process took this one for gone while it was cut off from the "
+                "database and adopted its messages: it must stop");
+        return OMO_IO_FATAL;
+    }
     if (st->conn && PQstatus(st->conn) == CONNECTION_OK &&
         PQtransactionStatus(st->conn) == PQTRANS_IDLE &&
         PQpipelineStatus(st->conn) == PQ_PIPELINE_OFF)
@@ -177,6 +201,14 @@ static omo_io ensure_conn(pg_store *st, char *err, size_t errlen)
         set_err(err, errlen, "connect", PQerrorMessage(st->conn));
         drop_conn(st);
         return OMO_IO_RETRY;
+    }
+    st->lease = false; /* a session's locks end with it */
+    if (st->registered) {
+        omo_io io = rejoin(st, err, errlen);
+        if (io != OMO_IO_OK) {
+            drop_conn(st);
+            return io;
+        }
     }
     return OMO_IO_OK;
 }
@@ -222,6 +254,19 @@ static void rollback(pg_store *st)
     if (st->conn && PQstatus(st->conn) == CONNECTION_OK &&
         PQtransactionStatus(st->conn) != PQTRANS_IDLE)
         PQclear(PQexec(st->conn, "ROLLBACK"));
+}
+
+/* Runs sql with integer parameters, sent as text; results come in binary. */
+static omo_io run_ints(pg_store *st, const char *what, const char *sql, int n, const int64_t *ints,
+                       PGresult **out, char *err, size_t errlen)
+{
+    char bufs[MAX_PARAMS][24];
+    const char *vals[MAX_PARAMS];
+    for (int i = 0; i < n && i < MAX_PARAMS; i++) {
+        snprintf(bufs[i], sizeof bufs[i], "%lld", (long long)ints[i]);
+        vals[i] = bufs[i];
+    }
+    return run(st, what, sql, n, NULL, vals, NULL, 1, out, err, errlen);
 }
 
 /* ---- binary values ---- */
@@ -395,14 +440,16 @@ static const pg_stmt STMT_EVENTS = {
     "SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::integer[], $4::bigint[], "
     "$5::bytea[], $6::text[])",
     6,
-    {OID_INT8, OID_INT2, OID_INT4, OID_INT8, OID_BYTEA, OID_TEXT}};
+    {OID_INT8, OID_INT2, OID_INT4, OID_INT8, OID_BYTEA, OID_TEXT},
+    false};
 
 static const pg_stmt STMT_OUTBOX = {
-    "INSERT INTO outbox (seq, topic, partition, key, value, headers) "
-    "SELECT s, t, p, k, v, h::text[] FROM unnest($1::bigint[], $2::smallint[], $3::integer[], "
-    "$4::bytea[], $5::bytea[], $6::text[]) AS u(s, t, p, k, v, h)",
+    "INSERT INTO outbox (seq, topic, partition, key, value, headers, instance) "
+    "SELECT s, t, p, k, v, h::text[], $7 FROM unnest($1::bigint[], $2::smallint[], "
+    "$3::integer[], $4::bytea[], $5::bytea[], $6::text[]) AS u(s, t, p, k, v, h)",
     6,
-    {OID_INT8, OID_INT2, OID_INT4, OID_BYTEA, OID_BYTEA, OID_TEXT}};
+    {OID_INT8, OID_INT2, OID_INT4, OID_BYTEA, OID_BYTEA, OID_TEXT},
+    true};
 
 /* DISTINCT ON keeps the last row for a key: an upsert may not touch a row twice. */
 static const pg_stmt STMT_POSITIONS = {
@@ -412,14 +459,16 @@ static const pg_stmt STMT_POSITIONS = {
     "ON CONFLICT (topic, partition) DO UPDATE "
     "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
     3,
-    {OID_INT2, OID_INT4, OID_INT8}};
+    {OID_INT2, OID_INT4, OID_INT8},
+    false};
 
 static const pg_stmt STMT_REVISIONS = {
     "INSERT INTO order_revisions (order_id, revision, status, body) "
     "SELECT o, r, s, b FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[]) "
     "AS u(o, r, s, b)",
     4,
-    {OID_TEXT, OID_INT4, OID_TEXT, OID_TEXT}};
+    {OID_TEXT, OID_INT4, OID_TEXT, OID_TEXT},
+    false};
 
 static const pg_stmt STMT_STOCK = {
     "INSERT INTO stock (node_id, sku, on_hand, reserved, bin) "
@@ -429,19 +478,22 @@ static const pg_stmt STMT_STOCK = {
     "ON CONFLICT (node_id, sku) DO UPDATE SET on_hand = EXCLUDED.on_hand, "
     "reserved = EXCLUDED.reserved, bin = EXCLUDED.bin, updated_at = now()",
     5,
-    {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT}};
+    {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT},
+    false};
 
-/* The messages' topics come back from the rows marked, and move each partition's end. */
+/* The messages' topics come back from the rows marked, and move each partition's end for this
+ * instance, which sent them. */
 static const pg_stmt STMT_DELIVERED = {
     "WITH d AS (UPDATE outbox o SET delivered_offset = u.f, delivered_at = now() "
     "FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS u(s, p, f) WHERE o.seq = u.s "
     "RETURNING o.topic, u.p, u.f) "
-    "INSERT INTO output_positions (topic, partition, confirmed_end) "
-    "SELECT topic, p, max(f) + 1 FROM d GROUP BY topic, p "
-    "ON CONFLICT (topic, partition) DO UPDATE SET confirmed_end = "
+    "INSERT INTO output_positions (instance, topic, partition, confirmed_end) "
+    "SELECT $4, topic, p, max(f) + 1 FROM d GROUP BY topic, p "
+    "ON CONFLICT (instance, topic, partition) DO UPDATE SET confirmed_end = "
     "GREATEST(output_positions.confirmed_end, EXCLUDED.confirmed_end), updated_at = now()",
     3,
-    {OID_INT8, OID_INT4, OID_INT8}};
+    {OID_INT8, OID_INT4, OID_INT8},
+    true};
 
 static void stmt_begin(pg_store *st, const pg_stmt *stmt)
 {
@@ -452,9 +504,9 @@ static void stmt_begin(pg_store *st, const pg_stmt *stmt)
 /* Queues stmt with the arrays built for it. */
 static bool stmt_send(pg_store *st, const pg_stmt *stmt)
 {
-    Oid types[MAX_PARAMS];
-    const char *vals[MAX_PARAMS];
-    int lens[MAX_PARAMS], formats[MAX_PARAMS];
+    Oid types[MAX_PARAMS + 1];
+    const char *vals[MAX_PARAMS + 1];
+    int lens[MAX_PARAMS + 1], formats[MAX_PARAMS + 1];
     for (int i = 0; i < stmt->nparams; i++) {
         pg_array *a = &st->arrays[i];
         array_finish(a);
@@ -463,8 +515,16 @@ static bool stmt_send(pg_store *st, const pg_stmt *stmt)
         lens[i] = (int)a->len;
         formats[i] = 1;
     }
-    return PQsendQueryParams(st->conn, stmt->sql, stmt->nparams, types, vals, lens, formats, 0) ==
-           1;
+    int n = stmt->nparams;
+    char instance_be[4];
+    if (stmt->instance) {
+        put_be32(instance_be, (uint32_t)st->instance);
+        types[n] = OID_INT4;
+        vals[n] = instance_be;
+        lens[n] = 4;
+        formats[n++] = 1;
+    }
+    return PQsendQueryParams(st->conn, stmt->sql, n, types, vals, lens, formats, 0) == 1;
 }
 
 static int send_batch(pg_store *st, const omo_batch *b)
@@ -564,20 +624,31 @@ static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char
 {
     *done = false;
     const char *sql;
-    const char *vals[2];
-    int lens[2] = {0, 0};
-    Oid types[2] = {OID_INT8, OID_INT4};
-    char seq_be[8], rev_be[4];
+    const char *vals[3];
+    int lens[3] = {0, 0, 0};
+    Oid types[3] = {OID_INT8, OID_INT4, OID_INT8};
+    char seq_be[8], rev_be[4], off_be[8];
     int nparams = 1;
     if (b->nevents > 0 || b->noutbox > 0) {
-        int64_t seq =
-            b->nevents > 0 ? b->events[b->nevents - 1].seq : b->outbox[b->noutbox - 1].seq;
-        sql = b->nevents > 0 ? "SELECT 1 FROM applied_events WHERE seq = $1"
-                             : "SELECT 1 FROM outbox WHERE seq = $1";
+        /* Another instance may have committed the same seq: the row must be this batch's. */
+        const omo_applied_event *ev = b->nevents > 0 ? &b->events[b->nevents - 1] : NULL;
+        int64_t seq = ev ? ev->seq : b->outbox[b->noutbox - 1].seq;
+        int64_t second = ev ? ev->partition : st->instance;
+        sql = ev ? "SELECT 1 FROM applied_events WHERE seq = $1 AND partition = $2 "
+                   "AND \"offset\" = $3"
+                 : "SELECT 1 FROM outbox WHERE seq = $1 AND instance = $2";
         put_be32(seq_be, (uint32_t)((uint64_t)seq >> 32));
         put_be32(seq_be + 4, (uint32_t)seq);
-        vals[0] = seq_be;
-        lens[0] = 8;
+        put_be32(rev_be, (uint32_t)second);
+        vals[0] = seq_be, lens[0] = 8;
+        vals[1] = rev_be, lens[1] = 4;
+        nparams = 2;
+        if (ev) {
+            put_be32(off_be, (uint32_t)((uint64_t)ev->offset >> 32));
+            put_be32(off_be + 4, (uint32_t)ev->offset);
+            vals[2] = off_be, lens[2] = 8;
+            nparams = 3;
+        }
     } else if (b->nrevisions > 0) {
         const omo_revision_row *r = &b->revisions[b->nrevisions - 1];
         sql = "SELECT 1 FROM order_revisions WHERE order_id = $1 AND revision = $2";
@@ -616,6 +687,16 @@ static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t err
             return OMO_IO_OK;
     }
 
+    /* Events are applied under the lease; a new connection holds it no more. Should another
+     * instance have applied events meanwhile, their seqs are taken and the insert fails. */
+    if (b->nevents > 0 && st->registered && !st->lease) {
+        int64_t key = LEASE_LOCK_KEY;
+        io = run_ints(st, "lease", "SELECT pg_advisory_lock($1::bigint)", 1, &key, NULL, err,
+                      errlen);
+        if (io != OMO_IO_OK)
+            return io;
+        st->lease = true;
+    }
     if (!PQenterPipelineMode(st->conn)) {
         set_err(err, errlen, "commit", PQerrorMessage(st->conn));
         drop_conn(st);
@@ -667,6 +748,15 @@ static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t err
     }
     if (failed) {
         io = fail_result(st, "commit", failed, err, errlen);
+        const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+        const char *constraint = PQresultErrorField(failed, PG_DIAG_CONSTRAINT_NAME);
+        if (state && !strcmp(state, "23505") && constraint &&
+            (!strcmp(constraint, "applied_events_pkey") || !strcmp(constraint, "outbox_pkey"))) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen > n ? errlen - n : 0, "%s",
+                     "; another omo process applied events while this one was cut off from the "
+                     "database: this process's view is stale and it must start again");
+        }
         PQclear(failed);
         return io;
     }
@@ -826,33 +916,32 @@ static void outbox_row(pg_store *st, const PGresult *res, int row, const pg_sink
     sink->msg(sink->ctx, &msg);
 }
 
-static omo_io store_pending(void *self, void (*cb)(void *ctx, const omo_out_msg *msg), void *ctx,
-                            char *err, size_t errlen)
+static omo_io store_pending(void *self, int32_t instance,
+                            void (*cb)(void *ctx, const omo_out_msg *msg), void *ctx, char *err,
+                            size_t errlen)
 {
+    int64_t id = instance;
     return stream(self, "pending",
                   "DECLARE omo_cursor NO SCROLL CURSOR FOR SELECT seq, topic, partition, key, "
-                  "value, headers FROM outbox WHERE delivered_offset IS NULL ORDER BY seq",
-                  NULL, outbox_row, &(pg_sink){.ctx = ctx, .msg = cb}, err, errlen);
+                  "value, headers FROM outbox WHERE instance = $1 AND delivered_offset IS NULL "
+                  "ORDER BY seq",
+                  &id, outbox_row, &(pg_sink){.ctx = ctx, .msg = cb}, err, errlen);
 }
 
-static omo_io store_confirmed_end(void *self, omo_topic topic, int32_t partition, int64_t *next,
-                                  char *err, size_t errlen)
+static omo_io store_confirmed_end(void *self, int32_t instance, omo_topic topic, int32_t partition,
+                                  int64_t *next, char *err, size_t errlen)
 {
     pg_store *st = self;
     omo_io io = ensure_conn(st, err, errlen);
     if (io != OMO_IO_OK)
         return io;
-    char t_be[2] = {(char)((uint16_t)topic >> 8), (char)topic};
-    char p_be[4];
-    put_be32(p_be, (uint32_t)partition);
-    const char *vals[2] = {t_be, p_be};
-    int lens[2] = {2, 4};
-    Oid types[2] = {OID_INT2, OID_INT4};
+    int64_t ints[3] = {instance, topic, partition};
     PGresult *res = NULL;
-    io = run(st, "confirmed_end",
-             "SELECT COALESCE((SELECT confirmed_end FROM output_positions "
-             "WHERE topic = $1 AND partition = $2), 0)",
-             2, types, vals, lens, 1, &res, err, errlen);
+    io = run_ints(st, "confirmed_end",
+                  "SELECT COALESCE((SELECT confirmed_end FROM output_positions "
+                  "WHERE instance = $1::integer AND topic = $2::smallint "
+                  "AND partition = $3::integer), 0)::bigint",
+                  3, ints, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     *next = col_i64(res, 0, 0);
@@ -878,6 +967,180 @@ static omo_io store_max_seqs(void *self, int64_t *applied, int64_t *outbox, char
     *outbox = col_i64(res, 0, 1);
     PQclear(res);
     return OMO_IO_OK;
+}
+
+/* ---- instances ---- */
+
+/* On a new connection: takes this instance's lock again and says it is alive, unless another
+ * instance adopted it meanwhile. */
+static omo_io rejoin(pg_store *st, char *err, size_t errlen)
+{
+    int64_t k[2] = {INSTANCE_LOCK_CLASS, st->instance};
+    omo_io io = run_ints(st, "rejoin", "SELECT pg_advisory_lock($1::integer, $2::integer)", 2, k,
+                         NULL, err, errlen);
+    PGresult *res = NULL;
+    if (io == OMO_IO_OK)
+        io = run_ints(st, "rejoin",
+                      "UPDATE instances SET seen_at = now() WHERE id = $1::integer RETURNING id", 1,
+                      &k[1], &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    bool there = PQntuples(res) > 0;
+    PQclear(res);
+    if (!there) {
+        st->adopted = true;
+        return ensure_conn(st, err, errlen); /* says why */
+    }
+    return OMO_IO_OK;
+}
+
+static omo_io store_register(void *self, int32_t *id, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char pid[24];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    const char *vals[2] = {host, pid};
+    PGresult *res = NULL;
+    io = run(st, "register", "INSERT INTO instances (host, pid) VALUES ($1, $2) RETURNING id", 2,
+             NULL, vals, NULL, 1, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    st->instance = col_i32(res, 0, 0);
+    PQclear(res);
+    int64_t k[2] = {INSTANCE_LOCK_CLASS, st->instance};
+    io = run_ints(st, "register", "SELECT pg_advisory_lock($1::integer, $2::integer)", 2, k, NULL,
+                  err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    st->registered = true;
+    *id = st->instance;
+    return OMO_IO_OK;
+}
+
+static omo_io store_lease(void *self, bool take, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK || take == st->lease)
+        return io;
+    int64_t key = LEASE_LOCK_KEY;
+    io = run_ints(st, "lease",
+                  take ? "SELECT pg_advisory_lock($1::bigint)"
+                       : "SELECT pg_advisory_unlock($1::bigint)",
+                  1, &key, NULL, err, errlen);
+    if (io == OMO_IO_OK)
+        st->lease = take;
+    return io;
+}
+
+static omo_io store_heartbeat(void *self, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK || !st->registered)
+        return io;
+    int64_t id = st->instance;
+    PGresult *res = NULL;
+    io = run_ints(st, "heartbeat",
+                  "UPDATE instances SET seen_at = now() WHERE id = $1::integer RETURNING id", 1,
+                  &id, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    bool there = PQntuples(res) > 0;
+    PQclear(res);
+    if (!there) {
+        st->adopted = true;
+        return ensure_conn(st, err, errlen);
+    }
+    return OMO_IO_OK;
+}
+
+/* An instance whose lock is free is gone, unless the server restarted since it was last seen
+ * (then every lock was freed) and the grace to come back has not passed. */
+static omo_io store_gone_instances(void *self, int *alive, void (*cb)(void *ctx, int32_t id),
+                                   void *ctx, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    *alive = 0;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    int64_t me = st->registered ? st->instance : -1;
+    PGresult *res = NULL;
+    io = run_ints(st, "instances",
+                  "SELECT id, seen_at > pg_postmaster_start_time() "
+                  "OR seen_at < now() - interval '" REJOIN_GRACE "' FROM instances "
+                  "WHERE id <> $1::integer ORDER BY id",
+                  1, &me, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    int n = PQntuples(res);
+    int32_t *gone = omo_xcalloc((size_t)n + 1, sizeof(int32_t));
+    int ngone = 0;
+    for (int i = 0; i < n && io == OMO_IO_OK; i++) {
+        int64_t k[2] = {INSTANCE_LOCK_CLASS, col_i32(res, i, 0)};
+        bool may_be_gone = PQgetlength(res, i, 1) == 1 && PQgetvalue(res, i, 1)[0];
+        PGresult *lr = NULL;
+        if (may_be_gone)
+            io = run_ints(st, "instances", "SELECT pg_try_advisory_lock($1::integer, $2::integer)",
+                          2, k, &lr, err, errlen);
+        if (io == OMO_IO_OK && lr && PQgetlength(lr, 0, 0) == 1 && PQgetvalue(lr, 0, 0)[0])
+            gone[ngone++] = (int32_t)k[1];
+        else
+            ++*alive;
+        PQclear(lr);
+    }
+    PQclear(res);
+    for (int i = 0; i < ngone && io == OMO_IO_OK; i++)
+        cb(ctx, gone[i]);
+    free(gone);
+    return io;
+}
+
+static omo_io store_adopt(void *self, int32_t gone, const omo_delivery *found, size_t nfound,
+                          char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    /* The found rows as two array literals: seqs and offsets. */
+    omo_strbuf seqs = {0}, offsets = {0};
+    omo_strbuf_putc(&seqs, '{');
+    omo_strbuf_putc(&offsets, '{');
+    for (size_t i = 0; i < nfound; i++) {
+        omo_strbuf_printf(&seqs, "%s%lld", i ? "," : "", (long long)found[i].seq);
+        omo_strbuf_printf(&offsets, "%s%lld", i ? "," : "", (long long)found[i].offset);
+    }
+    omo_strbuf_putc(&seqs, '}');
+    omo_strbuf_putc(&offsets, '}');
+    char ids[2][24];
+    snprintf(ids[0], sizeof ids[0], "%d", (int)gone);
+    snprintf(ids[1], sizeof ids[1], "%d", (int)st->instance);
+    const char *vals[4] = {seqs.p, offsets.p, ids[0], ids[1]};
+    /* One statement, so one transaction: found rows marked, the rest taken over, the gone
+     * instance forgotten. */
+    io = run(st, "adopt",
+             "WITH found AS (UPDATE outbox o SET delivered_offset = u.f, delivered_at = now() "
+             "FROM unnest($1::bigint[], $2::bigint[]) AS u(s, f) WHERE o.seq = u.s "
+             "RETURNING o.seq), "
+             "taken AS (UPDATE outbox SET instance = $4::integer WHERE instance = $3::integer "
+             "AND delivered_offset IS NULL AND seq NOT IN (SELECT seq FROM found) RETURNING seq), "
+             "ends AS (DELETE FROM output_positions WHERE instance = $3::integer RETURNING 1) "
+             "DELETE FROM instances WHERE id = $3::integer",
+             4, NULL, vals, NULL, 0, NULL, err, errlen);
+    free(seqs.p);
+    free(offsets.p);
+    if (io != OMO_IO_OK)
+        return io;
+    int64_t k[2] = {INSTANCE_LOCK_CLASS, gone};
+    return run_ints(st, "adopt", "SELECT pg_advisory_unlock($1::integer, $2::integer)", 2, k, NULL,
+                    err, errlen);
 }
 
 static omo_io store_save_rules(void *self, const char *hash, const char *text, const char *by,
@@ -1069,6 +1332,11 @@ static const omo_store_ops pg_store_ops = {
     .positions = store_positions,
     .replay = store_replay,
     .pending = store_pending,
+    .register_instance = store_register,
+    .lease = store_lease,
+    .heartbeat = store_heartbeat,
+    .gone_instances = store_gone_instances,
+    .adopt = store_adopt,
     .confirmed_end = store_confirmed_end,
     .max_seqs = store_max_seqs,
     .save_rules = store_save_rules,

@@ -20,6 +20,7 @@ extern const struct omo_migration {
 
 static omo_pg_local *pg;
 static omo_store store;
+static int32_t me; /* the store's instance */
 static char err[1024];
 
 static int migration_count(void)
@@ -52,6 +53,9 @@ static void open_store(void)
     cr_assert_eq(applied, migration_count());
     cr_assert_eq(omo_pg_store_open(omo_pg_local_dsn(pg), &store, err, sizeof err), OMO_IO_OK, "%s",
                  err);
+    cr_assert_eq(store.ops->register_instance(store.self, &me, err, sizeof err), OMO_IO_OK, "%s",
+                 err);
+    cr_assert_geq(me, 1);
 }
 
 static void close_store(void)
@@ -378,7 +382,8 @@ Test(pg_store, batch_reads_back)
     cr_assert_eq(c.seq[0], 3);
     collected_free(&c);
 
-    cr_assert_eq(store.ops->pending(store.self, on_msg, &c, err, sizeof err), OMO_IO_OK, "%s", err);
+    cr_assert_eq(store.ops->pending(store.self, me, on_msg, &c, err, sizeof err), OMO_IO_OK, "%s",
+                 err);
     cr_assert_eq(c.n, 3);
     cr_assert_eq(c.seq[0], 1);
     cr_assert_eq(c.topic[0], OMO_TOPIC_ALLOCATIONS);
@@ -422,7 +427,7 @@ Test(pg_store, batch_reads_back)
      * starts. Positions and stock move on. */
     int64_t next = -1;
     cr_assert_eq(
-        store.ops->confirmed_end(store.self, OMO_TOPIC_ALLOCATIONS, 2, &next, err, sizeof err),
+        store.ops->confirmed_end(store.self, me, OMO_TOPIC_ALLOCATIONS, 2, &next, err, sizeof err),
         OMO_IO_OK);
     cr_assert_eq(next, 0);
     omo_delivery delivered[2] = {{1, 2, 40}, {3, 2, 41}};
@@ -435,16 +440,16 @@ Test(pg_store, batch_reads_back)
                         .stock = &sold,
                         .nstock = 1};
     cr_assert_eq(commit(&second), OMO_IO_OK, "%s", err);
-    cr_assert_eq(store.ops->pending(store.self, on_msg, &c, err, sizeof err), OMO_IO_OK);
+    cr_assert_eq(store.ops->pending(store.self, me, on_msg, &c, err, sizeof err), OMO_IO_OK);
     cr_assert_eq(c.n, 1);
     cr_assert_eq(c.seq[0], 2);
     collected_free(&c);
     cr_assert_eq(
-        store.ops->confirmed_end(store.self, OMO_TOPIC_ALLOCATIONS, 2, &next, err, sizeof err),
+        store.ops->confirmed_end(store.self, me, OMO_TOPIC_ALLOCATIONS, 2, &next, err, sizeof err),
         OMO_IO_OK);
     cr_assert_eq(next, 42);
     cr_assert_eq(
-        store.ops->confirmed_end(store.self, OMO_TOPIC_ALLOCATIONS, 0, &next, err, sizeof err),
+        store.ops->confirmed_end(store.self, me, OMO_TOPIC_ALLOCATIONS, 0, &next, err, sizeof err),
         OMO_IO_OK);
     cr_assert_eq(next, 0);
     cr_assert_eq(store.ops->positions(store.self, on_position, &c, err, sizeof err), OMO_IO_OK);
@@ -632,7 +637,7 @@ Test(pg_store, server_gone_is_retry_and_not_ready)
     cr_assert_neq(strstr(err, "connect"), NULL, "%s", err);
     int64_t next;
     cr_assert_eq(
-        store.ops->confirmed_end(store.self, OMO_TOPIC_ALLOCATIONS, 0, &next, err, sizeof err),
+        store.ops->confirmed_end(store.self, me, OMO_TOPIC_ALLOCATIONS, 0, &next, err, sizeof err),
         OMO_IO_RETRY);
 }
 
@@ -729,7 +734,7 @@ Test(pg_store, commit_retried_after_a_cut_connection_writes_once)
 
     /* Once that is settled, the same batch again is an error as always. */
     cr_assert_eq(commit(&b), OMO_IO_FATAL);
-    cr_assert_neq(strstr(err, "duplicate key"), NULL, "%s", err);
+    cr_assert_neq(strstr(err, "view is stale"), NULL, "%s", err);
 }
 
 Test(pg_store, commit_retried_after_a_cut_connection_that_did_not_commit)
@@ -740,4 +745,142 @@ Test(pg_store, commit_retried_after_a_cut_connection_that_did_not_commit)
     cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 0);
     cr_assert_eq(commit(&b), OMO_IO_OK, "%s", err);
     cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 1);
+}
+
+/* ---- several processes ---- */
+
+typedef struct id_list {
+    int32_t v[8];
+    int n;
+} id_list;
+
+static void on_gone(void *ctx, int32_t id)
+{
+    id_list *l = ctx;
+    if (l->n < 8)
+        l->v[l->n++] = id;
+}
+
+static omo_store open_other(int32_t *id)
+{
+    omo_store other;
+    cr_assert_eq(omo_pg_store_open(omo_pg_local_dsn(pg), &other, err, sizeof err), OMO_IO_OK, "%s",
+                 err);
+    cr_assert_eq(other.ops->register_instance(other.self, id, err, sizeof err), OMO_IO_OK, "%s",
+                 err);
+    return other;
+}
+
+static int pending_count(int32_t instance)
+{
+    collected c = {0};
+    cr_assert_eq(store.ops->pending(store.self, instance, on_msg, &c, err, sizeof err), OMO_IO_OK,
+                 "%s", err);
+    int n = c.n;
+    collected_free(&c);
+    return n;
+}
+
+Test(pg_store, one_lease_at_a_time)
+{
+    cr_assert_eq(store.ops->lease(store.self, true, err, sizeof err), OMO_IO_OK, "%s", err);
+    /* Another session cannot have it now... */
+    cr_assert_eq(sql_int("SELECT pg_try_advisory_lock(x'6f6d6f2e6c656173'::bigint)::int"), 0);
+    cr_assert_eq(store.ops->lease(store.self, false, err, sizeof err), OMO_IO_OK, "%s", err);
+    /* ...and can once it is given back. */
+    cr_assert_eq(sql_int("SELECT pg_try_advisory_lock(x'6f6d6f2e6c656173'::bigint)::int"), 1);
+}
+
+Test(pg_store, a_gone_instance_is_adopted)
+{
+    /* What was written before instances existed belongs to instance 0, never alive. */
+    id_list gone = {0};
+    int alive = -1;
+    cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
+                 OMO_IO_OK, "%s", err);
+    cr_assert_eq(gone.n, 1);
+    cr_assert_eq(gone.v[0], 0);
+    cr_assert_eq(alive, 0);
+    cr_assert_eq(store.ops->adopt(store.self, 0, NULL, 0, err, sizeof err), OMO_IO_OK, "%s", err);
+
+    /* Another process commits three messages and dies before any is confirmed. */
+    int32_t id2 = 0;
+    omo_store other = open_other(&id2);
+    cr_assert_neq(id2, me);
+    omo_out_msg msgs[3] = {message(1, 0, "a", "1"), message(2, 1, "b", "2"),
+                           message(3, 0, "c", "3")};
+    omo_batch b = {.outbox = msgs, .noutbox = 3};
+    cr_assert_eq(other.ops->commit(other.self, &b, err, sizeof err), OMO_IO_OK, "%s", err);
+    gone.n = 0;
+    cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
+                 OMO_IO_OK, "%s", err);
+    cr_assert_eq(gone.n, 0, "an instance whose session lives is not gone");
+    cr_assert_eq(alive, 1);
+    cr_assert_eq(pending_count(id2), 3);
+    cr_assert_eq(pending_count(me), 0);
+    other.ops->destroy(other.self);
+
+    /* Its session ended: it is gone. One of its messages was found on its topic. */
+    for (int i = 0; i < 100 && gone.n == 0; i++) {
+        cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
+                     OMO_IO_OK, "%s", err);
+        if (gone.n == 0)
+            usleep(20000);
+    }
+    cr_assert_eq(gone.n, 1);
+    cr_assert_eq(gone.v[0], id2);
+    cr_assert_eq(alive, 0);
+    int64_t next = -1;
+    cr_assert_eq(
+        store.ops->confirmed_end(store.self, id2, OMO_TOPIC_ALLOCATIONS, 0, &next, err, sizeof err),
+        OMO_IO_OK);
+    cr_assert_eq(next, 0);
+    omo_delivery found = {2, 1, 17};
+    cr_assert_eq(store.ops->adopt(store.self, id2, &found, 1, err, sizeof err), OMO_IO_OK, "%s",
+                 err);
+    cr_assert_eq(pending_count(id2), 0);
+    cr_assert_eq(pending_count(me), 2, "the messages not found are this instance's to send");
+    cr_assert_eq(sql_int("SELECT delivered_offset FROM outbox WHERE seq = 2"), 17);
+    cr_assert_eq(sql_int("SELECT count(*) FROM instances"), 1);
+    gone.n = 0;
+    cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
+                 OMO_IO_OK, "%s", err);
+    cr_assert_eq(gone.n, 0);
+}
+
+Test(pg_store, an_instance_adopted_while_cut_off_must_stop)
+{
+    int32_t id2 = 0;
+    omo_store other = open_other(&id2);
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+             "AND objsubid = 2 AND classid = 7302511 AND objid = %d",
+             (int)id2);
+    cr_assert_eq(sql_int(q), 1);
+    id_list gone = {0};
+    int alive = -1;
+    for (int i = 0; i < 100 && gone.n < 2; i++) {
+        gone.n = 0;
+        cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
+                     OMO_IO_OK, "%s", err);
+        if (gone.n < 2)
+            usleep(20000);
+    }
+    cr_assert_eq(gone.n, 2); /* instance 0 and the one cut off */
+    for (int i = 0; i < gone.n; i++)
+        cr_assert_eq(store.ops->adopt(store.self, gone.v[i], NULL, 0, err, sizeof err), OMO_IO_OK,
+                     "%s", err);
+    /* Back in touch, it learns it was taken for gone, and every call fails for good. */
+    omo_io io = OMO_IO_RETRY;
+    for (int i = 0; i < 3 && io == OMO_IO_RETRY; i++) /* the first call finds the cut */
+        io = other.ops->heartbeat(other.self, err, sizeof err);
+    cr_assert_eq(io, OMO_IO_FATAL, "%s", err);
+    cr_assert_neq(strstr(err, "must stop"), NULL, "%s", err);
+    omo_applied_event ev = event(1, 0, 0, "a");
+    omo_batch b = {.events = &ev, .nevents = 1};
+    cr_assert_eq(other.ops->commit(other.self, &b, err, sizeof err), OMO_IO_FATAL);
+    other.ops->destroy(other.self);
+    cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 0);
+    cr_assert_eq(store.ops->heartbeat(store.self, err, sizeof err), OMO_IO_OK, "%s", err);
 }
