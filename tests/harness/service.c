@@ -254,6 +254,9 @@ omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts)
     chmod(svc->dir, 0755);
     snprintf(svc->config, sizeof svc->config, "%s/omo.yaml", svc->dir);
     snprintf(svc->log, sizeof svc->log, "%s/service.log", svc->dir);
+    for (int slot = 1; slot < OMO_TEST_SLOTS; slot++)
+        snprintf(svc->more[slot - 1].log, sizeof svc->more[slot - 1].log, "%s/service-%d.log",
+                 svc->dir, slot);
     snprintf(svc->events, sizeof svc->events, "%s/events.jsonl", svc->dir);
     snprintf(svc->network, sizeof svc->network, "%s/network.yaml", svc->dir);
     snprintf(svc->routing, sizeof svc->routing, "%s/routing.yaml", svc->dir);
@@ -321,13 +324,20 @@ void omo_test_service_teardown(omo_test_service *svc, bool passed)
 {
     if (!svc)
         return;
-    if (svc->pid > 0)
-        (void)omo_test_service_stop(svc, SIGKILL, 10000);
-    if (svc->feeding)
+    for (int slot = 0; slot < OMO_TEST_SLOTS; slot++)
+        if (omo_test_service_slot_pid(svc, slot) > 0)
+            (void)omo_test_service_slot_stop(svc, slot, SIGKILL, 10000);
+    if (svc->feeding) {
+        /* a failed test need not wait for the rest of the day to be produced */
+        __atomic_store_n(&svc->feed_cancel, true, __ATOMIC_RELAXED);
         (void)omo_test_service_feed_wait(svc);
+    }
     if (!passed && svc->dir[0]) {
         fprintf(stderr, "test service: kept %s\n", svc->dir);
         omo_test_service_log_tail(svc, 60);
+        for (int slot = 1; slot < OMO_TEST_SLOTS; slot++)
+            if (access(svc->more[slot - 1].log, F_OK) == 0)
+                omo_test_service_slot_log_tail(svc, slot, 60);
     } else if (svc->dir[0]) {
         nftw(svc->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
@@ -380,7 +390,7 @@ bool omo_test_service_produce(omo_test_service *svc, size_t upto, char *err, siz
 static void *feed_main(void *arg)
 {
     omo_test_service *svc = arg;
-    while (svc->nproduced < svc->feed_to) {
+    while (svc->nproduced < svc->feed_to && !__atomic_load_n(&svc->feed_cancel, __ATOMIC_RELAXED)) {
         size_t to = svc->nproduced + svc->feed_chunk;
         if (to > svc->feed_to)
             to = svc->feed_to;
@@ -403,6 +413,7 @@ bool omo_test_service_feed(omo_test_service *svc, size_t upto, size_t chunk, int
     svc->feed_chunk = chunk ? chunk : 1;
     svc->feed_pause_ms = pause_ms;
     svc->feed_ok = true;
+    svc->feed_cancel = false;
     if (pthread_create(&svc->feeder, NULL, feed_main, svc) != 0)
         return false;
     svc->feeding = true;
@@ -418,19 +429,47 @@ bool omo_test_service_feed_wait(omo_test_service *svc)
     return svc->feed_ok;
 }
 
-/* ---- the service process --------------------------------------------------------------- */
+/* ---- the service processes ------------------------------------------------------------- */
 
-bool omo_test_service_start(omo_test_service *svc, char *err, size_t errlen)
+/* A slot's state. Slot 0's lives in omo_test_service itself, where single-process tests read
+ * it; the others in svc->more. */
+typedef struct slot_ref {
+    pid_t *pid;
+    long *log_mark;
+    const char *log;
+} slot_ref;
+
+static bool slot_valid(int slot)
 {
-    if (svc->pid > 0)
-        return fail(err, errlen, "the service is already running");
-    FILE *log = fopen(svc->log, "a");
+    return slot >= 0 && slot < OMO_TEST_SLOTS;
+}
+
+static slot_ref slot_of(omo_test_service *svc, int slot)
+{
+    if (slot == 0)
+        return (slot_ref){&svc->pid, &svc->log_mark, svc->log};
+    omo_test_proc *p = &svc->more[slot - 1];
+    return (slot_ref){&p->pid, &p->log_mark, p->log};
+}
+
+bool omo_test_service_slot_start(omo_test_service *svc, int slot, char *err, size_t errlen)
+{
+    if (!slot_valid(slot))
+        return fail(err, errlen, "no slot %d", slot);
+    slot_ref s = slot_of(svc, slot);
+    if (*s.pid > 0)
+        return slot ? fail(err, errlen, "slot %d is already running", slot)
+                    : fail(err, errlen, "the service is already running");
+    FILE *log = fopen(s.log, "a");
     if (!log)
-        return fail(err, errlen, "cannot open %s: %s", svc->log, strerror(errno));
+        return fail(err, errlen, "cannot open %s: %s", s.log, strerror(errno));
     fseek(log, 0, SEEK_END);
     svc->starts++;
-    fprintf(log, "==== test: start %d ====\n", svc->starts);
-    svc->log_mark = ftell(log);
+    if (slot)
+        fprintf(log, "==== test: start %d (slot %d) ====\n", svc->starts, slot);
+    else
+        fprintf(log, "==== test: start %d ====\n", svc->starts);
+    *s.log_mark = ftell(log);
     fclose(log);
 
     pid_t pid = fork();
@@ -438,7 +477,7 @@ bool omo_test_service_start(omo_test_service *svc, char *err, size_t errlen)
         return fail(err, errlen, "fork: %s", strerror(errno));
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(svc->log, O_WRONLY | O_APPEND);
+        int fd = open(s.log, O_WRONLY | O_APPEND);
         if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
             _exit(126);
         close(fd);
@@ -453,8 +492,13 @@ bool omo_test_service_start(omo_test_service *svc, char *err, size_t errlen)
         execv(argv[0], argv);
         _exit(127);
     }
-    svc->pid = pid;
+    *s.pid = pid;
     return true;
+}
+
+bool omo_test_service_start(omo_test_service *svc, char *err, size_t errlen)
+{
+    return omo_test_service_slot_start(svc, 0, err, errlen);
 }
 
 static int decode_status(int status)
@@ -466,82 +510,158 @@ static int decode_status(int status)
     return -1;
 }
 
-bool omo_test_service_alive(omo_test_service *svc)
+bool omo_test_service_slot_alive(omo_test_service *svc, int slot)
 {
-    if (svc->pid <= 0)
+    if (!slot_valid(slot))
+        return false;
+    slot_ref s = slot_of(svc, slot);
+    if (*s.pid <= 0)
         return false;
     int status;
-    pid_t r = waitpid(svc->pid, &status, WNOHANG);
+    pid_t r = waitpid(*s.pid, &status, WNOHANG);
     if (r == 0)
         return true;
-    if (r == svc->pid) {
-        fprintf(stderr, "test service: the service exited by itself with %d\n",
-                decode_status(status));
-        svc->pid = 0;
-        svc->log_mark = 0;
+    if (r == *s.pid) {
+        if (slot)
+            fprintf(stderr, "test service: slot %d exited by itself with %d\n", slot,
+                    decode_status(status));
+        else
+            fprintf(stderr, "test service: the service exited by itself with %d\n",
+                    decode_status(status));
+        *s.pid = 0;
+        *s.log_mark = 0;
     }
     return false;
 }
 
-int omo_test_service_stop(omo_test_service *svc, int sig, int timeout_ms)
+bool omo_test_service_alive(omo_test_service *svc)
 {
-    if (svc->pid <= 0)
+    return omo_test_service_slot_alive(svc, 0);
+}
+
+int omo_test_service_running(omo_test_service *svc)
+{
+    int n = 0;
+    for (int slot = 0; slot < OMO_TEST_SLOTS; slot++)
+        n += omo_test_service_slot_alive(svc, slot);
+    return n;
+}
+
+pid_t omo_test_service_slot_pid(omo_test_service *svc, int slot)
+{
+    return slot_valid(slot) ? *slot_of(svc, slot).pid : 0;
+}
+
+const char *omo_test_service_slot_log(omo_test_service *svc, int slot)
+{
+    return slot_valid(slot) ? slot_of(svc, slot).log : NULL;
+}
+
+int omo_test_service_slot_stop(omo_test_service *svc, int slot, int sig, int timeout_ms)
+{
+    if (!slot_valid(slot))
+        return -1;
+    slot_ref s = slot_of(svc, slot);
+    if (*s.pid <= 0)
         return -1;
     if (sig)
-        kill(svc->pid, sig);
+        kill(*s.pid, sig);
     double until = omo_test_now() + timeout_ms / 1000.0;
     for (;;) {
         int status;
-        pid_t r = waitpid(svc->pid, &status, WNOHANG);
-        if (r == svc->pid) {
-            svc->pid = 0;
+        pid_t r = waitpid(*s.pid, &status, WNOHANG);
+        if (r == *s.pid) {
+            *s.pid = 0;
             return decode_status(status);
         }
         if (r < 0 && errno != EINTR) {
-            svc->pid = 0;
+            *s.pid = 0;
             return -1;
         }
         if (omo_test_now() > until) {
-            fprintf(stderr, "test service: still running %d ms after signal %d: killed\n",
-                    timeout_ms, sig);
-            kill(svc->pid, SIGKILL);
-            while (waitpid(svc->pid, &status, 0) < 0 && errno == EINTR)
+            if (slot)
+                fprintf(stderr,
+                        "test service: slot %d still running %d ms after signal %d: killed\n", slot,
+                        timeout_ms, sig);
+            else
+                fprintf(stderr, "test service: still running %d ms after signal %d: killed\n",
+                        timeout_ms, sig);
+            kill(*s.pid, SIGKILL);
+            while (waitpid(*s.pid, &status, 0) < 0 && errno == EINTR)
                 ;
-            svc->pid = 0;
+            *s.pid = 0;
             return -1;
         }
         sleep_ms(5);
     }
 }
 
-bool omo_test_service_log_has(omo_test_service *svc, const char *text)
+int omo_test_service_stop(omo_test_service *svc, int sig, int timeout_ms)
 {
+    return omo_test_service_slot_stop(svc, 0, sig, timeout_ms);
+}
+
+size_t omo_test_service_slot_log_count(omo_test_service *svc, int slot, const char *text)
+{
+    if (!slot_valid(slot) || !*text)
+        return 0;
+    slot_ref s = slot_of(svc, slot);
+    size_t len, n = 0;
+    char *log = read_file(s.log, &len);
+    if (!log)
+        return 0;
+    if ((size_t)*s.log_mark <= len)
+        for (const char *p = log + *s.log_mark; (p = strstr(p, text)) != NULL; p += strlen(text))
+            n++;
+    free(log);
+    return n;
+}
+
+bool omo_test_service_slot_log_has(omo_test_service *svc, int slot, const char *text)
+{
+    if (!slot_valid(slot))
+        return false;
+    slot_ref s = slot_of(svc, slot);
     size_t len;
-    char *log = read_file(svc->log, &len);
+    char *log = read_file(s.log, &len);
     if (!log)
         return false;
-    bool found = (size_t)svc->log_mark <= len && strstr(log + svc->log_mark, text) != NULL;
+    bool found = (size_t)*s.log_mark <= len && strstr(log + *s.log_mark, text) != NULL;
     free(log);
     return found;
 }
 
-bool omo_test_service_wait_log(omo_test_service *svc, const char *text, int timeout_ms)
+bool omo_test_service_log_has(omo_test_service *svc, const char *text)
+{
+    return omo_test_service_slot_log_has(svc, 0, text);
+}
+
+bool omo_test_service_slot_wait_log(omo_test_service *svc, int slot, const char *text,
+                                    int timeout_ms)
 {
     double until = omo_test_now() + timeout_ms / 1000.0;
     while (omo_test_now() < until) {
-        if (omo_test_service_log_has(svc, text))
+        if (omo_test_service_slot_log_has(svc, slot, text))
             return true;
-        if (!omo_test_service_alive(svc))
+        if (!omo_test_service_slot_alive(svc, slot))
             return false;
         sleep_ms(10);
     }
     return false;
 }
 
-void omo_test_service_log_tail(omo_test_service *svc, int lines)
+bool omo_test_service_wait_log(omo_test_service *svc, const char *text, int timeout_ms)
 {
+    return omo_test_service_slot_wait_log(svc, 0, text, timeout_ms);
+}
+
+void omo_test_service_slot_log_tail(omo_test_service *svc, int slot, int lines)
+{
+    if (!slot_valid(slot))
+        return;
+    const char *path = slot_of(svc, slot).log;
     size_t len;
-    char *log = read_file(svc->log, &len);
+    char *log = read_file(path, &len);
     if (!log)
         return;
     size_t start = len;
@@ -549,9 +669,13 @@ void omo_test_service_log_tail(omo_test_service *svc, int lines)
     while (start > 0 && seen <= lines)
         if (log[--start] == '\n')
             seen++;
-    fprintf(stderr, "---- tail of %s ----\n%s---- end ----\n", svc->log,
-            log + (start ? start + 1 : 0));
+    fprintf(stderr, "---- tail of %s ----\n%s---- end ----\n", path, log + (start ? start + 1 : 0));
     free(log);
+}
+
+void omo_test_service_log_tail(omo_test_service *svc, int lines)
+{
+    omo_test_service_slot_log_tail(svc, 0, lines);
 }
 
 /* ---- the database ---------------------------------------------------------------------- */
@@ -595,7 +719,7 @@ bool omo_test_service_wait_applied(omo_test_service *svc, long long n, int timeo
             return true;
         if (have > n)
             return fail(err, errlen, "%lld events applied, more than the %lld produced", have, n);
-        if (!omo_test_service_alive(svc))
+        if (omo_test_service_running(svc) == 0)
             return fail(err, errlen, "the service exited with %lld of %lld events applied", have,
                         n);
         sleep_ms(100);
@@ -674,7 +798,7 @@ static bool check_applied(check_ctx *c, const char *export_path)
                               "ORDER BY seq",
                               0, NULL, NULL, NULL, NULL, 1);
     c->outbox = PQexecParams(conn,
-                             "SELECT seq, topic, partition, delivered_offset FROM outbox "
+                             "SELECT seq, topic, partition, delivered_offset FROM outbox_deliveries "
                              "ORDER BY seq",
                              0, NULL, NULL, NULL, NULL, 0);
     bool ok = PQresultStatus(c->applied) == PGRES_TUPLES_OK &&
@@ -1023,7 +1147,7 @@ bool omo_test_service_check_drained(omo_test_service *svc, char *err, size_t err
     static const struct {
         const char *what, *query;
     } rules[] = {
-        {"outbox rows not confirmed", "SELECT count(*) FROM outbox WHERE delivered_offset IS NULL"},
+        {"outbox rows not confirmed", "SELECT count(*) FROM outbox_deliveries WHERE delivered_offset IS NULL"},
         {"input positions not at the end of what was applied",
          "SELECT count(*) FROM input_positions p WHERE p.next_offset <> "
          "(SELECT coalesce(max(a.\"offset\"), -1) + 1 FROM applied_events a "

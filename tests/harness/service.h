@@ -38,6 +38,17 @@ typedef struct omo_test_input {
     char *bad_reason; /* the reason code `omo solve` gave when it refused the line, else NULL */
 } omo_test_input;
 
+/* How many `omo run` processes one test can run at once, all with the one omo.yaml and so in
+ * the one consumer group. Slot 0 is the process the single-process functions act on. */
+enum { OMO_TEST_SLOTS = 6 };
+
+/* A process slot other than slot 0 (whose state is kept in omo_test_service itself). */
+typedef struct omo_test_proc {
+    pid_t pid;               /* the running process, or 0 */
+    long log_mark;           /* where the running process's log begins */
+    char log[PATH_MAX + 16]; /* service-N.log for slot N */
+} omo_test_proc;
+
 typedef struct omo_test_service {
     char dir[PATH_MAX]; /* the test's directory: generated files, omo.yaml, service.log */
     char config[PATH_MAX + 16], log[PATH_MAX + 16], events[PATH_MAX + 16];
@@ -54,14 +65,16 @@ typedef struct omo_test_service {
     size_t nbad;      /* inputs with a bad_reason */
     size_t nproduced; /* inputs[0..nproduced) are on their topics */
 
-    pid_t pid;     /* the running service, or 0 */
-    long log_mark; /* where the running service's log begins */
-    int starts;    /* processes started */
-    bool feeding;  /* a feeder thread is running */
-    bool feed_ok;  /* every chunk it produced was acknowledged */
+    pid_t pid;                              /* the running service (slot 0), or 0 */
+    long log_mark;                          /* where the running service's log begins (slot 0) */
+    int starts;                             /* processes started, in all slots */
+    omo_test_proc more[OMO_TEST_SLOTS - 1]; /* slots 1, 2, ... */
+    bool feeding;                           /* a feeder thread is running */
+    bool feed_ok;                           /* every chunk it produced was acknowledged */
     pthread_t feeder;
     size_t feed_to, feed_chunk;
     int feed_pause_ms;
+    bool feed_cancel; /* teardown: the feeder stops after its chunk in hand */
 } omo_test_service;
 
 /* Makes a directory, starts the cluster and the database, generates the day with gen, learns
@@ -69,8 +82,8 @@ typedef struct omo_test_service {
  * runs `omo db migrate`. Returns NULL on failure (the reason is printed). */
 omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts);
 
-/* Kills a running service, stops the cluster and the database and frees svc. When passed, the
- * directory is removed; otherwise it is kept and its path and the tail of the service's log are
+/* Kills the running processes, stops the cluster and the database and frees svc. When passed, the
+ * directory is removed; otherwise it is kept and its path and the tail of each slot's log are
  * printed. Accepts NULL. */
 void omo_test_service_teardown(omo_test_service *svc, bool passed);
 
@@ -97,9 +110,30 @@ bool omo_test_service_wait_log(omo_test_service *svc, const char *text, int time
 /* Prints the last `lines` lines of service.log to stderr. */
 void omo_test_service_log_tail(omo_test_service *svc, int lines);
 
+/* Several processes in the one consumer group. slot is 0 .. OMO_TEST_SLOTS - 1; slot 0 is the
+ * process of the functions above (its log is service.log, slot N's is service-N.log). Each
+ * function behaves as its single-process counterpart, for that slot. */
+bool omo_test_service_slot_start(omo_test_service *svc, int slot, char *err, size_t errlen);
+bool omo_test_service_slot_alive(omo_test_service *svc, int slot);
+int omo_test_service_slot_stop(omo_test_service *svc, int slot, int sig, int timeout_ms);
+bool omo_test_service_slot_log_has(omo_test_service *svc, int slot, const char *text);
+bool omo_test_service_slot_wait_log(omo_test_service *svc, int slot, const char *text,
+                                    int timeout_ms);
+void omo_test_service_slot_log_tail(omo_test_service *svc, int slot, int lines);
+/* How often text occurs in the slot's log since its running process started (its whole log
+ * when none runs). */
+size_t omo_test_service_slot_log_count(omo_test_service *svc, int slot, const char *text);
+/* The path of the slot's log file (which exists once the slot was started). */
+const char *omo_test_service_slot_log(omo_test_service *svc, int slot);
+/* The pid of the slot's running process, or 0. */
+pid_t omo_test_service_slot_pid(omo_test_service *svc, int slot);
+/* How many slots have a process that has not exited. */
+int omo_test_service_running(omo_test_service *svc);
+
 /* The single number a query returns, or -1 when the database cannot answer. */
 long long omo_test_service_sql_count(omo_test_service *svc, const char *query);
-/* Waits until applied_events holds n rows. False at the timeout or when the service exits. */
+/* Waits until applied_events holds n rows. False at the timeout or when no process is left
+ * running. */
 bool omo_test_service_wait_applied(omo_test_service *svc, long long n, int timeout_ms, char *err,
                                    size_t errlen);
 
