@@ -3,9 +3,10 @@
  *   pgcommit DSN [BATCHES] [basic]
  *
  * Migrates DSN, then commits BATCHES (default 200) batches, each of 2,000 applied events,
- * 2,000 outbox messages, 2,000 order revisions, 500 stock rows, 12 input positions and the
- * delivery marks of the previous batch's 2,000 messages, as the service would after deciding
- * 2,000 orders; `basic` leaves out the revisions and the delivery marks. Prints the commit time
+ * 2,000 outbox messages (each an allocation revision), 500 stock rows, 12 input positions, the
+ * delivery marks of the previous batch's 2,000 messages and where the instance's unconfirmed
+ * messages begin, as the service would after deciding 2,000 orders; `basic` leaves out the
+ * delivery marks. Prints the commit time
  * per batch (mean, median, 99th percentile, slowest) and the rows per second. Continues after
  * whatever seqs the database already holds. */
 #include "postgres/pg.h"
@@ -51,6 +52,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "pgcommit: %s\n", err);
         return 1;
     }
+    int32_t instance;
+    if (store.ops->register_instance(store.self, &instance, err, sizeof err) != OMO_IO_OK) {
+        fprintf(stderr, "pgcommit: %s\n", err);
+        store.ops->destroy(store.self);
+        return 1;
+    }
     int64_t seq = 0, out_seq = 0;
     if (store.ops->max_seqs(store.self, &seq, &out_seq, err, sizeof err) != OMO_IO_OK) {
         fprintf(stderr, "pgcommit: %s\n", err);
@@ -60,7 +67,6 @@ int main(int argc, char **argv)
 
     omo_applied_event *events = calloc(EVENTS, sizeof *events);
     omo_out_msg *outbox = calloc(EVENTS, sizeof *outbox);
-    omo_revision_row *revisions = calloc(EVENTS, sizeof *revisions);
     omo_delivery *delivered = calloc(EVENTS, sizeof *delivered);
     omo_stock_row *stock = calloc(STOCK, sizeof *stock);
     omo_position positions[POSITIONS];
@@ -95,7 +101,6 @@ int main(int argc, char **argv)
                                 "\"sku\":\"SKU-00042\",\"qty\":2}],\"cost\":5.80,\"hours\":26}],"
                                 "\"backordered\":[]}",
                                 ids[i], ids[i]);
-            revisions[i] = (omo_revision_row){ids[i], 1, "allocated", bodies[i], (size_t)blen};
             outbox[i] = (omo_out_msg){.seq = ++out_seq,
                                       .topic = OMO_TOPIC_ALLOCATIONS,
                                       .partition = (int32_t)(s % POSITIONS),
@@ -118,12 +123,11 @@ int main(int argc, char **argv)
                            .npositions = POSITIONS,
                            .outbox = outbox,
                            .noutbox = EVENTS,
-                           .revisions = revisions,
-                           .nrevisions = basic ? 0 : EVENTS,
                            .stock = stock,
                            .nstock = STOCK,
                            .delivered = delivered,
-                           .ndelivered = basic ? 0 : ndelivered};
+                           .ndelivered = basic ? 0 : ndelivered,
+                           .unconfirmed_from = outbox[0].seq};
         double t0 = now_ms();
         omo_io io = store.ops->commit(store.self, &batch, err, sizeof err);
         ms[b] = now_ms() - t0;
@@ -132,11 +136,11 @@ int main(int argc, char **argv)
             batches = b;
             break;
         }
-        rows +=
-            (int64_t)EVENTS * 2 + STOCK + POSITIONS + (basic ? 0 : EVENTS + (int64_t)ndelivered);
+        rows += (int64_t)EVENTS * 2 + STOCK + POSITIONS + (basic ? 0 : (int64_t)ndelivered);
         /* This batch's messages are confirmed in the next one, as the bus reports them. */
         for (int i = 0; i < EVENTS; i++)
-            delivered[i] = (omo_delivery){outbox[i].seq, outbox[i].partition, outbox[i].seq};
+            delivered[i] =
+                (omo_delivery){outbox[i].seq, outbox[i].topic, outbox[i].partition, outbox[i].seq};
         ndelivered = EVENTS;
     }
 
@@ -149,9 +153,8 @@ int main(int argc, char **argv)
             printf("pgcommit: %d batches of %d events + %d outbox + %d stock\n", batches, EVENTS,
                    EVENTS, STOCK);
         else
-            printf("pgcommit: %d batches of %d events + %d outbox + %d revisions + %d stock + "
-                   "%d delivered\n",
-                   batches, EVENTS, EVENTS, EVENTS, STOCK, EVENTS);
+            printf("pgcommit: %d batches of %d events + %d outbox + %d stock + %d delivered\n",
+                   batches, EVENTS, EVENTS, STOCK, EVENTS);
         printf("  commit ms  mean %.1f  median %.1f  p99 %.1f  max %.1f\n", total / batches,
                ms[batches / 2], ms[(batches * 99) / 100], ms[batches - 1]);
         printf("  events/s   %.0f\n", EVENTS * batches / (total / 1e3));
@@ -160,7 +163,6 @@ int main(int argc, char **argv)
     store.ops->destroy(store.self);
     free(events);
     free(outbox);
-    free(revisions);
     free(delivered);
     free(stock);
     free(values);

@@ -31,18 +31,10 @@ typedef struct omo_stock_row {
     const char *bin; /* "" when none */
 } omo_stock_row;
 
-/* One revision of an order's allocation (the JSON of contract section 4). */
-typedef struct omo_revision_row {
-    const char *order_id;
-    int revision;
-    const char *status;
-    const char *body;
-    size_t body_len;
-} omo_revision_row;
-
 /* An outbox message confirmed written to its topic. */
 typedef struct omo_delivery {
     int64_t seq;
+    omo_topic topic;
     int32_t partition;
     int64_t offset;
 } omo_delivery;
@@ -52,14 +44,14 @@ typedef struct omo_batch {
     size_t nevents;
     const omo_position *positions; /* input positions after this batch */
     size_t npositions;
-    const omo_out_msg *outbox; /* new output messages */
+    const omo_out_msg *outbox; /* new output messages (allocation revisions among them) */
     size_t noutbox;
-    const omo_revision_row *revisions;
-    size_t nrevisions;
     const omo_stock_row *stock; /* stock rows changed by this batch */
     size_t nstock;
     const omo_delivery *delivered; /* earlier outbox messages now confirmed */
     size_t ndelivered;
+    /* Every message of this instance with a lower seq is confirmed (0: not known). */
+    int64_t unconfirmed_from;
 } omo_batch;
 
 typedef struct omo_store_ops {
@@ -104,12 +96,9 @@ typedef struct omo_store_ops {
      * activation every time. */
     omo_io (*save_rules)(void *self, const char *hash, const char *text, const char *by, char *err,
                          size_t errlen);
-    /* Every revision of one order in order, as JSON bodies. */
-    omo_io (*order_revisions)(void *self, const char *order_id,
-                              void (*cb)(void *ctx, const omo_revision_row *row), void *ctx,
-                              char *err, size_t errlen);
-    /* Every shipment status message of one order in the order sent, as JSON bodies. */
-    omo_io (*order_statuses)(void *self, const char *order_id,
+    /* Every message of one order on an output topic (allocation revisions, shipment
+     * statuses), in the order sent, as JSON bodies. */
+    omo_io (*order_messages)(void *self, omo_topic topic, const char *order_id,
                              void (*cb)(void *ctx, const char *body, size_t len), void *ctx,
                              char *err, size_t errlen);
     /* The text of a rules version that was live (NULL to cb when unknown). */

@@ -64,6 +64,51 @@ typedef struct unplaced_delivery {
     bool placed;
 } unplaced_delivery;
 
+/* Seqs of the messages produced and not yet confirmed, ascending (a confirmed one is negated
+ * until it reaches the front): the lowest is where a successor would have to start looking
+ * for what to send again. Messages go out in seq order but for adopted ones, so adding is
+ * nearly always appending. */
+typedef struct seq_set {
+    int64_t *v;
+    size_t head, n, cap;
+} seq_set;
+
+static void seqs_add(seq_set *s, int64_t seq)
+{
+    if (s->head > 0 && s->head * 2 >= s->n) {
+        memmove(s->v, s->v + s->head, (s->n - s->head) * sizeof *s->v);
+        s->n -= s->head;
+        s->head = 0;
+    }
+    omo_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v);
+    size_t i = s->n++;
+    for (; i > s->head && llabs(s->v[i - 1]) > seq; i--)
+        s->v[i] = s->v[i - 1];
+    s->v[i] = seq;
+}
+
+static void seqs_remove(seq_set *s, int64_t seq)
+{
+    size_t lo = s->head, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (llabs(s->v[mid]) < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->n && s->v[lo] == seq)
+        s->v[lo] = -seq;
+    while (s->head < s->n && s->v[s->head] < 0)
+        s->head++;
+}
+
+/* The lowest unconfirmed seq, or limit when none is lower. */
+static int64_t seqs_low(const seq_set *s, int64_t limit)
+{
+    return s->head < s->n && s->v[s->head] < limit ? s->v[s->head] : limit;
+}
+
 /* A batch handed to the commit thread: its arrays belong to it until it is finished. */
 typedef struct flight {
     bool active, threaded;
@@ -73,7 +118,6 @@ typedef struct flight {
     omo_batch b;
     omo_applied_event *events;
     omo_out_msg *outbox;
-    omo_revision_row *revisions;
     omo_stock_row *stock;
     omo_delivery *delivered;
     omo_position *positions;
@@ -114,12 +158,11 @@ struct omo_stream {
     size_t nevents, capevents;
     omo_out_msg *outbox;
     size_t noutbox, capoutbox;
-    omo_revision_row *revisions;
-    size_t nrevisions, caprevisions;
     omo_stock_row *stock;
     size_t nstock, capstock;
     omo_delivery *delivered;
     size_t ndelivered, capdelivered;
+    seq_set unconfirmed;         /* produced, not yet confirmed (with an offset) */
     unplaced_delivery *unplaced; /* confirmed without an offset: placed before the commit */
     size_t nunplaced, capunplaced;
     char *json;
@@ -238,7 +281,7 @@ static void bus_delivered(void *ctx, int64_t seq, omo_topic t, int32_t p, int64_
         return;
     }
     svc->stats.delivered++;
-    if (offset < 0) {
+    if (offset < 0) { /* unconfirmed until placed */
         omo_grow((void **)&svc->unplaced, &svc->capunplaced, svc->nunplaced + 1,
                  sizeof(unplaced_delivery));
         svc->unplaced[svc->nunplaced++] = (unplaced_delivery){seq, t, p, false};
@@ -246,7 +289,8 @@ static void bus_delivered(void *ctx, int64_t seq, omo_topic t, int32_t p, int64_
     }
     omo_grow((void **)&svc->delivered, &svc->capdelivered, svc->ndelivered + 1,
              sizeof(omo_delivery));
-    svc->delivered[svc->ndelivered++] = (omo_delivery){seq, p, offset};
+    svc->delivered[svc->ndelivered++] = (omo_delivery){seq, t, p, offset};
+    seqs_remove(&svc->unconfirmed, seq);
 }
 
 /* ---- the batch ------------------------------------------------------------------------- */
@@ -290,7 +334,7 @@ static void free_out(omo_out_msg *m)
     }
 }
 
-/* Engine sink: every revision becomes an outbox message and a revision row. */
+/* Engine sink: every revision becomes an outbox message (GET /orders/{id} reads it there). */
 static void on_allocation(void *ctx, const omo_allocation *a)
 {
     omo_stream *svc = ctx;
@@ -298,11 +342,6 @@ static void on_allocation(void *ctx, const omo_allocation *a)
         return;
     size_t n = omo_allocation_json(a, svc->net, &svc->json, &svc->capjson);
     add_out(svc, OMO_TOPIC_ALLOCATIONS, a->order_id, strlen(a->order_id), svc->json, n - 1);
-    omo_grow((void **)&svc->revisions, &svc->caprevisions, svc->nrevisions + 1,
-             sizeof(omo_revision_row));
-    svc->revisions[svc->nrevisions++] =
-        (omo_revision_row){omo_xstrdup(a->order_id), a->revision, omo_alloc_status_name(a->status),
-                           dup_bytes(svc->json, n - 1), n - 1};
     char labels[160];
     snprintf(labels, sizeof labels, "status=\"%s\"", omo_alloc_status_name(a->status));
     count(&svc->decisions_by, labels, 1);
@@ -419,11 +458,6 @@ static void clear_batch(omo_stream *svc)
     for (size_t i = 0; i < svc->noutbox; i++)
         free_out(&svc->outbox[i]);
     svc->noutbox = 0;
-    for (size_t i = 0; i < svc->nrevisions; i++) {
-        free((char *)svc->revisions[i].order_id);
-        free((char *)svc->revisions[i].body);
-    }
-    svc->nrevisions = 0;
     svc->nstock = 0;
 }
 
@@ -465,7 +499,8 @@ static void place_cb(void *ctx, int64_t seq, int64_t offset)
             u->placed = true;
             omo_grow((void **)&svc->delivered, &svc->capdelivered, svc->ndelivered + 1,
                      sizeof(omo_delivery));
-            svc->delivered[svc->ndelivered++] = (omo_delivery){seq, u->partition, offset};
+            svc->delivered[svc->ndelivered++] = (omo_delivery){seq, u->topic, u->partition, offset};
+            seqs_remove(&svc->unconfirmed, seq);
             return;
         }
     }
@@ -519,6 +554,7 @@ static int produce_all(omo_stream *svc, const omo_out_msg *msgs, size_t n)
                                svc->bus.ops->produce(svc->bus.self, &msgs[i], err, sizeof err));
         if (io != OMO_IO_OK)
             return 1;
+        seqs_add(&svc->unconfirmed, msgs[i].seq);
         svc->inflight++;
         svc->stats.produced++;
     }
@@ -564,23 +600,23 @@ static int flight_start(omo_stream *svc, bool threaded)
     /* A bin points into the inventory's records, which the next batch may move. */
     for (size_t i = 0; i < svc->nstock; i++)
         svc->stock[i].bin = omo_xstrdup(svc->stock[i].bin ? svc->stock[i].bin : "");
-    fl->b = (omo_batch){.events = svc->events,
-                        .nevents = svc->nevents,
-                        .positions = fl->positions,
-                        .npositions = npos,
-                        .outbox = svc->outbox,
-                        .noutbox = svc->noutbox,
-                        .revisions = svc->revisions,
-                        .nrevisions = svc->nrevisions,
-                        .stock = svc->stock,
-                        .nstock = svc->nstock,
-                        .delivered = svc->delivered,
-                        .ndelivered = svc->ndelivered};
-    fl->events = svc->events, fl->outbox = svc->outbox, fl->revisions = svc->revisions;
+    fl->b = (omo_batch){
+        .events = svc->events,
+        .nevents = svc->nevents,
+        .positions = fl->positions,
+        .npositions = npos,
+        .outbox = svc->outbox,
+        .noutbox = svc->noutbox,
+        .stock = svc->stock,
+        .nstock = svc->nstock,
+        .delivered = svc->delivered,
+        .ndelivered = svc->ndelivered,
+        .unconfirmed_from =
+            seqs_low(&svc->unconfirmed, svc->noutbox ? svc->outbox[0].seq : svc->next_outbox_seq)};
+    fl->events = svc->events, fl->outbox = svc->outbox;
     fl->stock = svc->stock, fl->delivered = svc->delivered;
     svc->events = NULL, svc->nevents = svc->capevents = 0;
     svc->outbox = NULL, svc->noutbox = svc->capoutbox = 0;
-    svc->revisions = NULL, svc->nrevisions = svc->caprevisions = 0;
     svc->stock = NULL, svc->nstock = svc->capstock = 0;
     svc->delivered = NULL, svc->ndelivered = svc->capdelivered = 0;
     atomic_store(&fl->done, false);
@@ -616,15 +652,10 @@ static int flight_finish(omo_stream *svc)
         free((char *)b->events[i].value);
     for (size_t i = 0; i < b->noutbox; i++)
         free_out(&fl->outbox[i]);
-    for (size_t i = 0; i < b->nrevisions; i++) {
-        free((char *)b->revisions[i].order_id);
-        free((char *)b->revisions[i].body);
-    }
     for (size_t i = 0; i < b->nstock; i++)
         free((char *)b->stock[i].bin);
     free(fl->events);
     free(fl->outbox);
-    free(fl->revisions);
     free(fl->stock);
     free(fl->delivered);
     free(fl->positions);
@@ -811,20 +842,15 @@ static void list_cb(void *ctx, const char *body, size_t len)
     omo_strbuf_printf(t, "%s%.*s", t->len ? "," : "", (int)len, body);
 }
 
-static void revision_cb(void *ctx, const omo_revision_row *row)
-{
-    list_cb(ctx, row->body, row->body_len);
-}
-
 /* GET /orders/{id}: every revision and every shipment status of the order. */
 static void handle_order(omo_stream *svc, const char *order_id, omo_http_response *resp)
 {
     omo_strbuf revs = {0}, statuses = {0};
     char err[512] = "";
-    if (svc->store.ops->order_revisions(svc->store.self, order_id, revision_cb, &revs, err,
-                                        sizeof err) != OMO_IO_OK ||
-        svc->store.ops->order_statuses(svc->store.self, order_id, list_cb, &statuses, err,
-                                       sizeof err) != OMO_IO_OK) {
+    if (svc->store.ops->order_messages(svc->store.self, OMO_TOPIC_ALLOCATIONS, order_id, list_cb,
+                                       &revs, err, sizeof err) != OMO_IO_OK ||
+        svc->store.ops->order_messages(svc->store.self, OMO_TOPIC_SHIPMENTS, order_id, list_cb,
+                                       &statuses, err, sizeof err) != OMO_IO_OK) {
         free(revs.p);
         free(statuses.p);
         respond(resp, 503, "application/json", "{\"error\":\"database unavailable\"}");
@@ -1476,10 +1502,10 @@ void omo_stream_destroy(omo_stream *svc)
     clear_batch(svc);
     free(svc->events);
     free(svc->outbox);
-    free(svc->revisions);
     free(svc->stock);
     free(svc->delivered);
     free(svc->unplaced);
+    free(svc->unconfirmed.v);
     free(svc->json);
     free(svc->positions);
     free(svc->position_dirty);
@@ -1638,6 +1664,7 @@ static void gone_cb(void *ctx, int32_t id)
 typedef struct scan_ctx {
     pending_set *ps;
     bool *seen;
+    omo_topic topic;
     int32_t partition;
     omo_delivery *found;
     size_t nfound;
@@ -1649,7 +1676,7 @@ static void scan_cb(void *ctx, int64_t seq, int64_t offset)
     for (size_t i = 0; i < sc->ps->n; i++)
         if (sc->ps->v[i].seq == seq && !sc->seen[i]) {
             sc->seen[i] = true;
-            sc->found[sc->nfound++] = (omo_delivery){seq, sc->partition, offset};
+            sc->found[sc->nfound++] = (omo_delivery){seq, sc->topic, sc->partition, offset};
             return;
         }
 }
@@ -1664,8 +1691,9 @@ static int adopt(omo_stream *svc, int32_t gone)
                    svc->store.ops->pending(svc->store.self, gone, pending_cb, &ps, err,
                                            sizeof err)) != OMO_IO_OK)
         return 1;
-    scan_ctx sc = {&ps, omo_xcalloc(ps.n + 1, sizeof(bool)), 0,
-                   omo_xcalloc(ps.n + 1, sizeof(omo_delivery)), 0};
+    scan_ctx sc = {.ps = &ps,
+                   .seen = omo_xcalloc(ps.n + 1, sizeof(bool)),
+                   .found = omo_xcalloc(ps.n + 1, sizeof(omo_delivery))};
     int rc = 0;
     for (size_t i = 0; i < ps.n && !rc; i++) {
         bool first = true;
@@ -1677,6 +1705,7 @@ static int adopt(omo_stream *svc, int32_t gone)
         int64_t from = 0;
         omo_topic t = ps.v[i].topic;
         int32_t p = ps.v[i].partition;
+        sc.topic = t;
         sc.partition = p;
         if (WITH_RETRY(svc, "[postgres] confirmed end",
                        svc->store.ops->confirmed_end(svc->store.self, gone, t, p, &from, err,

@@ -462,14 +462,6 @@ static const pg_stmt STMT_POSITIONS = {
     {OID_INT2, OID_INT4, OID_INT8},
     false};
 
-static const pg_stmt STMT_REVISIONS = {
-    "INSERT INTO order_revisions (order_id, revision, status, body) "
-    "SELECT o, r, s, b FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[]) "
-    "AS u(o, r, s, b)",
-    4,
-    {OID_TEXT, OID_INT4, OID_TEXT, OID_TEXT},
-    false};
-
 static const pg_stmt STMT_STOCK = {
     "INSERT INTO stock (node_id, sku, on_hand, reserved, bin) "
     "SELECT DISTINCT ON (n, k) n, k, h, r, NULLIF(b, '') FROM unnest($1::text[], $2::text[], "
@@ -481,19 +473,24 @@ static const pg_stmt STMT_STOCK = {
     {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT},
     false};
 
-/* The messages' topics come back from the rows marked, and move each partition's end for this
- * instance, which sent them. */
+/* Each confirmed message gets its narrow row; each partition's end moves for this instance,
+ * which sent them. A batch run again marks nothing twice. */
 static const pg_stmt STMT_DELIVERED = {
-    "WITH d AS (UPDATE outbox o SET delivered_offset = u.f, delivered_at = now() "
-    "FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS u(s, p, f) WHERE o.seq = u.s "
-    "RETURNING o.topic, u.p, u.f) "
+    "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::integer[], $4::bigint[]) "
+    "AS u(s, t, p, f)), "
+    "d AS (INSERT INTO deliveries (seq, \"offset\") SELECT s, f FROM u ON CONFLICT (seq) DO "
+    "NOTHING) "
     "INSERT INTO output_positions (instance, topic, partition, confirmed_end) "
-    "SELECT $4, topic, p, max(f) + 1 FROM d GROUP BY topic, p "
+    "SELECT $5, t, p, max(f) + 1 FROM u GROUP BY t, p "
     "ON CONFLICT (instance, topic, partition) DO UPDATE SET confirmed_end = "
     "GREATEST(output_positions.confirmed_end, EXCLUDED.confirmed_end), updated_at = now()",
-    3,
-    {OID_INT8, OID_INT4, OID_INT8},
+    4,
+    {OID_INT8, OID_INT2, OID_INT4, OID_INT8},
     true};
+
+/* Where this instance's unconfirmed messages begin; saying so says it is alive, too. */
+static const char *const SQL_UNCONFIRMED_FROM =
+    "UPDATE instances SET unconfirmed_from = $1::bigint, seen_at = now() WHERE id = $2::integer";
 
 static void stmt_begin(pg_store *st, const pg_stmt *stmt)
 {
@@ -575,19 +572,6 @@ static int send_batch(pg_store *st, const omo_batch *b)
             return -1;
         sent++;
     }
-    if (b->nrevisions > 0) {
-        stmt_begin(st, &STMT_REVISIONS);
-        for (size_t i = 0; i < b->nrevisions; i++) {
-            const omo_revision_row *r = &b->revisions[i];
-            array_str(&a[0], r->order_id);
-            array_i32(&a[1], r->revision);
-            array_str(&a[2], r->status);
-            array_put(&a[3], r->body ? r->body : "", r->body ? r->body_len : 0);
-        }
-        if (!stmt_send(st, &STMT_REVISIONS))
-            return -1;
-        sent++;
-    }
     if (b->nstock > 0) {
         stmt_begin(st, &STMT_STOCK);
         for (size_t i = 0; i < b->nstock; i++) {
@@ -606,10 +590,20 @@ static int send_batch(pg_store *st, const omo_batch *b)
         stmt_begin(st, &STMT_DELIVERED);
         for (size_t i = 0; i < b->ndelivered; i++) {
             array_i64(&a[0], b->delivered[i].seq);
-            array_i32(&a[1], b->delivered[i].partition);
-            array_i64(&a[2], b->delivered[i].offset);
+            array_i16(&a[1], (int16_t)b->delivered[i].topic);
+            array_i32(&a[2], b->delivered[i].partition);
+            array_i64(&a[3], b->delivered[i].offset);
         }
         if (!stmt_send(st, &STMT_DELIVERED))
+            return -1;
+        sent++;
+    }
+    if (b->unconfirmed_from > 0 && st->registered) {
+        char from[24], id[24];
+        snprintf(from, sizeof from, "%lld", (long long)b->unconfirmed_from);
+        snprintf(id, sizeof id, "%d", (int)st->instance);
+        const char *vals[2] = {from, id};
+        if (PQsendQueryParams(st->conn, SQL_UNCONFIRMED_FROM, 2, NULL, vals, NULL, NULL, 0) != 1)
             return -1;
         sent++;
     }
@@ -627,7 +621,7 @@ static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char
     const char *vals[3];
     int lens[3] = {0, 0, 0};
     Oid types[3] = {OID_INT8, OID_INT4, OID_INT8};
-    char seq_be[8], rev_be[4], off_be[8];
+    char seq_be[8], second_be[4], off_be[8];
     int nparams = 1;
     if (b->nevents > 0 || b->noutbox > 0) {
         /* Another instance may have committed the same seq: the row must be this batch's. */
@@ -639,9 +633,9 @@ static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char
                  : "SELECT 1 FROM outbox WHERE seq = $1 AND instance = $2";
         put_be32(seq_be, (uint32_t)((uint64_t)seq >> 32));
         put_be32(seq_be + 4, (uint32_t)seq);
-        put_be32(rev_be, (uint32_t)second);
+        put_be32(second_be, (uint32_t)second);
         vals[0] = seq_be, lens[0] = 8;
-        vals[1] = rev_be, lens[1] = 4;
+        vals[1] = second_be, lens[1] = 4;
         nparams = 2;
         if (ev) {
             put_be32(off_be, (uint32_t)((uint64_t)ev->offset >> 32));
@@ -649,16 +643,6 @@ static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char
             vals[2] = off_be, lens[2] = 8;
             nparams = 3;
         }
-    } else if (b->nrevisions > 0) {
-        const omo_revision_row *r = &b->revisions[b->nrevisions - 1];
-        sql = "SELECT 1 FROM order_revisions WHERE order_id = $1 AND revision = $2";
-        types[0] = OID_TEXT;
-        vals[0] = r->order_id ? r->order_id : "";
-        lens[0] = (int)strlen(vals[0]);
-        put_be32(rev_be, (uint32_t)r->revision);
-        vals[1] = rev_be;
-        lens[1] = 4;
-        nparams = 2;
     } else {
         return OMO_IO_OK;
     }
@@ -923,8 +907,9 @@ static omo_io store_pending(void *self, int32_t instance,
     int64_t id = instance;
     return stream(self, "pending",
                   "DECLARE omo_cursor NO SCROLL CURSOR FOR SELECT seq, topic, partition, key, "
-                  "value, headers FROM outbox WHERE instance = $1 AND delivered_offset IS NULL "
-                  "ORDER BY seq",
+                  "value, headers FROM outbox o WHERE seq >= (SELECT unconfirmed_from FROM "
+                  "instances WHERE id = $1) AND instance = $1 AND NOT EXISTS (SELECT 1 FROM "
+                  "deliveries d WHERE d.seq = o.seq) ORDER BY seq",
                   &id, outbox_row, &(pg_sink){.ctx = ctx, .msg = cb}, err, errlen);
 }
 
@@ -1123,17 +1108,23 @@ static omo_io store_adopt(void *self, int32_t gone, const omo_delivery *found, s
     snprintf(ids[0], sizeof ids[0], "%d", (int)gone);
     snprintf(ids[1], sizeof ids[1], "%d", (int)st->instance);
     const char *vals[4] = {seqs.p, offsets.p, ids[0], ids[1]};
-    /* One statement, so one transaction: found rows marked, the rest taken over, the gone
-     * instance forgotten. */
-    io = run(st, "adopt",
-             "WITH found AS (UPDATE outbox o SET delivered_offset = u.f, delivered_at = now() "
-             "FROM unnest($1::bigint[], $2::bigint[]) AS u(s, f) WHERE o.seq = u.s "
-             "RETURNING o.seq), "
-             "taken AS (UPDATE outbox SET instance = $4::integer WHERE instance = $3::integer "
-             "AND delivered_offset IS NULL AND seq NOT IN (SELECT seq FROM found) RETURNING seq), "
-             "ends AS (DELETE FROM output_positions WHERE instance = $3::integer RETURNING 1) "
-             "DELETE FROM instances WHERE id = $3::integer",
-             4, NULL, vals, NULL, 0, NULL, err, errlen);
+    /* One statement, so one transaction: found messages marked, the rest taken over (where
+     * this instance's unconfirmed messages begin moves down to them), the gone instance
+     * forgotten. */
+    io = run(
+        st, "adopt",
+        "WITH found AS (INSERT INTO deliveries (seq, \"offset\") "
+        "SELECT s, f FROM unnest($1::bigint[], $2::bigint[]) AS u(s, f) "
+        "ON CONFLICT (seq) DO NOTHING), "
+        "rest AS (SELECT seq FROM outbox o WHERE seq >= (SELECT unconfirmed_from FROM "
+        "instances WHERE id = $3::integer) AND instance = $3::integer AND NOT EXISTS "
+        "(SELECT 1 FROM deliveries d WHERE d.seq = o.seq) AND seq <> ALL($1::bigint[])), "
+        "taken AS (UPDATE outbox SET instance = $4::integer WHERE seq IN (SELECT seq FROM rest)), "
+        "mine AS (UPDATE instances SET unconfirmed_from = LEAST(unconfirmed_from, "
+        "(SELECT min(seq) FROM rest)) WHERE id = $4::integer), "
+        "ends AS (DELETE FROM output_positions WHERE instance = $3::integer) "
+        "DELETE FROM instances WHERE id = $3::integer",
+        4, NULL, vals, NULL, 0, NULL, err, errlen);
     free(seqs.p);
     free(offsets.p);
     if (io != OMO_IO_OK)
@@ -1159,35 +1150,7 @@ static omo_io store_save_rules(void *self, const char *hash, const char *text, c
                3, NULL, vals, NULL, 0, NULL, err, errlen);
 }
 
-static omo_io store_order_revisions(void *self, const char *order_id,
-                                    void (*cb)(void *ctx, const omo_revision_row *row), void *ctx,
-                                    char *err, size_t errlen)
-{
-    pg_store *st = self;
-    omo_io io = ensure_conn(st, err, errlen);
-    if (io != OMO_IO_OK)
-        return io;
-    const char *vals[1] = {order_id};
-    PGresult *res = NULL;
-    io = run(st, "order_revisions",
-             "SELECT order_id, revision, status, body FROM order_revisions "
-             "WHERE order_id = $1 ORDER BY revision",
-             1, NULL, vals, NULL, 1, &res, err, errlen);
-    if (io != OMO_IO_OK)
-        return io;
-    for (int i = 0, n = PQntuples(res); i < n; i++) {
-        omo_revision_row row = {.order_id = PQgetvalue(res, i, 0),
-                                .revision = col_i32(res, i, 1),
-                                .status = PQgetvalue(res, i, 2),
-                                .body = PQgetvalue(res, i, 3),
-                                .body_len = (size_t)PQgetlength(res, i, 3)};
-        cb(ctx, &row);
-    }
-    PQclear(res);
-    return OMO_IO_OK;
-}
-
-static omo_io store_order_statuses(void *self, const char *order_id,
+static omo_io store_order_messages(void *self, omo_topic topic, const char *order_id,
                                    void (*cb)(void *ctx, const char *body, size_t len), void *ctx,
                                    char *err, size_t errlen)
 {
@@ -1195,14 +1158,16 @@ static omo_io store_order_statuses(void *self, const char *order_id,
     omo_io io = ensure_conn(st, err, errlen);
     if (io != OMO_IO_OK)
         return io;
-    char topic[8];
-    snprintf(topic, sizeof topic, "%d", (int)OMO_TOPIC_SHIPMENTS);
-    const char *vals[2] = {order_id, topic};
+    char t[8];
+    snprintf(t, sizeof t, "%d", (int)topic);
+    const char *vals[2] = {order_id, t};
     PGresult *res = NULL;
-    io = run(st, "order_statuses",
-             "SELECT convert_from(value, 'UTF8') FROM outbox "
-             "WHERE topic = $2::smallint AND key = convert_to($1, 'UTF8') ORDER BY seq",
-             2, NULL, vals, NULL, 0, &res, err, errlen);
+    /* Planned with the values (an unnamed statement): each topic read here has a partial
+     * index on (key, seq). */
+    io = run(st, "order_messages",
+             "SELECT value FROM outbox WHERE topic = $2::smallint "
+             "AND key = convert_to($1, 'UTF8') ORDER BY seq",
+             2, NULL, vals, NULL, 1, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     for (int i = 0, n = PQntuples(res); i < n; i++)
@@ -1340,8 +1305,7 @@ static const omo_store_ops pg_store_ops = {
     .confirmed_end = store_confirmed_end,
     .max_seqs = store_max_seqs,
     .save_rules = store_save_rules,
-    .order_revisions = store_order_revisions,
-    .order_statuses = store_order_statuses,
+    .order_messages = store_order_messages,
     .rules_text = store_rules_text,
     .rules_history = store_rules_history,
     .ready = store_ready,

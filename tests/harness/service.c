@@ -797,10 +797,11 @@ static bool check_applied(check_ctx *c, const char *export_path)
                               "SELECT seq, topic, partition, \"offset\", value FROM applied_events "
                               "ORDER BY seq",
                               0, NULL, NULL, NULL, NULL, 1);
-    c->outbox = PQexecParams(conn,
-                             "SELECT seq, topic, partition, delivered_offset FROM outbox_deliveries "
-                             "ORDER BY seq",
-                             0, NULL, NULL, NULL, NULL, 0);
+    c->outbox =
+        PQexecParams(conn,
+                     "SELECT seq, topic, partition, delivered_offset FROM outbox_deliveries "
+                     "ORDER BY seq",
+                     0, NULL, NULL, NULL, NULL, 0);
     bool ok = PQresultStatus(c->applied) == PGRES_TUPLES_OK &&
               PQresultStatus(c->outbox) == PGRES_TUPLES_OK;
     if (!ok)
@@ -1147,7 +1148,8 @@ bool omo_test_service_check_drained(omo_test_service *svc, char *err, size_t err
     static const struct {
         const char *what, *query;
     } rules[] = {
-        {"outbox rows not confirmed", "SELECT count(*) FROM outbox_deliveries WHERE delivered_offset IS NULL"},
+        {"outbox rows not confirmed",
+         "SELECT count(*) FROM outbox_deliveries WHERE delivered_offset IS NULL"},
         {"input positions not at the end of what was applied",
          "SELECT count(*) FROM input_positions p WHERE p.next_offset <> "
          "(SELECT coalesce(max(a.\"offset\"), -1) + 1 FROM applied_events a "

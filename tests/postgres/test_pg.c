@@ -176,16 +176,13 @@ static void on_msg(void *ctx, const omo_out_msg *msg)
     c->text[i] = strdup(buf);
 }
 
-static void on_revision(void *ctx, const omo_revision_row *row)
+static void on_body(void *ctx, const char *body, size_t len)
 {
     collected *c = ctx;
     cr_assert_lt(c->n, 64);
     int i = c->n++;
-    c->seq[i] = row->revision;
-    c->key[i] = strdup(row->order_id);
-    c->text[i] = strdup(row->status);
-    c->value[i] = dup_bytes(row->body, row->body_len);
-    c->value_len[i] = row->body_len;
+    c->value[i] = dup_bytes(body, len);
+    c->value_len[i] = len;
 }
 
 /* ---- batches ---- */
@@ -325,15 +322,14 @@ Test(pg_store, batch_reads_back)
     omo_position positions[3] = {{OMO_TOPIC_ORDERS, 0, 5},
                                  {OMO_TOPIC_ORDERS, 1, 8},
                                  {OMO_TOPIC_ORDERS, 0, 12}}; /* the last for a key wins */
-    omo_out_msg outbox[3] = {message(1, 2, "W-1", "{\"revision\":1}"),
-                             message(2, 0, "W-2", "{\"revision\":1}"), message(3, 2, NULL, NULL)};
+    omo_out_msg outbox[4] = {
+        message(1, 2, "W-1", "{\"order_id\":\"W-1\", \"revision\":1,\"status\":\"allocated\"}"),
+        message(2, 0, "W-2", "{\"revision\":1}"), message(3, 2, NULL, NULL),
+        message(4, 2, "W-1", "{\"order_id\":\"W-1\",\"revision\":2,\"status\":\"cancelled\"}")};
     outbox[1].headers[0] = (omo_header){"omo.error.reason", "missing_field"};
     outbox[1].headers[1] = (omo_header){"quote\"comma,brace}", "back\\slash {x} NULL"};
     outbox[1].headers[2] = (omo_header){"empty", ""};
     outbox[1].nheaders = 3;
-    omo_revision_row revisions[2] = {
-        {"W-1", 1, "allocated", "{\"order_id\":\"W-1\", \"revision\":1}", 32},
-        {"W-1", 2, "cancelled", "{\"order_id\":\"W-1\",\"revision\":2}", 31}};
     omo_stock_row stock[3] = {{"S-1", "SKU-1", 5, 1, "07-12-3"},
                               {"S-1", "SKU-2", 3, 0, ""},
                               {"S-1", "SKU-1", 4, 2, "07-12-4"}};
@@ -342,9 +338,7 @@ Test(pg_store, batch_reads_back)
                        .positions = positions,
                        .npositions = 3,
                        .outbox = outbox,
-                       .noutbox = 3,
-                       .revisions = revisions,
-                       .nrevisions = 2,
+                       .noutbox = 4,
                        .stock = stock,
                        .nstock = 3};
     cr_assert_eq(commit(&batch), OMO_IO_OK, "%s", err);
@@ -384,12 +378,12 @@ Test(pg_store, batch_reads_back)
 
     cr_assert_eq(store.ops->pending(store.self, me, on_msg, &c, err, sizeof err), OMO_IO_OK, "%s",
                  err);
-    cr_assert_eq(c.n, 3);
+    cr_assert_eq(c.n, 4);
     cr_assert_eq(c.seq[0], 1);
     cr_assert_eq(c.topic[0], OMO_TOPIC_ALLOCATIONS);
     cr_assert_eq(c.partition[0], 2);
     cr_assert_str_eq(c.key[0], "W-1");
-    cr_assert_str_eq(c.value[0], "{\"revision\":1}");
+    cr_assert_str_eq(c.value[0], outbox[0].value);
     cr_assert_str_eq(c.text[0], "");
     cr_assert_str_eq(c.text[1], "omo.error.reason=missing_field;quote\"comma,brace}=back\\slash "
                                 "{x} NULL;empty=;");
@@ -400,20 +394,28 @@ Test(pg_store, batch_reads_back)
     int64_t applied = 0, out = 0;
     cr_assert_eq(store.ops->max_seqs(store.self, &applied, &out, err, sizeof err), OMO_IO_OK);
     cr_assert_eq(applied, 3);
-    cr_assert_eq(out, 3);
+    cr_assert_eq(out, 4);
 
-    cr_assert_eq(store.ops->order_revisions(store.self, "W-1", on_revision, &c, err, sizeof err),
+    /* An order's revisions are its messages on the allocations topic, in the order sent. */
+    cr_assert_eq(store.ops->order_messages(store.self, OMO_TOPIC_ALLOCATIONS, "W-1", on_body, &c,
+                                           err, sizeof err),
                  OMO_IO_OK, "%s", err);
     cr_assert_eq(c.n, 2);
-    cr_assert_eq(c.seq[0], 1);
-    cr_assert_str_eq(c.text[0], "allocated");
-    cr_assert_str_eq(c.value[0], revisions[0].body); /* byte for byte, spacing kept */
-    cr_assert_eq(c.seq[1], 2);
-    cr_assert_str_eq(c.text[1], "cancelled");
+    cr_assert_str_eq(c.value[0], outbox[0].value); /* byte for byte, spacing kept */
+    cr_assert_str_eq(c.value[1], outbox[3].value);
     collected_free(&c);
-    cr_assert_eq(store.ops->order_revisions(store.self, "W-9", on_revision, &c, err, sizeof err),
+    cr_assert_eq(store.ops->order_messages(store.self, OMO_TOPIC_ALLOCATIONS, "W-9", on_body, &c,
+                                           err, sizeof err),
                  OMO_IO_OK);
     cr_assert_eq(c.n, 0);
+    cr_assert_eq(store.ops->order_messages(store.self, OMO_TOPIC_SHIPMENTS, "W-1", on_body, &c, err,
+                                           sizeof err),
+                 OMO_IO_OK);
+    cr_assert_eq(c.n, 0);
+    /* For operators, order_revisions shows them as rows. */
+    cr_assert_eq(sql_int("SELECT count(*) FROM order_revisions WHERE order_id = 'W-1' AND "
+                         "status = 'cancelled' AND revision = 2"),
+                 1);
 
     cr_assert_eq(sql_int("SELECT on_hand * 10 + reserved FROM stock WHERE sku = 'SKU-1'"), 42);
     char *bin = sql_text("SELECT bin FROM stock WHERE sku = 'SKU-1'");
@@ -430,7 +432,8 @@ Test(pg_store, batch_reads_back)
         store.ops->confirmed_end(store.self, me, OMO_TOPIC_ALLOCATIONS, 2, &next, err, sizeof err),
         OMO_IO_OK);
     cr_assert_eq(next, 0);
-    omo_delivery delivered[2] = {{1, 2, 40}, {3, 2, 41}};
+    omo_delivery delivered[2] = {{1, OMO_TOPIC_ALLOCATIONS, 2, 40},
+                                 {3, OMO_TOPIC_ALLOCATIONS, 2, 41}};
     omo_position moved = {OMO_TOPIC_ORDERS, 1, 20};
     omo_stock_row sold = {"S-1", "SKU-2", 2, 0, "01-01-1"};
     omo_batch second = {.delivered = delivered,
@@ -440,9 +443,19 @@ Test(pg_store, batch_reads_back)
                         .stock = &sold,
                         .nstock = 1};
     cr_assert_eq(commit(&second), OMO_IO_OK, "%s", err);
+    cr_assert_eq(commit(&second), OMO_IO_OK, "%s", err); /* marks are kept once */
+    cr_assert_eq(sql_int("SELECT count(*) FROM deliveries"), 2);
+    cr_assert_eq(store.ops->pending(store.self, me, on_msg, &c, err, sizeof err), OMO_IO_OK);
+    cr_assert_eq(c.n, 2);
+    cr_assert_eq(c.seq[0], 2);
+    cr_assert_eq(c.seq[1], 4);
+    collected_free(&c);
+    /* Where the instance's unconfirmed messages begin bounds what is looked at. */
+    omo_batch third = {.unconfirmed_from = 3};
+    cr_assert_eq(commit(&third), OMO_IO_OK, "%s", err);
     cr_assert_eq(store.ops->pending(store.self, me, on_msg, &c, err, sizeof err), OMO_IO_OK);
     cr_assert_eq(c.n, 1);
-    cr_assert_eq(c.seq[0], 2);
+    cr_assert_eq(c.seq[0], 4);
     collected_free(&c);
     cr_assert_eq(
         store.ops->confirmed_end(store.self, me, OMO_TOPIC_ALLOCATIONS, 2, &next, err, sizeof err),
@@ -477,17 +490,14 @@ Test(pg_store, batch_is_all_or_nothing)
     omo_applied_event more[2] = {event(3, 0, 2, "c"), event(4, 0, 3, "d")};
     omo_out_msg again[2] = {message(2, 0, "k", "v2"), message(1, 0, "k", "v")};
     omo_position moved = {OMO_TOPIC_ORDERS, 0, 4};
-    omo_revision_row rev = {"W-1", 1, "allocated", "{}", 2};
     omo_stock_row row = {"S-1", "SKU-1", 1, 0, ""};
-    omo_delivery d = {1, 0, 0};
+    omo_delivery d = {1, OMO_TOPIC_ALLOCATIONS, 0, 0};
     omo_batch bad = {.events = more,
                      .nevents = 2,
                      .outbox = again,
                      .noutbox = 2,
                      .positions = &moved,
                      .npositions = 1,
-                     .revisions = &rev,
-                     .nrevisions = 1,
                      .stock = &row,
                      .nstock = 1,
                      .delivered = &d,
@@ -502,23 +512,21 @@ Test(pg_store, batch_is_all_or_nothing)
     cr_assert_eq(out, 1);
     cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 2);
     cr_assert_eq(sql_int("SELECT next_offset FROM input_positions"), 2);
-    cr_assert_eq(sql_int("SELECT count(*) FROM order_revisions"), 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM stock"), 0);
-    cr_assert_eq(sql_int("SELECT count(*) FROM outbox WHERE delivered_offset IS NOT NULL"), 0);
+    cr_assert_eq(sql_int("SELECT count(*) FROM deliveries"), 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM output_positions"), 0);
 
-    /* A revision row that breaks a constraint fails the same way, and the store carries on.
-     * (Bodies are stored as text: omo's own writer makes them, the database does not parse.) */
-    omo_revision_row broken = {"W-2", 0, "allocated", "{}", 2};
-    omo_batch bad_rev = {.revisions = &broken, .nrevisions = 1};
-    cr_assert_eq(commit(&bad_rev), OMO_IO_FATAL);
+    /* A delivery mark that breaks a constraint fails the same way, and the store carries on. */
+    omo_delivery broken = {9, OMO_TOPIC_ALLOCATIONS, 0, -1};
+    omo_batch bad_mark = {.delivered = &broken, .ndelivered = 1};
+    cr_assert_eq(commit(&bad_mark), OMO_IO_FATAL);
     cr_assert_neq(strstr(err, "check constraint"), NULL, "%s", err);
 
     again[1].seq = 3;
     cr_assert_eq(commit(&bad), OMO_IO_OK, "%s", err);
     cr_assert_eq(applied_max(), 4);
     cr_assert_eq(sql_int("SELECT next_offset FROM input_positions"), 4);
-    cr_assert_eq(sql_int("SELECT count(*) FROM order_revisions"), 1);
+    cr_assert_eq(sql_int("SELECT count(*) FROM deliveries"), 1);
 }
 
 typedef struct replay_check {
@@ -835,12 +843,16 @@ Test(pg_store, a_gone_instance_is_adopted)
         store.ops->confirmed_end(store.self, id2, OMO_TOPIC_ALLOCATIONS, 0, &next, err, sizeof err),
         OMO_IO_OK);
     cr_assert_eq(next, 0);
-    omo_delivery found = {2, 1, 17};
+    omo_batch mine = {.unconfirmed_from = 10}; /* everything of this instance is confirmed */
+    cr_assert_eq(commit(&mine), OMO_IO_OK, "%s", err);
+    omo_delivery found = {2, OMO_TOPIC_ALLOCATIONS, 1, 17};
     cr_assert_eq(store.ops->adopt(store.self, id2, &found, 1, err, sizeof err), OMO_IO_OK, "%s",
                  err);
     cr_assert_eq(pending_count(id2), 0);
     cr_assert_eq(pending_count(me), 2, "the messages not found are this instance's to send");
-    cr_assert_eq(sql_int("SELECT delivered_offset FROM outbox WHERE seq = 2"), 17);
+    cr_assert_eq(sql_int("SELECT \"offset\" FROM deliveries WHERE seq = 2"), 17);
+    cr_assert_eq(sql_int("SELECT unconfirmed_from FROM instances"), 1,
+                 "the taken over are looked at");
     cr_assert_eq(sql_int("SELECT count(*) FROM instances"), 1);
     gone.n = 0;
     cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
