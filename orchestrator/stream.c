@@ -563,10 +563,11 @@ static int produce_all(omo_stream *svc, const omo_out_msg *msgs, size_t n)
 
 /* ---- committing one batch while applying the next ------------------------------------------
  *
- * Under load the database commit of batch N runs on a thread of its own while batch N+1 is
- * polled and applied; N's messages are still sent only once N is committed, so nothing changes
- * for exactly-once. A light batch is committed at once instead: its messages go out without
- * waiting for the next one. */
+ * The database commit of batch N runs on a thread of its own while batch N+1 is polled and
+ * applied; N's messages are still sent only once N is committed, so nothing changes for
+ * exactly-once. They go out as soon as the commit is done (the applying loop looks every 64
+ * messages), not after N+1: a batch waits for one commit, and the next batch is what arrived
+ * meanwhile, so batches stay small when the load is. */
 
 static void *flight_run(void *arg)
 {
@@ -1913,9 +1914,8 @@ int omo_stream_step(omo_stream *svc)
     }
     if (flight_finish(svc) || housekeeping(svc))
         return 1;
-    /* A nearly full poll means a backlog: then throughput matters more than one batch's wait. */
-    bool backlog = svc->opts.pipeline && n >= (size_t)svc->opts.max_batch * 3 / 4;
-    if (flight_start(svc, backlog) || (!backlog && flight_finish(svc)))
+    bool threaded = svc->opts.pipeline && n > 0;
+    if (flight_start(svc, threaded) || (!threaded && flight_finish(svc)))
         return 1;
     serve_jobs(svc);
     if (svc->failed)

@@ -31,8 +31,8 @@ typedef struct omo_stream_opts {
     int retry_budget_ms;           /* how long outside-system retries may go on; default 60000 */
     volatile sig_atomic_t *stop;   /* set to drain and stop */
     volatile sig_atomic_t *reload; /* set to re-read the rules file */
-    /* Under load, commit a batch on a thread of its own while the next one is applied (its
-     * messages still go out only once it is committed). */
+    /* Commit each batch on a thread of its own while the next one is applied (its messages
+     * still go out only once it is committed). */
     bool pipeline;
     /* Called after every batch from the service thread (progress lines). */
     void (*on_batch)(void *ctx, const omo_stream_stats *stats);

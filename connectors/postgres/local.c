@@ -121,7 +121,7 @@ static int pg_ctl_start(omo_pg_local *pg, const char *action)
     /* TCP on loopback only: no Unix socket, whose path length a deep directory could break. */
     snprintf(opts, sizeof opts,
              "-p %d -k \"\" -c listen_addresses=127.0.0.1 -c fsync=%s -c full_page_writes=%s "
-             "-c shared_buffers=64MB -c wal_buffers=16MB -c max_connections=50",
+             "-c shared_buffers=256MB -c wal_buffers=16MB -c max_connections=50",
              pg->port, pg->durable ? "on" : "off", pg->durable ? "on" : "off");
     char *argv[] = {
         PG_BIN "/pg_ctl", "-D", pg->data, "-l",           pg->log, "-w", "-t", "60", "-m",
