@@ -1453,8 +1453,12 @@ static void serve_jobs(omo_stream *svc)
     if (!jobs)
         return;
     /* The store's connection is free (no commit on its thread), and the view has what the
-     * other processes applied. */
-    if (flight_finish(svc) || lease_take(svc))
+     * other processes applied, unless all that is asked is how the service is. */
+    bool view = false;
+    for (http_job *j = jobs; j && !view; j = j->next)
+        view = strcmp(j->req->method, "GET") ||
+               (strcmp(j->req->path, "/metrics") && strcmp(j->req->path, "/readyz"));
+    if (flight_finish(svc) || (view && lease_take(svc)))
         svc->failed = true;
     for (http_job *j = jobs; j; j = j->next)
         handle_request(svc, j->req, j->resp);

@@ -958,16 +958,14 @@ static omo_io store_max_seqs(void *self, int64_t *applied, int64_t *outbox, char
 
 /* On a new connection: takes this instance's lock again and says it is alive, unless another
  * instance adopted it meanwhile. */
-static omo_io rejoin(pg_store *st, char *err, size_t errlen)
+/* Records that this instance is alive, unless another one adopted it. */
+static omo_io say_alive(pg_store *st, const char *what, char *err, size_t errlen)
 {
-    int64_t k[2] = {INSTANCE_LOCK_CLASS, st->instance};
-    omo_io io = run_ints(st, "rejoin", "SELECT pg_advisory_lock($1::integer, $2::integer)", 2, k,
-                         NULL, err, errlen);
+    int64_t id = st->instance;
     PGresult *res = NULL;
-    if (io == OMO_IO_OK)
-        io = run_ints(st, "rejoin",
-                      "UPDATE instances SET seen_at = now() WHERE id = $1::integer RETURNING id", 1,
-                      &k[1], &res, err, errlen);
+    omo_io io = run_ints(st, what,
+                         "UPDATE instances SET seen_at = now() WHERE id = $1::integer RETURNING id",
+                         1, &id, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     bool there = PQntuples(res) > 0;
@@ -977,6 +975,14 @@ static omo_io rejoin(pg_store *st, char *err, size_t errlen)
         return ensure_conn(st, err, errlen); /* says why */
     }
     return OMO_IO_OK;
+}
+
+static omo_io rejoin(pg_store *st, char *err, size_t errlen)
+{
+    int64_t k[2] = {INSTANCE_LOCK_CLASS, st->instance};
+    omo_io io = run_ints(st, "rejoin", "SELECT pg_advisory_lock($1::integer, $2::integer)", 2, k,
+                         NULL, err, errlen);
+    return io == OMO_IO_OK ? say_alive(st, "rejoin", err, errlen) : io;
 }
 
 static omo_io store_register(void *self, int32_t *id, char *err, size_t errlen)
@@ -1029,20 +1035,7 @@ static omo_io store_heartbeat(void *self, char *err, size_t errlen)
     omo_io io = ensure_conn(st, err, errlen);
     if (io != OMO_IO_OK || !st->registered)
         return io;
-    int64_t id = st->instance;
-    PGresult *res = NULL;
-    io = run_ints(st, "heartbeat",
-                  "UPDATE instances SET seen_at = now() WHERE id = $1::integer RETURNING id", 1,
-                  &id, &res, err, errlen);
-    if (io != OMO_IO_OK)
-        return io;
-    bool there = PQntuples(res) > 0;
-    PQclear(res);
-    if (!there) {
-        st->adopted = true;
-        return ensure_conn(st, err, errlen);
-    }
-    return OMO_IO_OK;
+    return say_alive(st, "heartbeat", err, errlen);
 }
 
 /* An instance whose lock is free is gone, unless the server restarted since it was last seen

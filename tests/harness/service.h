@@ -164,5 +164,9 @@ bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *er
 
 /* Seconds on a monotonic clock. */
 double omo_test_now(void);
+/* Sleeps s seconds, signals or not. */
+void omo_test_sleep(double s);
+/* A uniform number in [0, 1) from *state (splitmix64): a schedule follows from its seed alone. */
+double omo_test_rng_unit(uint64_t *state);
 
 #endif

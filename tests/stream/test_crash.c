@@ -29,23 +29,8 @@ static void teardown(void)
     svc = NULL;
 }
 
-/* splitmix64: the schedule follows from the seed alone */
+/* The schedule follows from the seed alone. */
 static uint64_t rng_state;
-static double rng_unit(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
 
 /* When a kill comes: a delay after the process started, or after it was assigned its
  * partitions, or that delay and then the moment a batch commit shows in PostgreSQL. */
@@ -101,12 +86,12 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
     int kills[PHASES] = {0};
     for (int k = 0; k < KILLS; k++) {
         cr_assert(omo_test_service_start(svc, err, sizeof err), "%s", err);
-        double delay = 0.3 + 3.7 * rng_unit(), r = rng_unit();
+        double delay = 0.3 + 3.7 * omo_test_rng_unit(&rng_state), r = omo_test_rng_unit(&rng_state);
         enum anchor an = r < 0.35 ? FROM_START : r < 0.7 ? FROM_ASSIGNMENT : AT_NEXT_COMMIT;
         if (an != FROM_START)
             cr_assert(omo_test_service_wait_log(svc, "rebalance: assigned", 30000),
                       "start %d: no partitions assigned within 30 s", svc->starts);
-        sleep_s(delay);
+        omo_test_sleep(delay);
         bool committed = false;
         if (an == AT_NEXT_COMMIT) {
             /* Right after a batch is committed its messages are being sent: the outbox holds

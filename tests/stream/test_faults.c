@@ -26,13 +26,6 @@ static void teardown(void)
     svc = NULL;
 }
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* A small day: about 6,000 events, 3,000 orders, 4 bad lines. */
 static void setup_day(const char *name, const char *env)
 {
@@ -106,17 +99,17 @@ Test(faults, broker_down_and_up_and_failing_requests, .timeout = 300, .fini = te
 
     stream_day(10);
     start_and_wait_for_partitions();
-    sleep_s(1.5);
+    omo_test_sleep(1.5);
     long long before = omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events");
     cr_assert_eq(rd_kafka_mock_broker_set_down(mc, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
-    sleep_s(3);
+    omo_test_sleep(3);
     cr_assert(omo_test_service_alive(svc), "the service stopped while a broker was down");
     cr_assert_eq(rd_kafka_mock_broker_set_up(mc, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
     long long during = omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events");
     cr_assert_gt(during, before, "inputs kept flowing while an output partition was down");
 
     /* Then produce and fetch requests fail now and then, transiently. */
-    sleep_s(1);
+    omo_test_sleep(1);
     for (int i = 0; i < 3; i++) {
         rd_kafka_mock_push_request_errors(
             mc, 0 /* Produce */, 3, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
@@ -124,7 +117,7 @@ Test(faults, broker_down_and_up_and_failing_requests, .timeout = 300, .fini = te
         rd_kafka_mock_push_request_errors(mc, 1 /* Fetch */, 2,
                                           RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                                           RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
-        sleep_s(0.7);
+        omo_test_sleep(0.7);
         cr_assert(omo_test_service_alive(svc), "the service stopped on failing requests");
     }
     finish_and_check();
@@ -140,11 +133,11 @@ Test(faults, postgres_restarted_mid_stream, .timeout = 300, .fini = teardown)
     stream_day(8);
     start_and_wait_for_partitions();
     for (int i = 0; i < 2; i++) {
-        sleep_s(1.5);
+        omo_test_sleep(1.5);
         cr_assert_eq(omo_pg_local_restart(svc->pg), 0, "PostgreSQL did not restart");
         cr_assert(omo_test_service_alive(svc), "the service stopped when PostgreSQL restarted");
     }
-    sleep_s(1);
+    omo_test_sleep(1);
     cr_assert(omo_test_service_log_has(svc, "[postgres]"),
               "the service said nothing about the lost connection");
     cr_assert(omo_test_service_log_has(svc, "retrying"), "the service did not retry");
@@ -157,7 +150,7 @@ Test(faults, sigterm_while_busy_drains_then_restart_continues, .timeout = 300, .
     setup_day("sigterm", NULL);
     stream_day(12);
     start_and_wait_for_partitions();
-    sleep_s(1.5);
+    omo_test_sleep(1.5);
     long long before = omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events");
     cr_assert_gt(before, 0, "the service is busy");
     cr_assert_lt(before, (long long)svc->ninputs, "the service is busy");
@@ -179,7 +172,7 @@ Test(faults, postgres_gone_beyond_the_retry_budget_exits_1, .timeout = 300, .fin
     setup_day("pgdown", "OMO_RETRY_BUDGET_MS=3000");
     stream_day(15);
     start_and_wait_for_partitions();
-    sleep_s(1);
+    omo_test_sleep(1);
     cr_assert_gt(omo_test_service_sql_count(svc, "SELECT count(*) FROM applied_events"), 0);
     /* Events keep coming: the next commit finds the database gone, retries for the 3 s budget
      * and gives up. */

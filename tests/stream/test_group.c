@@ -41,23 +41,8 @@ static void teardown(void)
     svc = NULL;
 }
 
-/* splitmix64: the schedule follows from the seed alone */
+/* The schedule follows from the seed alone. */
 static uint64_t rng_state;
-static double rng_unit(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
 
 static long long applied_count(void)
 {
@@ -105,7 +90,7 @@ static void wait_until(double until, bool restarts)
         double left = until - omo_test_now();
         if (left <= 0)
             return;
-        sleep_s(left < 0.05 ? left : 0.05);
+        omo_test_sleep(left < 0.05 ? left : 0.05);
     }
 }
 
@@ -118,7 +103,7 @@ static int pick_running(void)
             cand[n++] = s;
     if (n == 0)
         return -1;
-    int i = (int)(rng_unit() * n);
+    int i = (int)(omo_test_rng_unit(&rng_state) * n);
     return cand[i < n ? i : n - 1];
 }
 
@@ -145,7 +130,7 @@ static enum phase kill_one(int k, enum anchor an, bool takeover, bool last)
         if (victim >= 0) {
             while (!running[victim])
                 wait_until(omo_test_now() + 0.05, true);
-            wait_until(started_at[victim] + 0.05 + 1.2 * rng_unit(), true);
+            wait_until(started_at[victim] + 0.05 + 1.2 * omo_test_rng_unit(&rng_state), true);
         } else {
             an = ANCHOR_RANDOM; /* nothing is about to start */
         }
@@ -190,7 +175,7 @@ static enum phase kill_one(int k, enum anchor an, bool takeover, bool last)
                 taken = running[s] &&
                         omo_test_service_slot_log_count(svc, s, assigned) > before_assigned[s];
             if (!taken)
-                sleep_s(0.05);
+                omo_test_sleep(0.05);
         }
         cr_assert(taken, "kill %d: no survivor took over slot %d's partitions within 45 s", k + 1,
                   victim);
@@ -201,7 +186,7 @@ static enum phase kill_one(int k, enum anchor an, bool takeover, bool last)
             "%d running%s%s\n",
             k + 1, victim, age, phase_names[ph], applied_count(), running_count(), how,
             last ? "; not restarted" : "");
-    restart_at[victim] = last ? 0 : omo_test_now() + 0.3 + 2.7 * rng_unit();
+    restart_at[victim] = last ? 0 : omo_test_now() + 0.3 + 2.7 * omo_test_rng_unit(&rng_state);
     return ph;
 }
 
@@ -318,11 +303,11 @@ Test(stream, consumer_group_shares_partitions_and_takes_over, .timeout = 600, .f
     static const char plan[] = "KKXKKKTKKK";
     int kills = 0, phases[PHASES] = {0}, young = 0, extra_at = -1, term_slot = -1;
     for (size_t a = 0; plan[a]; a++) {
-        wait_until(omo_test_now() + 2 + 3 * rng_unit(), true);
+        wait_until(omo_test_now() + 2 + 3 * omo_test_rng_unit(&rng_state), true);
         while (plan[a] != 'X' && running_count() < 2)
             wait_until(omo_test_now() + 0.5, true); /* the last process is not touched */
         if (plan[a] == 'K') {
-            double r = rng_unit();
+            double r = omo_test_rng_unit(&rng_state);
             enum anchor an = kills == 1 || r < 0.3 ? ANCHOR_COMMIT
                              : r < 0.6             ? ANCHOR_YOUNG
                                                    : ANCHOR_RANDOM;
