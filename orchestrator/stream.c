@@ -75,10 +75,13 @@ typedef struct seq_set {
 
 static void seqs_add(seq_set *s, int64_t seq)
 {
-    if (s->head > 0 && s->head * 2 >= s->n) {
-        memmove(s->v, s->v + s->head, (s->n - s->head) * sizeof *s->v);
-        s->n -= s->head;
+    if (s->n == s->cap) { /* squeeze the confirmed out before growing: one may stay unconfirmed */
+        size_t k = 0;
+        for (size_t i = s->head; i < s->n; i++)
+            if (s->v[i] > 0)
+                s->v[k++] = s->v[i];
         s->head = 0;
+        s->n = k;
     }
     omo_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v);
     size_t i = s->n++;
@@ -146,6 +149,7 @@ struct omo_stream {
     /* Several processes (see "several processes" below) */
     int32_t instance;         /* this process's instance in the store */
     bool lease;               /* it holds the apply lease */
+    bool behind;              /* with the lease, but the others' latest events not applied */
     double lease_since;       /* when it took the lease */
     int others;               /* other instances alive when last looked */
     double next_housekeeping; /* when to say it is alive and look for gone instances again */
@@ -1759,19 +1763,32 @@ static int adopt_gone(omo_stream *svc)
     return rc;
 }
 
-/* Takes the apply lease unless held: then the view is caught up and gone instances adopted. */
+/* Takes the apply lease unless held, adopting gone instances first; with view, the view is
+ * then caught up with what the others applied (not needed just to look for gone ones). */
+static int lease_take_for(omo_stream *svc, bool view)
+{
+    if (!svc->lease) {
+        if (flight_finish(svc) ||
+            WITH_RETRY(svc, "[postgres] apply lease",
+                       svc->store.ops->lease(svc->store.self, true, err, sizeof err)) != OMO_IO_OK)
+            return 1;
+        svc->lease = true;
+        svc->behind = true;
+        svc->lease_since = now_s();
+        if (adopt_gone(svc))
+            return 1;
+    }
+    if (view && svc->behind) {
+        if (catch_up(svc))
+            return 1;
+        svc->behind = false;
+    }
+    return 0;
+}
+
 static int lease_take(omo_stream *svc)
 {
-    if (svc->lease)
-        return 0;
-    if (flight_finish(svc))
-        return 1;
-    if (WITH_RETRY(svc, "[postgres] apply lease",
-                   svc->store.ops->lease(svc->store.self, true, err, sizeof err)) != OMO_IO_OK)
-        return 1;
-    svc->lease = true;
-    svc->lease_since = now_s();
-    return catch_up(svc) || adopt_gone(svc);
+    return lease_take_for(svc, true);
 }
 
 /* Gives the lease back once everything committed is confirmed; keeps it while not. */
@@ -1797,7 +1814,7 @@ static int lease_give(omo_stream *svc)
     return 0;
 }
 
-/* Between batches: says this process is alive; with the lease, looks for gone instances. */
+/* Between batches: says this process is alive, and looks for gone instances under the lease. */
 static int housekeeping(omo_stream *svc)
 {
     if (now_s() < svc->next_housekeeping)
@@ -1807,7 +1824,8 @@ static int housekeeping(omo_stream *svc)
         WITH_RETRY(svc, "[postgres] heartbeat",
                    svc->store.ops->heartbeat(svc->store.self, err, sizeof err)) != OMO_IO_OK)
         return 1;
-    return svc->lease ? adopt_gone(svc) : lease_take(svc);
+    /* Idle, it takes the lease only to look: the step gives it back when others are alive. */
+    return svc->lease ? adopt_gone(svc) : lease_take_for(svc, false);
 }
 
 int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
