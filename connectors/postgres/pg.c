@@ -462,24 +462,29 @@ static const pg_stmt STMT_POSITIONS = {
     {OID_INT2, OID_INT4, OID_INT8},
     false};
 
+/* Rows there are updated, the others inserted: cheaper than an upsert, which locks each row
+ * first (a WAL record of its own). Only the lease holder writes stock, so nothing comes
+ * between the two. */
 static const pg_stmt STMT_STOCK = {
-    "INSERT INTO stock (node_id, sku, on_hand, reserved, bin) "
-    "SELECT DISTINCT ON (n, k) n, k, h, r, NULLIF(b, '') FROM unnest($1::text[], $2::text[], "
-    "$3::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY AS u(n, k, h, r, b, i) "
-    "ORDER BY n, k, i DESC "
-    "ON CONFLICT (node_id, sku) DO UPDATE SET on_hand = EXCLUDED.on_hand, "
-    "reserved = EXCLUDED.reserved, bin = EXCLUDED.bin, updated_at = now()",
+    "WITH u AS (SELECT DISTINCT ON (n, k) n, k, h, r, NULLIF(b, '') AS b FROM "
+    "unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) "
+    "WITH ORDINALITY AS u(n, k, h, r, b, i) ORDER BY n, k, i DESC), "
+    "changed AS (UPDATE stock s SET on_hand = u.h, reserved = u.r, bin = u.b, updated_at = now() "
+    "FROM u WHERE s.node_id = u.n AND s.sku = u.k RETURNING s.node_id, s.sku) "
+    "INSERT INTO stock (node_id, sku, on_hand, reserved, bin) SELECT n, k, h, r, b FROM u "
+    "WHERE NOT EXISTS (SELECT 1 FROM changed c WHERE c.node_id = u.n AND c.sku = u.k)",
     5,
     {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT},
     false};
 
-/* Each confirmed message gets its narrow row; each partition's end moves for this instance,
- * which sent them. A batch run again marks nothing twice. */
+/* Each confirmed message gets its narrow row (a batch run again marks nothing twice: checked
+ * first, not by an insert that may conflict, which costs WAL for every row); each partition's
+ * end moves for this instance, which sent them. */
 static const pg_stmt STMT_DELIVERED = {
     "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::integer[], $4::bigint[]) "
     "AS u(s, t, p, f)), "
-    "d AS (INSERT INTO deliveries (seq, \"offset\") SELECT s, f FROM u ON CONFLICT (seq) DO "
-    "NOTHING) "
+    "d AS (INSERT INTO deliveries (seq, \"offset\") SELECT s, f FROM u "
+    "WHERE NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.seq = u.s)) "
     "INSERT INTO output_positions (instance, topic, partition, confirmed_end) "
     "SELECT $5, t, p, max(f) + 1 FROM u GROUP BY t, p "
     "ON CONFLICT (instance, topic, partition) DO UPDATE SET confirmed_end = "
