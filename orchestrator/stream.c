@@ -1591,6 +1591,9 @@ static void pending_cb(void *ctx, const omo_out_msg *m)
 #define LEASE_SLICE_S  0.2
 #define HOUSEKEEPING_S 2.0
 #define LEASE_DRAIN_MS 2000
+/* A process just gone may have left writes on their way to the broker: they land within this
+ * time, and are then found by reading back rather than sent twice. */
+#define ADOPT_SETTLE_MS 1000
 
 static void catchup_cb(void *ctx, const omo_applied_event *ev)
 {
@@ -1700,6 +1703,8 @@ static int adopt(omo_stream *svc, int32_t gone)
                    svc->store.ops->pending(svc->store.self, gone, pending_cb, &ps, err,
                                            sizeof err)) != OMO_IO_OK)
         return 1;
+    if (ps.n)
+        usleep(ADOPT_SETTLE_MS * 1000);
     scan_ctx sc = {.ps = &ps,
                    .seen = omo_xcalloc(ps.n + 1, sizeof(bool)),
                    .found = omo_xcalloc(ps.n + 1, sizeof(omo_delivery))};

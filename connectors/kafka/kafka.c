@@ -11,12 +11,14 @@
 _Static_assert(sizeof(intptr_t) >= sizeof(int64_t), "an outbox seq travels as a message opaque");
 
 /* How long produce waits for queue space, how long metadata and watermark requests may take,
- * and how long a read-back may go without progress. */
+ * how long a read-back may go without progress, and how long closing waits for a first
+ * assignment. */
 #define KAFKA_QUEUE_WAIT_MS   500
 #define KAFKA_METADATA_MS     5000
 #define KAFKA_READY_MS        2000
 #define KAFKA_SCAN_STALL_MS   30000
 #define KAFKA_ERROR_REPEAT_MS 10000
+#define KAFKA_CLOSE_WAIT_MS   5000
 #define KAFKA_LOG_PARTITIONS  16
 
 static const char *const default_topics[OMO_TOPICS] = {
@@ -69,6 +71,7 @@ typedef struct omo_kafka {
     size_t ndeferred, capdeferred;
 
     kafka_tp *assigned; /* this member's input partitions, as the rebalance callback saw them */
+    bool ever_assigned; /* the group gave this member an assignment (maybe empty) once */
     size_t nassigned, capassigned;
 
     /* A broker-side error met during the current poll, for OMO_IO_RETRY when nothing came. */
@@ -327,6 +330,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        k->ever_assigned = true;
         /* The list belongs to librdkafka: the start offsets go on a copy. */
         rd_kafka_topic_partition_list_t *start = rd_kafka_topic_partition_list_copy(parts);
         for (int i = 0; i < start->cnt; i++) {
@@ -790,6 +794,15 @@ static void kafka_destroy(void *self)
     /* Messages hold references into the client: they go before it. */
     release_held(k);
     if (k->consumer) {
+        /* librdkafka 2.0 aborts when a cooperative-sticky member is closed after joining and
+         * before its first assignment (its issue 4312, fixed in 2.3): then wait for that
+         * assignment a little. What arrives meanwhile is not applied. */
+        for (int64_t until = now_ms() + KAFKA_CLOSE_WAIT_MS;
+             !k->ever_assigned && now_ms() < until;) {
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 100);
+            if (rkm)
+                rd_kafka_message_destroy(rkm);
+        }
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }
