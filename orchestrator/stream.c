@@ -515,6 +515,21 @@ static void place_cb(void *ctx, int64_t seq, int64_t offset)
  * them, so they lie beyond it. This must happen before any later confirmation of the same
  * partition is committed, or the confirmed end would pass them and a read-back after a crash
  * would not find them, and send them twice. Returns 0, or 1 on a fault beyond the budget. */
+/* Reads a partition back from where an instance's confirmations end on it: what that
+ * instance sent and has not seen confirmed lies beyond. Returns 0, or 1 on a fault beyond the
+ * budget. */
+static int read_back(omo_stream *svc, int32_t instance, omo_topic topic, int32_t partition,
+                     void (*cb)(void *ctx, int64_t seq, int64_t offset), void *ctx)
+{
+    int64_t from = 0;
+    return WITH_RETRY(svc, "[postgres] confirmed end",
+                      svc->store.ops->confirmed_end(svc->store.self, instance, topic, partition,
+                                                    &from, err, sizeof err)) != OMO_IO_OK ||
+           WITH_RETRY(svc, "[kafka] read back",
+                      svc->bus.ops->scan(svc->bus.self, topic, partition, from, cb, ctx, err,
+                                         sizeof err)) != OMO_IO_OK;
+}
+
 static int place_unplaced(omo_stream *svc)
 {
     for (size_t i = 0; i < svc->nunplaced; i++) {
@@ -525,15 +540,8 @@ static int place_unplaced(omo_stream *svc)
                 first = false;
         if (!first)
             continue;
-        int64_t from = 0;
         place_ctx pc = {svc, u->topic, u->partition};
-        if (WITH_RETRY(svc, "[postgres] confirmed end",
-                       svc->store.ops->confirmed_end(svc->store.self, svc->instance, u->topic,
-                                                     u->partition, &from, err, sizeof err)) !=
-                OMO_IO_OK ||
-            WITH_RETRY(svc, "[kafka] read back",
-                       svc->bus.ops->scan(svc->bus.self, u->topic, u->partition, from, place_cb,
-                                          &pc, err, sizeof err)) != OMO_IO_OK)
+        if (read_back(svc, svc->instance, u->topic, u->partition, place_cb, &pc))
             return 1;
     }
     size_t placed = 0;
@@ -1595,6 +1603,21 @@ static void pending_cb(void *ctx, const omo_out_msg *m)
  * time, and are then found by reading back rather than sent twice. */
 #define ADOPT_SETTLE_MS 1000
 
+/* Replays into the engine, each under its rules, the applied events after the last one applied
+ * here (a retry goes on from where it stopped). Their stock rows are stored already. */
+static omo_io replay_applied(omo_stream *svc, const char *what,
+                             void (*cb)(void *ctx, const omo_applied_event *ev))
+{
+    svc->replaying = true;
+    svc->replay_rules = svc->rules;
+    omo_io io = WITH_RETRY(svc, what,
+                           svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1, cb,
+                                                  svc, err, sizeof err));
+    svc->replaying = false;
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
+    return io;
+}
+
 static void catchup_cb(void *ctx, const omo_applied_event *ev)
 {
     omo_stream *svc = ctx;
@@ -1645,16 +1668,8 @@ static int catch_up(omo_stream *svc)
     /* Versions put live elsewhere are needed to replay what was decided under them. */
     if (load_versions(svc))
         return 1;
-    svc->replaying = true;
-    svc->replay_rules = svc->rules;
-    /* A retry goes on from the last event applied, not from the start again. */
-    omo_io io = WITH_RETRY(svc, "[postgres] catch up",
-                           svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1,
-                                                  catchup_cb, svc, err, sizeof err));
-    svc->replaying = false;
-    /* Those stock rows are stored already. */
-    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
-    if (io != OMO_IO_OK || follow_live_rules(svc))
+    if (replay_applied(svc, "[postgres] catch up", catchup_cb) != OMO_IO_OK ||
+        follow_live_rules(svc))
         return 1;
     logf_("[service] caught up on %lld events applied by other processes",
           (long long)(svc->next_applied_seq - from));
@@ -1716,18 +1731,9 @@ static int adopt(omo_stream *svc, int32_t gone)
                 first = false;
         if (!first)
             continue;
-        int64_t from = 0;
-        omo_topic t = ps.v[i].topic;
-        int32_t p = ps.v[i].partition;
-        sc.topic = t;
-        sc.partition = p;
-        if (WITH_RETRY(svc, "[postgres] confirmed end",
-                       svc->store.ops->confirmed_end(svc->store.self, gone, t, p, &from, err,
-                                                     sizeof err)) != OMO_IO_OK ||
-            WITH_RETRY(svc, "[kafka] read back",
-                       svc->bus.ops->scan(svc->bus.self, t, p, from, scan_cb, &sc, err,
-                                          sizeof err)) != OMO_IO_OK)
-            rc = 1;
+        sc.topic = ps.v[i].topic;
+        sc.partition = ps.v[i].partition;
+        rc = read_back(svc, gone, sc.topic, sc.partition, scan_cb, &sc);
     }
     size_t resend = 0;
     for (size_t i = 0; i < ps.n && !rc; i++)
@@ -1851,15 +1857,8 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
         return 1;
     }
     /* The view: every applied event again, in the order it was applied, under its rules. */
-    svc->replaying = true;
-    svc->replay_rules = svc->rules;
-    /* A retry goes on from the last event applied, not from the start again. */
-    omo_io io = WITH_RETRY(svc, "[postgres] replay",
-                           svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1,
-                                                  replay_cb, svc, err, sizeof err));
-    svc->replaying = false;
+    omo_io io = replay_applied(svc, "[postgres] replay", replay_cb);
     omo_engine_set_rules(svc->eng, svc->rules);
-    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
     if (io != OMO_IO_OK) {
         snprintf(errout, errlen, "cannot replay the applied events");
         return 1;
