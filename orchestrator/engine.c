@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include "snapshot.h"
 #include "solver.h"
 #include "tz.h"
 
@@ -365,6 +366,11 @@ const omo_engine_stats *omo_engine_stats_get(const omo_engine *eng)
     return &eng->stats;
 }
 
+int64_t omo_engine_clock(const omo_engine *eng)
+{
+    return eng->clock_ms;
+}
+
 omo_inventory *omo_engine_inventory(omo_engine *eng)
 {
     return eng->inv;
@@ -701,7 +707,7 @@ static int64_t order_units(const order_rec *o)
     return u;
 }
 
-static void backlog_add(omo_engine *eng, int sku, int oi)
+static int_vec *backlog_of(omo_engine *eng, int sku)
 {
     if ((size_t)sku >= eng->capbacklog) {
         size_t ncap = eng->capbacklog ? eng->capbacklog : 64;
@@ -711,7 +717,12 @@ static void backlog_add(omo_engine *eng, int sku, int oi)
         memset(eng->backlog + eng->capbacklog, 0, sizeof(int_vec) * (ncap - eng->capbacklog));
         eng->capbacklog = ncap;
     }
-    int_vec *v = &eng->backlog[sku];
+    return &eng->backlog[sku];
+}
+
+static void backlog_add(omo_engine *eng, int sku, int oi)
+{
+    int_vec *v = backlog_of(eng, sku);
     if (v->n && v->v[v->n - 1] == oi)
         return;
     vec_push(v, oi);
@@ -2044,4 +2055,298 @@ void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive)
 uint64_t omo_engine_regions_skipped(const omo_engine *eng)
 {
     return eng->regions_skipped;
+}
+
+/* ---- checkpoints (snapshot.h) -----------------------------------------------------------
+ * Sections: the inventory's (SKUS, STCK, DAYS), then ORDR (every order, in engine index order,
+ * with its shipments), DUPE (the event-id index's members), BKLG (per SKU, the orders that had
+ * units of it backordered, in order) and ENGN (clock and counters). Index orders are kept as
+ * they are, so that a restored engine decides exactly as the one saved. */
+
+#define TAG_ORDERS  OMO_SNAP_TAG('O', 'R', 'D', 'R')
+#define TAG_DUPES   OMO_SNAP_TAG('D', 'U', 'P', 'E')
+#define TAG_BACKLOG OMO_SNAP_TAG('B', 'K', 'L', 'G')
+#define TAG_ENGINE  OMO_SNAP_TAG('E', 'N', 'G', 'N')
+
+/* The reasons a decision can carry (static strings, saved by name). */
+static const char *const decision_reasons[] = {"pickup_not_accepted", "unknown_service"};
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+static void save_order(const order_rec *o, omo_snap_w *w)
+{
+    omo_snap_str(w, o->id);
+    omo_snap_i64(w, o->created_ms);
+    omo_snap_str(w, o->channel);
+    omo_snap_str(w, o->service);
+    omo_snap_u8(w, o->pickup);
+    omo_snap_u32(w, (uint32_t)o->store);
+    omo_snap_f64(w, o->lat);
+    omo_snap_f64(w, o->lon);
+    omo_snap_u32(w, (uint32_t)o->nlines);
+    for (int l = 0; l < o->nlines; l++) {
+        omo_snap_str(w, o->lines[l].line_id);
+        omo_snap_str(w, o->lines[l].sku);
+        omo_snap_i64(w, o->lines[l].qty);
+        omo_snap_i64(w, o->backordered[l]);
+    }
+    omo_snap_u8(w, (uint8_t)o->status);
+    omo_snap_str(w, o->reason);
+    omo_snap_u32(w, (uint32_t)o->revision);
+    omo_snap_i64(w, o->objective);
+    omo_snap_i64(w, o->decided_ms);
+    omo_snap_u32(w, (uint32_t)o->next_seq);
+    omo_snap_u32(w, (uint32_t)o->nships);
+    for (int s = 0; s < o->nships; s++) {
+        const omo_shipment *sh = &o->ships[s];
+        omo_snap_u32(w, (uint32_t)sh->seq);
+        omo_snap_u32(w, (uint32_t)sh->node);
+        omo_snap_u8(w, (uint8_t)sh->state);
+        omo_snap_u8(w, sh->reserved);
+        omo_snap_u8(w, (uint8_t)sh->method);
+        omo_snap_i64(w, sh->cost);
+        omo_snap_i64(w, sh->hours);
+        omo_snap_i64(w, sh->day);
+        for (int l = 0; l < o->nlines; l++) {
+            omo_snap_i64(w, sh->qty[l]);
+            omo_snap_i64(w, sh->done[l]);
+        }
+    }
+}
+
+void omo_engine_save(const omo_engine *eng, omo_snap_w *w)
+{
+    omo_inventory_save(eng->inv, w);
+
+    omo_snap_begin(w, TAG_ORDERS);
+    omo_snap_u32(w, (uint32_t)eng->norders);
+    for (size_t i = 0; i < eng->norders; i++)
+        save_order(&eng->orders[i], w);
+    omo_snap_end(w);
+
+    /* Sorted, so that equal views give equal bytes whatever the table's history. */
+    omo_snap_begin(w, TAG_DUPES);
+    size_t nd = 0;
+    uint64_t *pairs = omo_xmalloc(sizeof(uint64_t) * 2 * (eng->event_ids.count + 1));
+    for (size_t i = 0; i < eng->event_ids.cap; i++)
+        if (eng->event_ids.slots[2 * i] || eng->event_ids.slots[2 * i + 1]) {
+            pairs[2 * nd] = eng->event_ids.slots[2 * i];
+            pairs[2 * nd++ + 1] = eng->event_ids.slots[2 * i + 1];
+        }
+    qsort(pairs, nd, 2 * sizeof(uint64_t), cmp_pair);
+    omo_snap_u32(w, (uint32_t)nd);
+    for (size_t i = 0; i < 2 * nd; i++)
+        omo_snap_i64(w, (int64_t)pairs[i]);
+    free(pairs);
+    omo_snap_end(w);
+
+    omo_snap_begin(w, TAG_BACKLOG);
+    size_t nb = eng->capbacklog;
+    while (nb && !eng->backlog[nb - 1].n)
+        nb--;
+    omo_snap_u32(w, (uint32_t)nb);
+    for (size_t k = 0; k < nb; k++) {
+        omo_snap_u32(w, (uint32_t)eng->backlog[k].n);
+        for (size_t j = 0; j < eng->backlog[k].n; j++)
+            omo_snap_u32(w, (uint32_t)eng->backlog[k].v[j]);
+    }
+    omo_snap_end(w);
+
+    omo_snap_begin(w, TAG_ENGINE);
+    const omo_engine_stats *st = &eng->stats;
+    omo_snap_i64(w, eng->clock_ms);
+    const uint64_t counts[] = {st->events,    st->duplicates, st->invalid,
+                               st->orders,    st->decisions,  st->revisions,
+                               st->resourced, st->retried,    st->solver_sets};
+    omo_snap_u32(w, (uint32_t)(sizeof counts / sizeof counts[0]));
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        omo_snap_i64(w, (int64_t)counts[i]);
+    omo_snap_end(w);
+}
+
+static bool load_order(omo_engine *eng, omo_snap_r *r)
+{
+    char id[OMO_LONG_ID_MAX + 1], reason[OMO_ID_MAX + 1];
+    omo_line lines[OMO_MAX_LINES];
+    int64_t backordered[OMO_MAX_LINES];
+    if (!omo_snap_r_str(r, id, sizeof id)) {
+        omo_snap_r_fail(r, "an order without an id");
+        return false;
+    }
+    int oi = (int)eng->norders;
+    bool added;
+    if (omo_strmap_add(&eng->order_ids, id, oi, &added) < 0)
+        abort();
+    if (!added) {
+        omo_snap_r_fail(r, "an order id twice");
+        return false;
+    }
+    omo_grow((void **)&eng->orders, &eng->caporders, eng->norders + 1, sizeof(order_rec));
+    order_rec *o = &eng->orders[eng->norders];
+    memset(o, 0, sizeof *o);
+    o->created_ms = omo_snap_r_i64(r);
+    (void)omo_snap_r_str(r, o->channel, sizeof o->channel);
+    (void)omo_snap_r_str(r, o->service, sizeof o->service);
+    o->pickup = omo_snap_r_u8(r) != 0;
+    o->store = (int)omo_snap_r_u32(r);
+    o->lat = omo_snap_r_f64(r);
+    o->lon = omo_snap_r_f64(r);
+    int L = (int)omo_snap_r_u32(r);
+    if (L < 1 || L > OMO_MAX_LINES ||
+        (o->pickup && (o->store < 0 || (size_t)o->store >= eng->net->nnodes))) {
+        omo_snap_r_fail(r, "an order with impossible lines or pickup store");
+        return false;
+    }
+    for (int l = 0; l < L; l++) {
+        (void)omo_snap_r_str(r, lines[l].line_id, sizeof lines[l].line_id);
+        (void)omo_snap_r_str(r, lines[l].sku, sizeof lines[l].sku);
+        lines[l].qty = omo_snap_r_i64(r);
+        backordered[l] = omo_snap_r_i64(r);
+    }
+    if (r->bad)
+        return false;
+    /* The same block as order_created makes, so that destroy frees it alike. */
+    size_t idlen = strlen(id) + 1;
+    char *block = omo_xmalloc(sizeof(omo_line) * (size_t)L + sizeof(int64_t) * (size_t)L +
+                              3 * sizeof(int) * (size_t)L + idlen);
+    o->lines = (omo_line *)block;
+    o->backordered = (int64_t *)(block + sizeof(omo_line) * (size_t)L);
+    o->sku = (int *)(o->backordered + L);
+    o->group = o->sku + L;
+    o->group_line = o->group + L;
+    o->id = (char *)(o->group_line + L);
+    memcpy(o->id, id, idlen);
+    memcpy(o->lines, lines, sizeof(omo_line) * (size_t)L);
+    memcpy(o->backordered, backordered, sizeof(int64_t) * (size_t)L);
+    o->nlines = L;
+    eng->norders++;
+    for (int l = 0; l < L; l++) {
+        o->sku[l] = omo_inventory_sku(eng->inv, lines[l].sku, true);
+        o->group[l] = -1;
+        for (int j = 0; j < l; j++)
+            if (o->sku[j] == o->sku[l])
+                o->group[l] = o->group[j];
+        if (o->group[l] < 0) {
+            o->group_line[o->ngroups] = l;
+            o->group[l] = o->ngroups++;
+        }
+    }
+    uint8_t status = omo_snap_r_u8(r);
+    bool has_reason = omo_snap_r_str(r, reason, sizeof reason);
+    o->status = (omo_alloc_status)status;
+    o->reason = NULL;
+    for (size_t k = 0; has_reason && k < sizeof decision_reasons / sizeof decision_reasons[0]; k++)
+        if (!strcmp(reason, decision_reasons[k]))
+            o->reason = decision_reasons[k];
+    o->revision = (int)omo_snap_r_u32(r);
+    o->objective = omo_snap_r_i64(r);
+    o->decided_ms = omo_snap_r_i64(r);
+    o->next_seq = (int)omo_snap_r_u32(r);
+    size_t nships = omo_snap_r_count(r, 39);
+    if (status > OMO_ALLOC_CANCELLED || (has_reason && !o->reason)) {
+        omo_snap_r_fail(r, "an order with an unknown status or reason");
+        return false;
+    }
+    o->ships = omo_xcalloc(nships ? nships : 1, sizeof(omo_shipment));
+    o->capships = nships ? nships : 1;
+    for (size_t s = 0; s < nships && !r->bad; s++) {
+        omo_shipment *sh = &o->ships[o->nships++];
+        sh->qty = omo_xmalloc(2 * sizeof(int64_t) * (size_t)L);
+        sh->done = sh->qty + L;
+        sh->seq = (int)omo_snap_r_u32(r);
+        sh->node = (int)omo_snap_r_u32(r);
+        uint8_t state = omo_snap_r_u8(r), method;
+        sh->reserved = omo_snap_r_u8(r) != 0;
+        method = omo_snap_r_u8(r);
+        sh->cost = omo_snap_r_i64(r);
+        sh->hours = omo_snap_r_i64(r);
+        sh->day = omo_snap_r_i64(r);
+        for (int l = 0; l < L; l++) {
+            sh->qty[l] = omo_snap_r_i64(r);
+            sh->done[l] = omo_snap_r_i64(r);
+        }
+        if (sh->node < 0 || (size_t)sh->node >= eng->net->nnodes || state > OMO_SHIP_CANCELLED ||
+            method >= OMO_METHODS)
+            omo_snap_r_fail(r, "a shipment with an unknown node, state or method");
+        sh->state = (omo_ship_state)state;
+        sh->method = (omo_method)method;
+    }
+    return !r->bad;
+}
+
+bool omo_engine_load_section(omo_engine *eng, uint32_t tag, omo_snap_r *r)
+{
+    if (omo_inventory_load_section(eng->inv, tag, r, eng->net->nnodes))
+        return true;
+    switch (tag) {
+    case TAG_ORDERS: {
+        size_t n = omo_snap_r_count(r, 40);
+        omo_strmap_reserve(&eng->order_ids, n);
+        for (size_t i = 0; i < n && load_order(eng, r); i++)
+            ;
+        return true;
+    }
+    case TAG_DUPES: {
+        size_t n = omo_snap_r_count(r, 16);
+        omo_hashset_reserve(&eng->event_ids, n);
+        for (size_t i = 0; i < n && !r->bad; i++) {
+            uint64_t a = (uint64_t)omo_snap_r_i64(r), b = (uint64_t)omo_snap_r_i64(r);
+            if ((!a && !b) || !omo_hashset_add_pair(&eng->event_ids, a, b))
+                omo_snap_r_fail(r, "an event id empty or twice");
+        }
+        return true;
+    }
+    case TAG_BACKLOG: {
+        size_t n = omo_snap_r_count(r, 4);
+        for (size_t k = 0; k < n && !r->bad; k++) {
+            size_t m = omo_snap_r_count(r, 4);
+            for (size_t j = 0; j < m && !r->bad; j++)
+                vec_push(backlog_of(eng, (int)k), (int)omo_snap_r_u32(r));
+        }
+        return true;
+    }
+    case TAG_ENGINE: {
+        eng->clock_ms = omo_snap_r_i64(r);
+        uint64_t *counts[] = {
+            &eng->stats.events,    &eng->stats.duplicates, &eng->stats.invalid,
+            &eng->stats.orders,    &eng->stats.decisions,  &eng->stats.revisions,
+            &eng->stats.resourced, &eng->stats.retried,    &eng->stats.solver_sets};
+        size_t n = omo_snap_r_count(r, 8);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = (uint64_t)omo_snap_r_i64(r);
+            if (i < sizeof counts / sizeof counts[0])
+                *counts[i] = v;
+        }
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+bool omo_engine_load_finish(omo_engine *eng, char *err, size_t errlen)
+{
+    /* Orders named by stock holders and backlogs must exist. */
+    for (size_t i = 0, n = omo_inventory_nrecords(eng->inv); i < n; i++) {
+        const omo_stock *st = omo_inventory_at(eng->inv, (int)i);
+        for (size_t h = 0; h < st->nholders; h++)
+            if (st->holders[h] < 0 || (size_t)st->holders[h] >= eng->norders) {
+                snprintf(err, errlen, "stock record %zu held by an unknown order", i);
+                return false;
+            }
+    }
+    for (size_t k = 0; k < eng->capbacklog; k++)
+        for (size_t j = 0; j < eng->backlog[k].n; j++)
+            if (eng->backlog[k].v[j] < 0 || (size_t)eng->backlog[k].v[j] >= eng->norders ||
+                k >= omo_inventory_nskus(eng->inv)) {
+                snprintf(err, errlen, "a backlog names an unknown order or SKU");
+                return false;
+            }
+    return true;
 }

@@ -126,6 +126,8 @@ omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_even
 
 const omo_engine_stats *omo_engine_stats_get(const omo_engine *eng);
 omo_inventory *omo_engine_inventory(omo_engine *eng);
+/* The latest event time applied (ms since the epoch; 0 before any). */
+int64_t omo_engine_clock(const omo_engine *eng);
 
 /* The summary of the current state, over every order seen. */
 typedef struct omo_summary {
@@ -161,5 +163,16 @@ size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network
  * its length. */
 size_t omo_allocation_json(const omo_allocation *alloc, const omo_network *net, char **buf,
                            size_t *cap);
+
+/* Checkpoints (snapshot.h). Writes the engine's sections, the inventory's among them.
+ * @locality while nothing changes the engine. */
+struct omo_snap_w;
+struct omo_snap_r;
+void omo_engine_save(const omo_engine *eng, struct omo_snap_w *w);
+/* Loads one section of a checkpoint into a fresh engine. Returns false when the tag is not
+ * one of the engine's (the section is then unknown); bad content marks r bad. */
+bool omo_engine_load_section(omo_engine *eng, uint32_t tag, struct omo_snap_r *r);
+/* After every section: checks what sections refer to across each other. */
+OMO_MUST_CHECK bool omo_engine_load_finish(omo_engine *eng, char *err, size_t errlen);
 
 #endif

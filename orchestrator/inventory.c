@@ -1,5 +1,7 @@
 #include "inventory.h"
 
+#include "snapshot.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,4 +324,116 @@ const omo_region_slots *omo_inventory_regions_of(const omo_inventory *inv, int s
 void omo_inventory_reserve(omo_inventory *inv, size_t records)
 {
     i64map_reserve(&inv->stock_index, records);
+}
+
+/* ---- checkpoints ---- */
+
+#define TAG_SKUS  OMO_SNAP_TAG('S', 'K', 'U', 'S')
+#define TAG_STOCK OMO_SNAP_TAG('S', 'T', 'C', 'K')
+#define TAG_DAYS  OMO_SNAP_TAG('D', 'A', 'Y', 'S')
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const i64slot *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+void omo_inventory_save(const omo_inventory *inv, omo_snap_w *w)
+{
+    omo_snap_begin(w, TAG_SKUS);
+    omo_snap_u32(w, (uint32_t)inv->nskus);
+    for (size_t i = 0; i < inv->nskus; i++)
+        omo_snap_str(w, inv->skus[i].name);
+    omo_snap_end(w);
+
+    omo_snap_begin(w, TAG_STOCK);
+    omo_snap_u32(w, (uint32_t)inv->nstock);
+    for (size_t i = 0; i < inv->nstock; i++) {
+        const omo_stock *st = &inv->stock[i];
+        omo_snap_u32(w, (uint32_t)st->node);
+        omo_snap_u32(w, (uint32_t)st->sku);
+        omo_snap_i64(w, st->on_hand);
+        omo_snap_i64(w, st->reserved);
+        omo_snap_str(w, st->bin);
+        omo_snap_u32(w, (uint32_t)st->nholders);
+        for (size_t h = 0; h < st->nholders; h++)
+            omo_snap_u32(w, (uint32_t)st->holders[h]);
+    }
+    omo_snap_end(w);
+
+    /* Sorted by key, so that equal views give equal bytes. */
+    omo_snap_begin(w, TAG_DAYS);
+    size_t nd = 0;
+    i64slot *days = omo_xmalloc(sizeof(i64slot) * (inv->day_used.count + 1));
+    for (size_t i = 0; i < inv->day_used.cap; i++)
+        if (inv->day_used.slots[i].used)
+            days[nd++] = inv->day_used.slots[i];
+    qsort(days, nd, sizeof(i64slot), cmp_slot);
+    omo_snap_u32(w, (uint32_t)nd);
+    for (size_t i = 0; i < nd; i++) {
+        omo_snap_i64(w, (int64_t)days[i].key);
+        omo_snap_i64(w, days[i].val);
+    }
+    free(days);
+    omo_snap_end(w);
+}
+
+bool omo_inventory_load_section(omo_inventory *inv, uint32_t tag, omo_snap_r *r, size_t nnodes)
+{
+    char name[OMO_ID_MAX + 1];
+    switch (tag) {
+    case TAG_SKUS: {
+        size_t n = omo_snap_r_count(r, 4);
+        for (size_t i = 0; i < n && !r->bad; i++) {
+            if (!omo_snap_r_str(r, name, sizeof name) || !*name ||
+                omo_inventory_sku(inv, name, false) >= 0)
+                omo_snap_r_fail(r, "a SKU empty or twice");
+            else
+                (void)omo_inventory_sku(inv, name, true);
+        }
+        return true;
+    }
+    case TAG_STOCK: {
+        size_t n = omo_snap_r_count(r, 32);
+        if (inv->nstock)
+            omo_snap_r_fail(r, "stock records twice");
+        omo_inventory_reserve(inv, n);
+        for (size_t i = 0; i < n && !r->bad; i++) {
+            int node = (int)omo_snap_r_u32(r), sku = (int)omo_snap_r_u32(r);
+            int64_t on_hand = omo_snap_r_i64(r), reserved = omo_snap_r_i64(r);
+            char bin[sizeof inv->stock[0].bin];
+            (void)omo_snap_r_str(r, bin, sizeof bin);
+            size_t nh = omo_snap_r_count(r, 4);
+            if (r->bad || node < 0 || (size_t)node >= nnodes || sku < 0 ||
+                (size_t)sku >= inv->nskus || omo_inventory_get(inv, node, sku, false)) {
+                omo_snap_r_fail(r, "a stock record of an unknown node or SKU, or twice");
+                break;
+            }
+            omo_stock *st = omo_inventory_get(inv, node, sku, true);
+            st->on_hand = on_hand;
+            st->reserved = reserved;
+            memcpy(st->bin, bin, sizeof bin);
+            for (size_t h = 0; h < nh; h++) {
+                omo_grow((void **)&st->holders, &st->capholders, st->nholders + 1, sizeof(int));
+                st->holders[st->nholders++] = (int)omo_snap_r_u32(r);
+            }
+            /* Refreshes the dense arrays; the dirty mark is dropped below (stored already). */
+            omo_inventory_touch(inv, st);
+        }
+        omo_inventory_drain_dirty(inv, NULL, NULL);
+        return true;
+    }
+    case TAG_DAYS: {
+        size_t n = omo_snap_r_count(r, 16);
+        i64map_reserve(&inv->day_used, n);
+        for (size_t i = 0; i < n && !r->bad; i++) {
+            uint64_t key = (uint64_t)omo_snap_r_i64(r);
+            int64_t val = omo_snap_r_i64(r);
+            *i64map_find(&inv->day_used, key, true) = val;
+        }
+        return true;
+    }
+    default:
+        return false;
+    }
 }

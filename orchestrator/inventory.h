@@ -71,4 +71,14 @@ void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const o
 int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day);
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units);
 
+/* Checkpoints (snapshot.h): the SKU names in id order (SKUS), every record in record order
+ * with its holders in order (STCK), units taken per node and day (DAYS). */
+struct omo_snap_w;
+struct omo_snap_r;
+void omo_inventory_save(const omo_inventory *inv, struct omo_snap_w *w);
+/* Loads one of its sections into an inventory with no records yet. Returns false when the tag
+ * is not one of its own. */
+bool omo_inventory_load_section(omo_inventory *inv, uint32_t tag, struct omo_snap_r *r,
+                                size_t nnodes);
+
 #endif

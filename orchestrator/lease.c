@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define LEASE_DRAIN_MS 2000
 /* A process just gone may have left writes on their way to the broker: they land within this
  * time, and are then found by reading back rather than sent twice. */
@@ -45,6 +44,14 @@ static void catchup_cb(void *ctx, const omo_applied_event *ev)
     }
 }
 
+/* Positions of record, taken where they are ahead of those in hand. */
+static void position_cb(void *ctx, const omo_position *p)
+{
+    omo_position *pos = omo_stream_position(ctx, p->topic, p->partition, true);
+    if (p->next_offset > pos->next_offset)
+        pos->next_offset = p->next_offset;
+}
+
 /* Applies what the other processes applied since this one last held the lease. */
 static int catch_up(omo_stream *svc)
 {
@@ -61,11 +68,21 @@ static int catch_up(omo_stream *svc)
     /* Versions put live elsewhere are needed to replay what was decided under them. */
     if (omo_versions_load(svc))
         return 1;
+    /* After a long absence a checkpoint is nearer than the events since (which may be pruned
+     * away): the view starts again from it. */
+    bool loaded = false;
+    if (applied - (from - 1) > svc->conf->checkpoint_events &&
+        omo_checkpoint_restore(svc, from - 1, &loaded))
+        return 1;
+    if (loaded && WITH_RETRY(svc, "[postgres] positions",
+                             svc->store.ops->positions(svc->store.self, position_cb, svc, err,
+                                                       sizeof err)) != OMO_IO_OK)
+        return 1;
     if (omo_stream_replay_applied(svc, "[postgres] catch up", catchup_cb) != OMO_IO_OK ||
         omo_versions_follow_live(svc))
         return 1;
-    omo_stream_log("[service] caught up on %lld events applied by other processes",
-                   (long long)(svc->next_applied_seq - from));
+    omo_stream_log("[service] caught up on %lld events applied by other processes%s",
+                   (long long)(svc->next_applied_seq - from), loaded ? ", from a checkpoint" : "");
     return 0;
 }
 

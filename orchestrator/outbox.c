@@ -280,6 +280,7 @@ int omo_outbox_flight_finish(omo_stream *svc)
         if (b->npositions && svc->bus.ops && svc->bus.ops->committed)
             svc->bus.ops->committed(svc->bus.self, b->positions, b->npositions);
         if (b->nevents) {
+            svc->committed_seq = b->events[b->nevents - 1].seq;
             svc->stats.batches++;
             omo_stream_observe(&svc->batch_sizes, omo_stream_batch_bounds, BATCH_BUCKETS,
                                (double)b->nevents);

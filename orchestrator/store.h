@@ -54,6 +54,8 @@ typedef struct omo_batch {
     int64_t unconfirmed_from;
 } omo_batch;
 
+typedef struct omo_store omo_store_t;
+
 typedef struct omo_store_ops {
     /* Commits the whole batch in one transaction, or nothing of it. */
     omo_io (*commit)(void *self, const omo_batch *batch, char *err, size_t errlen);
@@ -110,14 +112,29 @@ typedef struct omo_store_ops {
                             void (*cb)(void *ctx, const char *hash, const char *went_live,
                                        const char *by),
                             void *ctx, char *err, size_t errlen);
+    /* A store of its own (its own connection) on the same database, for another thread or a
+     * forked child; the copy is not registered as an instance and takes no lease. */
+    omo_io (*clone)(void *self, omo_store_t *out, char *err, size_t errlen);
+    /* Saves a checkpoint (snapshot.h bytes) covering applied events up to applied_seq, in one
+     * statement; older ones are dropped unless among the newest three or the last of an event
+     * day since keep_after_ms. */
+    omo_io (*save_checkpoint)(void *self, int64_t applied_seq, int64_t outbox_seq, int64_t event_ms,
+                              const void *data, size_t len, int64_t keep_after_ms, char *err,
+                              size_t errlen);
+    /* The checkpoints covering at most applied seq at_most (and no seq not committed), newest
+     * first, until cb returns true (taken). */
+    omo_io (*checkpoints)(void *self, int64_t at_most,
+                          bool (*cb)(void *ctx, int64_t applied_seq, const void *data, size_t len),
+                          void *ctx, char *err, size_t errlen);
     /* True when the database answers (for /readyz). */
     bool (*ready)(void *self);
     void (*destroy)(void *self);
 } omo_store_ops;
 
-typedef struct omo_store {
+struct omo_store {
     const omo_store_ops *ops;
     void *self;
-} omo_store;
+};
+typedef struct omo_store omo_store;
 
 #endif

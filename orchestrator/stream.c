@@ -207,6 +207,7 @@ static void take_message(omo_stream *svc, const omo_in_msg *m)
                             svc->rules->version_hash};
     pos->next_offset = m->offset + 1;
     svc->position_dirty[pos - svc->positions] = true;
+    svc->events_since_ckpt++;
 }
 
 static void clear_batch(omo_stream *svc)
@@ -221,6 +222,13 @@ static void clear_batch(omo_stream *svc)
 }
 
 /* ---- life ------------------------------------------------------------------------------ */
+
+omo_engine *omo_stream_engine_new(omo_stream *svc)
+{
+    omo_engine *eng = omo_engine_create(svc->net, svc->rules, on_allocation, svc);
+    omo_engine_set_status_sink(eng, on_status, svc);
+    return eng;
+}
 
 omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rules *rules,
                               omo_store store, const omo_stream_opts *opts)
@@ -242,11 +250,12 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
         svc->opts.poll_ms = 20;
     if (svc->opts.retry_budget_ms <= 0)
         svc->opts.retry_budget_ms = 60000;
-    svc->eng = omo_engine_create(net, rules, on_allocation, svc);
-    omo_engine_set_status_sink(svc->eng, on_status, svc);
+    svc->eng = omo_stream_engine_new(svc);
+    svc->ckpt_pipe = -1;
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
     svc->started = omo_stream_now();
+    svc->last_ckpt = svc->started;
     return svc;
 }
 
@@ -255,6 +264,7 @@ void omo_stream_destroy(omo_stream *svc)
     if (!svc)
         return;
     (void)omo_outbox_flight_finish(svc);
+    omo_checkpoint_finish(svc);
     clear_batch(svc);
     free(svc->events);
     free(svc->outbox);
@@ -309,10 +319,13 @@ omo_io omo_stream_replay_applied(omo_stream *svc, const char *what,
 {
     svc->replaying = true;
     svc->replay_rules = svc->rules;
+    int64_t from = svc->next_applied_seq;
     omo_io io = WITH_RETRY(svc, what,
                            svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1, cb,
                                                   svc, err, sizeof err));
     svc->replaying = false;
+    svc->committed_seq = svc->next_applied_seq - 1;
+    svc->events_since_ckpt += svc->next_applied_seq - from;
     omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
     return io;
 }
@@ -334,7 +347,14 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
         snprintf(errout, errlen, "cannot read the rules versions");
         return 1;
     }
-    /* The view: every applied event again, in the order it was applied, under its rules. */
+    /* The view: the newest valid checkpoint, then every applied event after it again, in the
+     * order it was applied, under its rules. */
+    bool loaded = false;
+    if (omo_checkpoint_restore(svc, 0, &loaded)) {
+        snprintf(errout, errlen, "cannot read the checkpoints");
+        return 1;
+    }
+    int64_t from = svc->next_applied_seq;
     omo_io io = omo_stream_replay_applied(svc, "[postgres] replay", omo_stream_replay_cb);
     omo_engine_set_rules(svc->eng, svc->rules);
     if (io != OMO_IO_OK) {
@@ -348,9 +368,10 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
         return 1;
     }
     const omo_engine_stats *es = omo_engine_stats_get(svc->eng);
-    omo_stream_log("[service] rebuilt the view from %lld applied events (%llu orders) in %.2f s",
-                   (long long)(svc->next_applied_seq - 1), (unsigned long long)es->orders,
-                   omo_stream_now() - t0);
+    omo_stream_log("[service] rebuilt the view from %s%lld applied events (%llu orders) in "
+                   "%.2f s",
+                   loaded ? "a checkpoint and " : "", (long long)(svc->next_applied_seq - from),
+                   (unsigned long long)es->orders, omo_stream_now() - t0);
     return 0;
 }
 
@@ -420,6 +441,7 @@ int omo_stream_step(omo_stream *svc)
     }
     if (omo_outbox_flight_finish(svc) || omo_lease_housekeeping(svc))
         return 1;
+    omo_checkpoint_tick(svc);
     bool threaded = svc->opts.pipeline && n > 0;
     if (omo_outbox_flight_start(svc, threaded) || (!threaded && omo_outbox_flight_finish(svc)))
         return 1;

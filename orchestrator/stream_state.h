@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define LATENCY_BUCKETS 12
@@ -147,6 +148,16 @@ struct omo_stream {
     omo_stream_stats stats;
     double started;
 
+    /* Checkpoints (checkpoint.c) */
+    int64_t committed_seq;     /* applied events up to here are committed */
+    int64_t events_since_ckpt; /* applied since the last checkpoint was taken (or loaded) */
+    double last_ckpt;          /* when the last one was taken */
+    pid_t ckpt_pid;            /* the child writing one, or 0 */
+    int ckpt_pipe;             /* to tell it its events are committed, or -1 */
+    int64_t ckpt_seq;          /* the applied seq it covers */
+    double ckpt_pause_last, ckpt_pause_max; /* the fork's cost, seconds */
+    uint64_t ckpts_written, ckpts_failed;
+
     /* HTTP jobs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -250,6 +261,20 @@ int omo_lease_take(omo_stream *svc);
 int omo_lease_give(omo_stream *svc);
 /* Between batches: says this process is alive, looks for gone instances. Returns 0 or 1. */
 int omo_lease_housekeeping(omo_stream *svc);
+
+/* ---- checkpoint.c ---- */
+/* At a batch boundary (the view holds whole batches): forks a child that writes a checkpoint
+ * when one is due, and tells a running one when its events are committed. Never waits. */
+void omo_checkpoint_tick(omo_stream *svc);
+/* Loads into the service the newest valid checkpoint covering more than applied seq `after`
+ * (an invalid one is skipped for an older one), replacing its engine; next_applied_seq then
+ * follows it. Sets *loaded. Returns 0, or 1 when the database cannot be read. */
+int omo_checkpoint_restore(omo_stream *svc, int64_t after, bool *loaded);
+/* Waits for a child still writing (at exit). */
+void omo_checkpoint_finish(omo_stream *svc);
+
+/* A fresh engine with the service's sinks, under the live rules. */
+omo_engine *omo_stream_engine_new(omo_stream *svc);
 
 /* ---- routes.c ---- */
 /* Answers the HTTP requests queued since the last call. */

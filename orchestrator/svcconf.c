@@ -9,13 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { T_KAFKA, T_POSTGRES, T_NETWORK, T_ROUTING, T_HTTP, T_KEYS };
+enum { T_KAFKA, T_POSTGRES, T_NETWORK, T_ROUTING, T_HTTP, T_STATE, T_KEYS };
 static const omo_ykey top_keys[T_KEYS] = {
     [T_KAFKA] = {"kafka", OMO_YT_MAP, OMO_YK_REQUIRED, 0, 0},
     [T_POSTGRES] = {"postgres", OMO_YT_MAP, OMO_YK_REQUIRED, 0, 0},
     [T_NETWORK] = {"network", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [T_ROUTING] = {"routing", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [T_HTTP] = {"http", OMO_YT_MAP, 0, 0, 0},
+    [T_STATE] = {"state", OMO_YT_MAP, 0, 0, 0},
+};
+
+enum { S_CHECKPOINT_EVENTS, S_CHECKPOINT_SECONDS, S_RETAIN_DAYS, S_KEYS };
+static const omo_ykey state_keys[S_KEYS] = {
+    [S_CHECKPOINT_EVENTS] = {"checkpoint_events", OMO_YT_INT, OMO_YK_MIN, 1, 0},
+    [S_CHECKPOINT_SECONDS] = {"checkpoint_seconds", OMO_YT_INT, OMO_YK_MIN, 1, 0},
+    [S_RETAIN_DAYS] = {"retain_days", OMO_YT_INT, OMO_YK_MIN, 1, 0},
 };
 
 enum { K_BROKERS, K_GROUP, K_TOPICS, K_PROPERTIES, K_KEYS };
@@ -401,6 +409,19 @@ omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag)
     }
     if (v[T_HTTP].node)
         read_http(v[T_HTTP].node, conf, diag);
+    conf->checkpoint_events = 100000;
+    conf->checkpoint_seconds = 300;
+    conf->retain_days = 7;
+    if (v[T_STATE].node) {
+        omo_yval sv[S_KEYS];
+        (void)omo_ymap_read(v[T_STATE].node, "state", state_keys, S_KEYS, sv, diag);
+        if (sv[S_CHECKPOINT_EVENTS].node)
+            conf->checkpoint_events = sv[S_CHECKPOINT_EVENTS].i;
+        if (sv[S_CHECKPOINT_SECONDS].node)
+            conf->checkpoint_seconds = sv[S_CHECKPOINT_SECONDS].i;
+        if (sv[S_RETAIN_DAYS].node)
+            conf->retain_days = sv[S_RETAIN_DAYS].i;
+    }
 
     if (diag->count > start) {
         omo_yaml_diag_sort(diag, start, conf->path);

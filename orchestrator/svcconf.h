@@ -33,6 +33,10 @@ typedef struct omo_svcconf {
     char *listen; /* "127.0.0.1:8080"; NULL or "" = no HTTP */
     omo_token *tokens;
     size_t ntokens;
+    /* state (contract section 11) */
+    int64_t checkpoint_events;  /* a checkpoint at least every N applied events (100000) */
+    int64_t checkpoint_seconds; /* and at least this often while events arrive (300) */
+    int64_t retain_days;        /* history kept this long, by event time (7) */
 } omo_svcconf;
 
 /* Loads omo.yaml. `${NAME}` inside any scalar is replaced by the environment variable NAME (an

@@ -521,12 +521,17 @@ static void hashset_grow(omo_hashset *set, size_t cap)
 
 bool omo_hashset_add(omo_hashset *set, const char *s)
 {
-    if ((set->count + 1) * 4 > set->cap * 3) /* up to three quarters full */
-        hashset_grow(set, set->cap ? set->cap * 2 : 1024);
     size_t len = strlen(s);
     uint64_t a = omo_hash_bytes(s, len), b = hash2(s, len);
     if (!a && !b)
         b = 1; /* (0, 0) marks an empty slot */
+    return omo_hashset_add_pair(set, a, b);
+}
+
+bool omo_hashset_add_pair(omo_hashset *set, uint64_t a, uint64_t b)
+{
+    if ((set->count + 1) * 4 > set->cap * 3) /* up to three quarters full */
+        hashset_grow(set, set->cap ? set->cap * 2 : 1024);
     size_t i = (size_t)a & (set->cap - 1);
     while (set->slots[2 * i] || set->slots[2 * i + 1]) {
         if (set->slots[2 * i] == a && set->slots[2 * i + 1] == b)

@@ -95,6 +95,8 @@ typedef struct omo_hashset {
 
 /* Adds s; returns false when it was a member already. */
 bool omo_hashset_add(omo_hashset *set, const char *s);
+/* Adds a member by its two hashes (as kept in slots; not both 0), as checkpoints restore it. */
+bool omo_hashset_add_pair(omo_hashset *set, uint64_t h1, uint64_t h2);
 void omo_hashset_reserve(omo_hashset *set, size_t n);
 void omo_hashset_free(omo_hashset *set);
 

@@ -959,6 +959,106 @@ static omo_io store_max_seqs(void *self, int64_t *applied, int64_t *outbox, char
     return OMO_IO_OK;
 }
 
+/* ---- checkpoints ---- */
+
+static omo_io store_save_checkpoint(void *self, int64_t applied_seq, int64_t outbox_seq,
+                                    int64_t event_ms, const void *data, size_t len,
+                                    int64_t keep_after_ms, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    char nums[4][24];
+    snprintf(nums[0], sizeof nums[0], "%lld", (long long)applied_seq);
+    snprintf(nums[1], sizeof nums[1], "%lld", (long long)outbox_seq);
+    snprintf(nums[2], sizeof nums[2], "%lld", (long long)event_ms);
+    snprintf(nums[3], sizeof nums[3], "%lld", (long long)keep_after_ms);
+    const char *vals[5] = {nums[0], nums[1], nums[2], data, nums[3]};
+    int lens[5] = {0, 0, 0, (int)len, 0};
+    int formats[5] = {0, 0, 0, 1, 0};
+    /* One statement: the new checkpoint in, and those no longer wanted out. Kept: the newest
+     * three, and the last of each event day since keep_after (the nearest before what an
+     * explanation looks at). */
+    PGresult *res = PQexecParams(
+        st->conn,
+        "WITH ins AS (INSERT INTO checkpoints (applied_seq, outbox_seq, event_day, event_ms, body) "
+        "VALUES ($1::bigint, $2::bigint, floor($3::bigint / 86400000.0)::bigint, $3::bigint, $4) "
+        "ON CONFLICT (applied_seq) DO NOTHING) "
+        "DELETE FROM checkpoints c WHERE c.applied_seq < $1::bigint "
+        "AND c.applied_seq NOT IN (SELECT applied_seq FROM checkpoints "
+        "ORDER BY applied_seq DESC LIMIT 2) "
+        "AND (c.event_ms < $5::bigint OR c.event_day = floor($3::bigint / 86400000.0)::bigint "
+        "OR EXISTS (SELECT 1 FROM checkpoints d WHERE d.event_day = c.event_day "
+        "AND d.applied_seq > c.applied_seq))",
+        5, NULL, vals, lens, formats, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        io = fail_result(st, "save_checkpoint", res, err, errlen);
+        PQclear(res);
+        return io;
+    }
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+static omo_io store_checkpoints(void *self, int64_t at_most,
+                                bool (*cb)(void *ctx, int64_t applied_seq, const void *data,
+                                           size_t len),
+                                void *ctx, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    PGresult *list = NULL;
+    /* Only checkpoints whose events are all committed (a checkpoint is written once the batch
+     * it ends with is committed; this also holds after applied events were pruned). */
+    io = run_ints(st, "checkpoints",
+                  "SELECT applied_seq FROM checkpoints WHERE applied_seq <= $1::bigint "
+                  "AND applied_seq <= COALESCE((SELECT max(seq) FROM applied_events), 0) "
+                  "ORDER BY applied_seq DESC",
+                  1, &at_most, &list, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    /* One body at a time: each may be large. */
+    for (int i = 0, n = PQntuples(list); i < n && io == OMO_IO_OK; i++) {
+        int64_t seq = col_i64(list, i, 0);
+        PGresult *res = NULL;
+        io = run_ints(st, "checkpoints", "SELECT body FROM checkpoints WHERE applied_seq = $1", 1,
+                      &seq, &res, err, errlen);
+        if (io != OMO_IO_OK || PQntuples(res) != 1) {
+            PQclear(res);
+            continue;
+        }
+        bool taken = cb(ctx, seq, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        PQclear(res);
+        if (taken)
+            break;
+    }
+    PQclear(list);
+    return io;
+}
+
+static const omo_store_ops pg_store_ops;
+
+static omo_io store_clone(void *self, omo_store *out, char *err, size_t errlen)
+{
+    pg_store *src = self;
+    pg_store *st = omo_xcalloc(1, sizeof *st);
+    st->dsn = omo_xstrdup(src->dsn);
+    pthread_mutex_init(&st->ready_lock, NULL);
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK) {
+        free(st->dsn);
+        pthread_mutex_destroy(&st->ready_lock);
+        free(st);
+        return io;
+    }
+    out->ops = &pg_store_ops;
+    out->self = st;
+    return OMO_IO_OK;
+}
+
 /* ---- instances ---- */
 
 /* On a new connection: takes this instance's lock again and says it is alive, unless another
@@ -1306,6 +1406,9 @@ static const omo_store_ops pg_store_ops = {
     .order_messages = store_order_messages,
     .rules_text = store_rules_text,
     .rules_history = store_rules_history,
+    .clone = store_clone,
+    .save_checkpoint = store_save_checkpoint,
+    .checkpoints = store_checkpoints,
     .ready = store_ready,
     .destroy = store_destroy,
 };
