@@ -199,8 +199,8 @@ int omo_checkpoint_restore(omo_stream *svc, int64_t after, bool *loaded)
     restore_ctx rc = {.svc = svc, .after = after};
     double t0 = omo_stream_now();
     if (WITH_RETRY(svc, "[postgres] checkpoints",
-                   svc->store.ops->checkpoints(svc->store.self, INT64_MAX, restore_cb, &rc, err,
-                                               sizeof err)) != OMO_IO_OK) {
+                   svc->store.ops->checkpoints(svc->store.self, INT64_MAX, INT64_MAX, restore_cb,
+                                               &rc, err, sizeof err)) != OMO_IO_OK) {
         omo_engine_destroy(rc.eng);
         return 1;
     }

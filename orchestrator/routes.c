@@ -1,5 +1,6 @@
 /* Every HTTP route of the service. Requests arrive on the HTTP server's threads and are queued
- * to the service thread, which answers them between batches. */
+ * to the service thread, which answers them between batches; but explain and rules diff, which
+ * replay, run on their request's thread beside the stream (ops.c). */
 #include "stream_state.h"
 
 #include "diff.h"
@@ -286,75 +287,20 @@ static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo
     respond_error(resp, 405, "GET or PUT /rules, POST /rules/reload or /rules/diff", NULL, NULL);
 }
 
-/* Replays every applied event into eng (or into both engines of a diff). */
-typedef struct replay_ctx {
-    omo_stream *svc;
-    omo_engine *eng[2];
-    const omo_rules *rules; /* follow the versions, for eng[0] only */
-    bool follow;
-    omo_event ev;
-    uint64_t events;
-    int64_t latest_ms; /* the latest event time replayed */
-} replay_ctx;
-
-static void replay_into_cb(void *ctx, const omo_applied_event *ae)
-{
-    replay_ctx *rc = ctx;
-    omo_event_error err;
-    rc->events++;
-    if (rc->follow)
-        omo_versions_follow(rc->svc, rc->eng[0], &rc->rules, ae);
-    if (!omo_event_parse(ae->value, ae->value_len, rc->svc->net, &rc->ev, &err))
-        return;
-    if (rc->ev.has_at && rc->ev.at_ms > rc->latest_ms)
-        rc->latest_ms = rc->ev.at_ms;
-    for (int i = 0; i < 2; i++)
-        if (rc->eng[i])
-            (void)omo_engine_apply(rc->eng[i], &rc->ev, &err);
-}
-
-static bool replay_into(omo_stream *svc, replay_ctx *rc)
-{
-    rc->svc = svc;
-    char err[512] = "";
-    return svc->store.ops->replay(svc->store.self, 0, replay_into_cb, rc, err, sizeof err) ==
-           OMO_IO_OK;
-}
-
+/* POST /rules/diff, beside the stream (ops.c). */
 static void handle_diff(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
 {
-    omo_diag diag = {0};
-    omo_rules *proposed = omo_versions_parse(svc, "POST /rules/diff", req->body ? req->body : "",
-                                             req->body_len, &diag);
-    if (!proposed) {
-        respond_json(resp, 422,
-                     json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
-        omo_diag_clear(&diag);
-        return;
-    }
     char fmt[16] = "json";
     omo_query_param(req->query, "format", fmt, sizeof fmt);
     omo_diff_format format = !strcmp(fmt, "text")   ? OMO_DIFF_TEXT
                              : !strcmp(fmt, "html") ? OMO_DIFF_HTML
                                                     : OMO_DIFF_JSON;
-    omo_diff *diff = omo_diff_create(svc->net, svc->rules, proposed);
-    replay_ctx *rc = omo_xcalloc(1, sizeof *rc);
-    rc->eng[0] = omo_diff_engine(diff, OMO_DIFF_OLD);
-    rc->eng[1] = omo_diff_engine(diff, OMO_DIFF_NEW);
-    if (!replay_into(svc, rc)) {
-        respond_error(resp, 503, "database unavailable", NULL, NULL);
-    } else {
-        /* The last day: every event replays, so the day starts from the right state, and
-         * the report speaks of the orders of the day before the latest event. */
-        omo_diff_since(diff, rc->latest_ms - 24LL * 3600 * 1000);
-        omo_diff_report rep;
-        omo_diff_report_build(diff, &rep);
-        omo_diff_info info = {.network_path = svc->conf->network_path,
-                              .events_path = "applied events",
-                              .events = rc->events};
-        size_t len = 0;
-        char *body = omo_diff_render(diff, &rep, &info, format, &len);
-        omo_diff_report_clear(&rep);
+    omo_diag diag = {0};
+    char *body = NULL;
+    size_t len = 0;
+    switch (
+        omo_ops_diff(svc, req->body ? req->body : "", req->body_len, format, &diag, &body, &len)) {
+    case 0:
         resp->status = 200;
         snprintf(resp->content_type, sizeof resp->content_type, "%s",
                  format == OMO_DIFF_HTML   ? "text/html; charset=utf-8"
@@ -362,54 +308,40 @@ static void handle_diff(omo_stream *svc, const omo_http_request *req, omo_http_r
                                            : "application/json");
         resp->body = body;
         resp->body_len = len;
+        break;
+    case 1:
+        respond_json(resp, 422,
+                     json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
+        break;
+    default:
+        respond_error(resp, 503, "database unavailable", NULL, NULL);
     }
-    free(rc);
-    omo_diff_destroy(diff);
-    omo_rules_destroy(proposed);
     omo_diag_clear(&diag);
 }
 
-typedef struct explain_ctx {
-    const omo_network *net;
-    bool json;
-    char *latest;
-} explain_ctx;
-
-static void keep_explanation(void *ctx, const omo_explanation *ex)
-{
-    explain_ctx *ec = ctx;
-    free(ec->latest);
-    ec->latest = ec->json ? omo_explain_json(ex, ec->net) : omo_explain_text(ex, ec->net);
-}
-
-/* GET /orders/{id}/explain: the decisions replayed under the rules they were made under. */
+/* GET /orders/{id}/explain, beside the stream (ops.c): the decisions replayed under the rules
+ * they were made under, from the checkpoint before the order's first. */
 static void handle_explain(omo_stream *svc, const omo_http_request *req, const char *order_id,
                            omo_http_response *resp)
 {
     char fmt[16] = "text";
     omo_query_param(req->query, "format", fmt, sizeof fmt);
-    explain_ctx ec = {svc->net, !strcmp(fmt, "json"), NULL};
-    const omo_rules *first = svc->nversions ? svc->versions[0] : svc->rules;
-    replay_ctx *rc = omo_xcalloc(1, sizeof *rc);
-    rc->eng[0] = omo_engine_create(svc->net, first, NULL, NULL);
-    rc->rules = first;
-    rc->follow = true;
-    omo_engine_explain(rc->eng[0], order_id, keep_explanation, &ec);
-    if (!replay_into(svc, rc))
-        respond_error(resp, 503, "database unavailable", NULL, NULL);
-    else if (!ec.latest)
-        respond_error(resp, 404, "no such order", "order_id", order_id);
-    else {
+    bool json = !strcmp(fmt, "json");
+    char *body = NULL;
+    switch (omo_ops_explain(svc, order_id, json, &body)) {
+    case 0:
         resp->status = 200;
         snprintf(resp->content_type, sizeof resp->content_type, "%s",
-                 ec.json ? "application/json" : "text/plain; charset=utf-8");
-        resp->body = ec.latest;
-        resp->body_len = strlen(ec.latest);
-        ec.latest = NULL;
+                 json ? "application/json" : "text/plain; charset=utf-8");
+        resp->body = body;
+        resp->body_len = strlen(body);
+        break;
+    case 1:
+        respond_error(resp, 404, "no such order", "order_id", order_id);
+        break;
+    default:
+        respond_error(resp, 503, "database unavailable", NULL, NULL);
     }
-    free(ec.latest);
-    omo_engine_destroy(rc->eng[0]);
-    free(rc);
 }
 
 static void handle_picklist(omo_stream *svc, const omo_http_request *req, const omo_token *tok,
@@ -619,6 +551,15 @@ void omo_stream_http(void *ctx, const omo_http_request *req, omo_http_response *
     omo_stream *svc = ctx;
     if (!strcmp(req->method, "GET") && !strcmp(req->path, "/healthz")) {
         respond(resp, 200, "text/plain", "ok\n");
+        return;
+    }
+    /* Replays run beside the stream, on this request's thread: handle_request reaches them
+     * reading only the configuration (tokens) on the way. */
+    size_t plen = strlen(req->path);
+    if ((!strcmp(req->method, "POST") && !strcmp(req->path, "/rules/diff")) ||
+        (!strcmp(req->method, "GET") && !strncmp(req->path, "/orders/", 8) && plen > 16 &&
+         !strcmp(req->path + plen - 8, "/explain"))) {
+        handle_request(svc, req, resp);
         return;
     }
     http_job job = {req, resp, false, NULL};

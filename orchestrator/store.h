@@ -113,7 +113,8 @@ typedef struct omo_store_ops {
                                        const char *by),
                             void *ctx, char *err, size_t errlen);
     /* A store of its own (its own connection) on the same database, for another thread or a
-     * forked child; the copy is not registered as an instance and takes no lease. */
+     * forked child; the copy is not registered as an instance and takes no lease. May be
+     * called from any thread. */
     omo_io (*clone)(void *self, omo_store_t *out, char *err, size_t errlen);
     /* Saves a checkpoint (snapshot.h bytes) covering applied events up to applied_seq, in one
      * statement; older ones are dropped unless among the newest three or the last of an event
@@ -121,11 +122,14 @@ typedef struct omo_store_ops {
     omo_io (*save_checkpoint)(void *self, int64_t applied_seq, int64_t outbox_seq, int64_t event_ms,
                               const void *data, size_t len, int64_t keep_after_ms, char *err,
                               size_t errlen);
-    /* The checkpoints covering at most applied seq at_most (and no seq not committed), newest
-     * first, until cb returns true (taken). */
-    omo_io (*checkpoints)(void *self, int64_t at_most,
+    /* The checkpoints (none covering an event not committed) that end before outbox seq
+     * max_outbox + 1 and event time max_event_ms + 1, newest first, until cb returns true. */
+    omo_io (*checkpoints)(void *self, int64_t max_outbox, int64_t max_event_ms,
                           bool (*cb)(void *ctx, int64_t applied_seq, const void *data, size_t len),
                           void *ctx, char *err, size_t errlen);
+    /* The outbox seq of an order's first allocation revision (0 when none is kept). */
+    omo_io (*order_seq)(void *self, const char *order_id, int64_t *outbox_seq, char *err,
+                        size_t errlen);
     /* True when the database answers (for /readyz). */
     bool (*ready)(void *self);
     void (*destroy)(void *self);

@@ -441,6 +441,7 @@ int omo_stream_step(omo_stream *svc)
     }
     if (omo_outbox_flight_finish(svc) || omo_lease_housekeeping(svc))
         return 1;
+    atomic_store(&svc->latest_event_ms, omo_engine_clock(svc->eng));
     omo_checkpoint_tick(svc);
     bool threaded = svc->opts.pipeline && n > 0;
     if (omo_outbox_flight_start(svc, threaded) || (!threaded && omo_outbox_flight_finish(svc)))

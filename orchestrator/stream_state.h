@@ -157,6 +157,7 @@ struct omo_stream {
     int64_t ckpt_seq;          /* the applied seq it covers */
     double ckpt_pause_last, ckpt_pause_max; /* the fork's cost, seconds */
     uint64_t ckpts_written, ckpts_failed;
+    _Atomic int64_t latest_event_ms; /* the view's clock, for calls on other threads */
 
     /* HTTP jobs */
     pthread_mutex_t mu;
@@ -275,6 +276,18 @@ void omo_checkpoint_finish(omo_stream *svc);
 
 /* A fresh engine with the service's sinks, under the live rules. */
 omo_engine *omo_stream_engine_new(omo_stream *svc);
+
+/* ---- ops.c ---- */
+/* Calls that replay beside the stream, on the caller's thread (any thread but the service's):
+ * they read only svc->net and svc->conf and open a store of their own. */
+/* The explanation of order_id's latest decision (text, or JSON), malloc'd into *out. Returns 0,
+ * 1 when no such order is kept, 2 when the database failed. */
+int omo_ops_explain(omo_stream *svc, const char *order_id, bool json, char **out);
+/* The proposal in text against the live rules over the last day of applied events, rendered in
+ * format into *out (*outlen bytes). Returns 0, 1 when the rules are invalid (diag says why), 2
+ * when the database failed. */
+int omo_ops_diff(omo_stream *svc, const char *text, size_t len, int format, omo_diag *diag,
+                 char **out, size_t *outlen);
 
 /* ---- routes.c ---- */
 /* Answers the HTTP requests queued since the last call. */

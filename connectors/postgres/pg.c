@@ -1001,7 +1001,7 @@ static omo_io store_save_checkpoint(void *self, int64_t applied_seq, int64_t out
     return OMO_IO_OK;
 }
 
-static omo_io store_checkpoints(void *self, int64_t at_most,
+static omo_io store_checkpoints(void *self, int64_t max_outbox, int64_t max_event_ms,
                                 bool (*cb)(void *ctx, int64_t applied_seq, const void *data,
                                            size_t len),
                                 void *ctx, char *err, size_t errlen)
@@ -1013,11 +1013,13 @@ static omo_io store_checkpoints(void *self, int64_t at_most,
     PGresult *list = NULL;
     /* Only checkpoints whose events are all committed (a checkpoint is written once the batch
      * it ends with is committed; this also holds after applied events were pruned). */
+    int64_t bounds[2] = {max_outbox, max_event_ms};
     io = run_ints(st, "checkpoints",
-                  "SELECT applied_seq FROM checkpoints WHERE applied_seq <= $1::bigint "
+                  "SELECT applied_seq FROM checkpoints WHERE outbox_seq <= $1::bigint "
+                  "AND event_ms <= $2::bigint "
                   "AND applied_seq <= COALESCE((SELECT max(seq) FROM applied_events), 0) "
                   "ORDER BY applied_seq DESC",
-                  1, &at_most, &list, err, errlen);
+                  2, bounds, &list, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     /* One body at a time: each may be large. */
@@ -1037,6 +1039,27 @@ static omo_io store_checkpoints(void *self, int64_t at_most,
     }
     PQclear(list);
     return io;
+}
+
+static omo_io store_order_seq(void *self, const char *order_id, int64_t *outbox_seq, char *err,
+                              size_t errlen)
+{
+    pg_store *st = self;
+    *outbox_seq = 0;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    const char *vals[1] = {order_id};
+    PGresult *res = NULL;
+    io = run(st, "order_seq",
+             "SELECT COALESCE(min(seq), 0) FROM outbox WHERE topic = 2 "
+             "AND key = convert_to($1, 'UTF8')",
+             1, NULL, vals, NULL, 1, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    *outbox_seq = col_i64(res, 0, 0);
+    PQclear(res);
+    return OMO_IO_OK;
 }
 
 static const omo_store_ops pg_store_ops;
@@ -1409,6 +1432,7 @@ static const omo_store_ops pg_store_ops = {
     .clone = store_clone,
     .save_checkpoint = store_save_checkpoint,
     .checkpoints = store_checkpoints,
+    .order_seq = store_order_seq,
     .ready = store_ready,
     .destroy = store_destroy,
 };

@@ -254,6 +254,8 @@ static bool write_config(omo_test_service *svc)
             "network: network.yaml\n"
             "routing: routing.yaml\n",
             omo_kafka_mock_bootstraps(svc->kafka), svc->group, omo_pg_local_dsn(svc->pg));
+    if (svc->config_extra)
+        fputs(svc->config_extra, f);
     return fclose(f) == 0;
 }
 
@@ -281,6 +283,7 @@ omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts)
              (long long)(omo_test_now() * 1000));
     for (int i = 0; i < 3 && opts->env[i]; i++)
         svc->env[i] = opts->env[i];
+    svc->config_extra = opts->config_extra;
 
     svc->kafka = omo_kafka_mock_start(opts->brokers, opts->partitions, err, sizeof err);
     if (!svc->kafka) {

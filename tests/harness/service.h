@@ -26,6 +26,7 @@ typedef struct omo_test_service_opts {
     int seed;                      /* gen's --seed */
     int brokers, partitions;       /* the mock cluster */
     const char *env[4];            /* NAME=VALUE settings for the service, NULL-terminated */
+    const char *config_extra;      /* YAML appended to omo.yaml (e.g. a state: section), or NULL */
 } omo_test_service_opts;
 
 /* One input message: a line of the generated events.jsonl, in file order. */
@@ -56,6 +57,7 @@ typedef struct omo_test_service {
     char omo_binary[PATH_MAX];
     char group[96];
     const char *env[4];
+    const char *config_extra;
     omo_kafka_mock *kafka;
     omo_pg_local *pg;
 

@@ -7,7 +7,10 @@
  * 0.3 to 4 s after the process started or after it was assigned its partitions, some of them
  * then at the next batch commit, so kills land during the rebuild from PostgreSQL, during the
  * outbox reconciliation, while joining the group, and while batches are applied, committed and
- * sent. What is asserted holds for every schedule. */
+ * sent, and while a checkpoint is being taken (checkpoints every 2,000 events or second). A
+ * restart loads the newest checkpoint and replays only what follows it, so the end-to-end check
+ * (the output is what `omo solve` decides over every applied event) also shows that checkpoint
+ * plus tail decide as the whole history does. What is asserted holds for every schedule. */
 #include "service.h"
 
 #include <criterion/criterion.h>
@@ -33,15 +36,26 @@ static void teardown(void)
 static uint64_t rng_state;
 
 /* When a kill comes: a delay after the process started, or after it was assigned its
- * partitions, or that delay and then the moment a batch commit shows in PostgreSQL. */
-enum anchor { FROM_START, FROM_ASSIGNMENT, AT_NEXT_COMMIT };
+ * partitions, or that delay and then the moment a batch commit shows in PostgreSQL, or the
+ * moment the service starts taking a checkpoint (its child is then serialising the view,
+ * waiting for the batch to be committed, or writing). */
+enum anchor { FROM_START, FROM_ASSIGNMENT, AT_NEXT_COMMIT, AT_CHECKPOINT };
 static const char *const anchor_names[] = {"the start", "the assignment",
-                                           "the assignment, at the next commit"};
+                                           "the assignment, at the next commit",
+                                           "the assignment, at the next checkpoint"};
 
 /* Where the service was when it was killed, as its log tells. */
-enum phase { PHASE_REBUILD, PHASE_JOIN, PHASE_STREAM, PHASE_COMMITTED, PHASES };
+enum phase { PHASE_REBUILD, PHASE_JOIN, PHASE_STREAM, PHASE_COMMITTED, PHASE_CHECKPOINT, PHASES };
 static const char *const phase_names[PHASES] = {"rebuilding", "joining", "streaming",
-                                                "sending a committed batch"};
+                                                "sending a committed batch", "taking a checkpoint"};
+
+/* A checkpoint taken since the start and not yet reported written or not. */
+static bool checkpoint_open(void)
+{
+    size_t taking = omo_test_service_slot_log_count(svc, 0, "[checkpoint] taking seq");
+    size_t done = omo_test_service_slot_log_count(svc, 0, " written");
+    return taking > done;
+}
 
 static long long applied_count(void)
 {
@@ -64,7 +78,10 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
                                   .bad = 8,
                                   .seed = 5,
                                   .brokers = 3,
-                                  .partitions = 4};
+                                  .partitions = 4,
+                                  /* Checkpoints all the time, so that kills land in them. */
+                                  .config_extra = "state:\n  checkpoint_events: 2000\n"
+                                                  "  checkpoint_seconds: 1\n"};
     svc = omo_test_service_setup(&opts);
     cr_assert_not_null(svc, "setup failed");
     cr_assert_geq(svc->nbad, 8, "gen's bad lines are refused by omo solve");
@@ -87,12 +104,22 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
     for (int k = 0; k < KILLS; k++) {
         cr_assert(omo_test_service_start(svc, err, sizeof err), "%s", err);
         double delay = 0.3 + 3.7 * omo_test_rng_unit(&rng_state), r = omo_test_rng_unit(&rng_state);
-        enum anchor an = r < 0.35 ? FROM_START : r < 0.7 ? FROM_ASSIGNMENT : AT_NEXT_COMMIT;
+        enum anchor an = r < 0.25   ? FROM_START
+                         : r < 0.5  ? FROM_ASSIGNMENT
+                         : r < 0.75 ? AT_NEXT_COMMIT
+                                    : AT_CHECKPOINT;
         if (an != FROM_START)
             cr_assert(omo_test_service_wait_log(svc, "rebalance: assigned", 30000),
                       "start %d: no partitions assigned within 30 s", svc->starts);
         omo_test_sleep(delay);
         bool committed = false;
+        if (an == AT_CHECKPOINT) {
+            size_t before = omo_test_service_slot_log_count(svc, 0, "[checkpoint] taking seq");
+            double until = omo_test_now() + 5;
+            while (omo_test_now() < until &&
+                   omo_test_service_slot_log_count(svc, 0, "[checkpoint] taking seq") == before)
+                omo_test_sleep(0.001);
+        }
         if (an == AT_NEXT_COMMIT) {
             /* Right after a batch is committed its messages are being sent: the outbox holds
              * rows that may or may not have reached their topics. */
@@ -103,7 +130,8 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
         }
         cr_assert(omo_test_service_alive(svc), "start %d: the service exited by itself",
                   svc->starts);
-        enum phase ph = committed                                               ? PHASE_COMMITTED
+        enum phase ph = checkpoint_open()                                       ? PHASE_CHECKPOINT
+                        : committed                                             ? PHASE_COMMITTED
                         : !omo_test_service_log_has(svc, "rebuilt the view")    ? PHASE_REBUILD
                         : !omo_test_service_log_has(svc, "rebalance: assigned") ? PHASE_JOIN
                                                                                 : PHASE_STREAM;
@@ -128,17 +156,21 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
     bool ok = omo_test_service_check(svc, &check, err, sizeof err);
     cr_assert(ok, "%s", err);
     cr_assert_eq(check.dead_letters, svc->nbad);
+    cr_assert_gt(kills[PHASE_CHECKPOINT], 0, "no kill landed in a checkpoint");
+    cr_assert_gt(omo_test_service_sql_count(svc, "SELECT count(*) FROM checkpoints"), 0);
+    cr_assert_gt(omo_test_service_slot_log_count(svc, 0, "[checkpoint] loaded seq"), 0,
+                 "no restart started from a checkpoint");
 
     fprintf(stderr,
             "[crash] seed %" PRIu64 ": %d kills (%d rebuilding, %d joining, %d streaming, "
-            "%d sending), "
+            "%d sending, %d in a checkpoint), "
             "%d restarts; %zu events in (%zu bad), %zu orders, %zu revisions and %zu shipment "
             "statuses out, "
             "%zu stock rows; "
             "%.1f s\n",
             seed, KILLS, kills[PHASE_REBUILD], kills[PHASE_JOIN], kills[PHASE_STREAM],
-            kills[PHASE_COMMITTED], svc->starts - 1, check.applied, check.dead_letters,
-            check.orders, check.revisions, check.shipment_statuses, check.stock_rows,
-            omo_test_now() - t0);
+            kills[PHASE_COMMITTED], kills[PHASE_CHECKPOINT], svc->starts - 1, check.applied,
+            check.dead_letters, check.orders, check.revisions, check.shipment_statuses,
+            check.stock_rows, omo_test_now() - t0);
     passed = true;
 }
