@@ -203,6 +203,8 @@ int omo_ops_explain(omo_stream *svc, const char *order_id, bool json, char **out
     /* A checkpoint taken before the order's first revision was produced. */
     if (!replay(&op, first - 1, INT64_MAX))
         goto done;
+    omo_stream_log("[ops] explain %s: from checkpoint seq %lld, %llu events replayed", order_id,
+                   (long long)op.after, (unsigned long long)op.events);
     rc = ec.latest ? 0 : 1;
     *out = ec.latest;
     ec.latest = NULL;
@@ -252,6 +254,8 @@ int omo_ops_diff(omo_stream *svc, const char *text, size_t len, int format, omo_
     int64_t latest = atomic_load(&svc->latest_event_ms);
     if (!replay(&op, INT64_MAX, latest - 24LL * 3600 * 1000 - 1))
         goto done;
+    omo_stream_log("[ops] rules diff: from checkpoint seq %lld, %llu events replayed",
+                   (long long)op.after, (unsigned long long)op.events);
     omo_diff_since(dc.diff, op.latest_ms - 24LL * 3600 * 1000);
     omo_diff_report rep;
     omo_diff_report_build(dc.diff, &rep);
