@@ -12,7 +12,8 @@
  * if the parent dies first the child reads end-of-file and writes nothing. So a checkpoint in
  * the database never covers an event that was not committed, and a kill -9 of either process
  * at any point leaves at most a checkpoint missing (the next start then replays a little
- * more). The row is written in one statement: whole or absent. */
+ * more). The row is written in one statement: whole or absent. After it the child runs the
+ * janitor (retention, janitor.c) on the same frozen view. */
 #include "stream_state.h"
 
 #include "snapshot.h"
@@ -64,10 +65,14 @@ static void child_write(omo_stream *svc, int pipe_fd, int64_t seq)
         if (io == OMO_IO_OK) {
             io = mine.ops->save_checkpoint(mine.self, seq, meta.outbox_seq, meta.event_ms, data,
                                            len, keep_after, err, sizeof err);
+            if (io == OMO_IO_OK) {
+                free(data);
+                int rc = omo_janitor_run(svc, &mine, seq, meta.event_ms);
+                mine.ops->destroy(mine.self);
+                _exit(rc ? 4 : 0);
+            }
             mine.ops->destroy(mine.self);
         }
-        if (io == OMO_IO_OK)
-            _exit(0);
         omo_stream_log("[checkpoint] writing seq %lld failed: %s", (long long)seq, err);
         if (io == OMO_IO_FATAL)
             break;
@@ -84,7 +89,8 @@ static void reap(omo_stream *svc, bool wait)
     pid_t r = waitpid(svc->ckpt_pid, &status, wait ? 0 : WNOHANG);
     if (r == 0 || (r < 0 && errno == EINTR))
         return;
-    bool ok = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    /* 4: written, but the janitor failed (it says why) */
+    bool ok = r > 0 && WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 4);
     if (ok)
         svc->ckpts_written++;
     else

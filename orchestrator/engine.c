@@ -66,8 +66,12 @@ struct omo_engine {
     order_rec *orders;
     size_t norders, caporders;
     omo_strmap order_ids;
-    omo_hashset event_ids;
-    int_vec *backlog; /* per SKU: orders that had units of it backordered */
+    omo_hashset event_ids;     /* stock events' ids since dupe_gen_day */
+    omo_hashset event_ids_old; /* those of the generation before */
+    int64_t dupe_gen_day;      /* UTC day the current generation began */
+    int64_t retain_ms;         /* finished history older than this is forgotten (0: never) */
+    int64_t pruned_day;        /* UTC day of the last pruning */
+    int_vec *backlog;          /* per SKU: orders that had units of it backordered */
     size_t capbacklog;
 
     /* scratch for building one problem */
@@ -326,6 +330,7 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->prev_seq);
     omo_strmap_free(&eng->order_ids);
     omo_hashset_free(&eng->event_ids);
+    omo_hashset_free(&eng->event_ids_old);
     omo_inventory_destroy(eng->inv);
     omo_solver_destroy(eng->sv);
     free(eng->node_stamp);
@@ -1514,7 +1519,8 @@ static omo_apply_result stock_event(omo_engine *eng, const omo_event *ev, int64_
         omo_inventory_touch(eng->inv, st);
         return OMO_APPLY_OK;
     }
-    if (!omo_hashset_add(&eng->event_ids, ev->event_id))
+    if (omo_hashset_has(&eng->event_ids_old, ev->event_id) ||
+        !omo_hashset_add(&eng->event_ids, ev->event_id))
         return OMO_APPLY_DUPLICATE;
     int sku = omo_inventory_sku(eng->inv, ev->sku, true);
     omo_stock *st = omo_inventory_get(eng->inv, ev->node, sku, true);
@@ -1716,11 +1722,114 @@ void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx)
     eng->status_ctx = ctx;
 }
 
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* Finished: nothing can change it any more (no shipment open, nothing left to place). */
+static bool order_finished(const order_rec *o)
+{
+    if (o->status == OMO_ALLOC_CANCELLED || o->status == OMO_ALLOC_REJECTED)
+        return true;
+    for (int l = 0; l < o->nlines; l++)
+        if (o->backordered[l] > 0)
+            return false;
+    if (!o->nships)
+        return false;
+    for (int s = 0; s < o->nships; s++)
+        if (o->ships[s].state != OMO_SHIP_SHIPPED && o->ships[s].state != OMO_SHIP_COLLECTED &&
+            o->ships[s].state != OMO_SHIP_CANCELLED)
+            return false;
+    return true;
+}
+
+/* Forgets the orders finished and created before cutoff: the others keep their order (so
+ * that every "oldest first" and "newest first" stays as it was) under new indices. */
+static void prune_orders(omo_engine *eng, int64_t cutoff)
+{
+    int *map = omo_xmalloc(sizeof(int) * (eng->norders + 1));
+    size_t kept = 0;
+    for (size_t i = 0; i < eng->norders; i++) {
+        order_rec *o = &eng->orders[i];
+        if (o->created_ms < cutoff && order_finished(o)) {
+            free(o->lines);
+            free_ships(o->ships, o->nships);
+            free(o->ships);
+            map[i] = -1;
+            continue;
+        }
+        map[i] = (int)kept;
+        eng->orders[kept++] = *o;
+    }
+    if (kept < eng->norders) {
+        eng->norders = kept;
+        for (size_t r = 0, n = omo_inventory_nrecords(eng->inv); r < n; r++) {
+            omo_stock *st = omo_inventory_at(eng->inv, (int)r);
+            size_t k = 0;
+            for (size_t h = 0; h < st->nholders; h++)
+                if (map[st->holders[h]] >= 0)
+                    st->holders[k++] = map[st->holders[h]];
+            st->nholders = k;
+        }
+        for (size_t b = 0; b < eng->capbacklog; b++) {
+            int_vec *v = &eng->backlog[b];
+            size_t k = 0;
+            for (size_t j = 0; j < v->n; j++)
+                if (map[v->v[j]] >= 0)
+                    v->v[k++] = map[v->v[j]];
+            v->n = k;
+        }
+        omo_strmap_free(&eng->order_ids);
+        memset(&eng->order_ids, 0, sizeof eng->order_ids);
+        omo_strmap_reserve(&eng->order_ids, kept);
+        for (size_t i = 0; i < kept; i++)
+            if (!omo_strmap_put(&eng->order_ids, eng->orders[i].id, (int)i))
+                abort();
+    }
+    free(map);
+}
+
+/* Once per UTC day of event time: finished orders, stock event ids and capacity used older
+ * than the retention leave memory. Driven by event time alone, so that every replay of the
+ * same events prunes at the same points (and pruning never changes a decision). */
+static void prune_history(omo_engine *eng)
+{
+    int64_t day = eng->clock_ms / DAY_MS;
+    if (!eng->pruned_day || !eng->dupe_gen_day) {
+        eng->pruned_day = eng->dupe_gen_day = day;
+        return;
+    }
+    eng->pruned_day = day;
+    int64_t days = eng->retain_ms / DAY_MS;
+    prune_orders(eng, eng->clock_ms - eng->retain_ms);
+    /* Ids are recognised for retain_days at least, 2 x retain_days at most. */
+    if (day - eng->dupe_gen_day >= days) {
+        omo_hashset_free(&eng->event_ids_old);
+        eng->event_ids_old = eng->event_ids;
+        memset(&eng->event_ids, 0, sizeof eng->event_ids);
+        eng->dupe_gen_day = day;
+    }
+    omo_inventory_prune_days(eng->inv, day - days - 2);
+}
+
+void omo_engine_set_retention(omo_engine *eng, int64_t days)
+{
+    eng->retain_ms = days > 0 ? days * DAY_MS : 0;
+}
+
+void omo_engine_each_open(const omo_engine *eng, void (*cb)(void *ctx, const char *order_id),
+                          void *ctx)
+{
+    for (size_t i = 0; i < eng->norders; i++)
+        if (!order_finished(&eng->orders[i]))
+            cb(ctx, eng->orders[i].id);
+}
+
 omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_event_error *err)
 {
     eng->stats.events++;
     if (ev->has_at && ev->at_ms > eng->clock_ms)
         eng->clock_ms = ev->at_ms;
+    if (eng->retain_ms && eng->clock_ms / DAY_MS != eng->pruned_day)
+        prune_history(eng);
     int64_t now = ev->has_at ? ev->at_ms : eng->clock_ms;
     omo_apply_result r;
     switch (ev->type) {
@@ -2059,14 +2168,16 @@ uint64_t omo_engine_regions_skipped(const omo_engine *eng)
 
 /* ---- checkpoints (snapshot.h) -----------------------------------------------------------
  * Sections: the inventory's (SKUS, STCK, DAYS), then ORDR (every order, in engine index order,
- * with its shipments), DUPE (the event-id index's members), BKLG (per SKU, the orders that had
- * units of it backordered, in order) and ENGN (clock and counters). Index orders are kept as
- * they are, so that a restored engine decides exactly as the one saved. */
+ * with its shipments), DUPE and DUP2 (the event-id index's members, this generation and the
+ * one before), BKLG (per SKU, the orders that had
+ * units of it backordered, in order) and ENGN (clock, pruning days and counters). Index orders are
+ * kept as they are, so that a restored engine decides exactly as the one saved. */
 
-#define TAG_ORDERS  OMO_SNAP_TAG('O', 'R', 'D', 'R')
-#define TAG_DUPES   OMO_SNAP_TAG('D', 'U', 'P', 'E')
-#define TAG_BACKLOG OMO_SNAP_TAG('B', 'K', 'L', 'G')
-#define TAG_ENGINE  OMO_SNAP_TAG('E', 'N', 'G', 'N')
+#define TAG_ORDERS    OMO_SNAP_TAG('O', 'R', 'D', 'R')
+#define TAG_DUPES     OMO_SNAP_TAG('D', 'U', 'P', 'E')
+#define TAG_DUPES_OLD OMO_SNAP_TAG('D', 'U', 'P', '2')
+#define TAG_BACKLOG   OMO_SNAP_TAG('B', 'K', 'L', 'G')
+#define TAG_ENGINE    OMO_SNAP_TAG('E', 'N', 'G', 'N')
 
 /* The reasons a decision can carry (static strings, saved by name). */
 static const char *const decision_reasons[] = {"pickup_not_accepted", "unknown_service"};
@@ -2077,6 +2188,36 @@ static int cmp_pair(const void *a, const void *b)
     if (x[0] != y[0])
         return x[0] < y[0] ? -1 : 1;
     return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* Sorted, so that equal views give equal bytes whatever the table's history. */
+static void save_ids(const omo_hashset *set, uint32_t tag, omo_snap_w *w)
+{
+    omo_snap_begin(w, tag);
+    size_t nd = 0;
+    uint64_t *pairs = omo_xmalloc(sizeof(uint64_t) * 2 * (set->count + 1));
+    for (size_t i = 0; i < set->cap; i++)
+        if (set->slots[2 * i] || set->slots[2 * i + 1]) {
+            pairs[2 * nd] = set->slots[2 * i];
+            pairs[2 * nd++ + 1] = set->slots[2 * i + 1];
+        }
+    qsort(pairs, nd, 2 * sizeof(uint64_t), cmp_pair);
+    omo_snap_u32(w, (uint32_t)nd);
+    for (size_t i = 0; i < 2 * nd; i++)
+        omo_snap_i64(w, (int64_t)pairs[i]);
+    free(pairs);
+    omo_snap_end(w);
+}
+
+static void load_ids(omo_hashset *set, omo_snap_r *r)
+{
+    size_t n = omo_snap_r_count(r, 16);
+    omo_hashset_reserve(set, n);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        uint64_t a = (uint64_t)omo_snap_r_i64(r), b = (uint64_t)omo_snap_r_i64(r);
+        if ((!a && !b) || !omo_hashset_add_pair(set, a, b))
+            omo_snap_r_fail(r, "an event id empty or twice");
+    }
 }
 
 static void save_order(const order_rec *o, omo_snap_w *w)
@@ -2130,21 +2271,8 @@ void omo_engine_save(const omo_engine *eng, omo_snap_w *w)
         save_order(&eng->orders[i], w);
     omo_snap_end(w);
 
-    /* Sorted, so that equal views give equal bytes whatever the table's history. */
-    omo_snap_begin(w, TAG_DUPES);
-    size_t nd = 0;
-    uint64_t *pairs = omo_xmalloc(sizeof(uint64_t) * 2 * (eng->event_ids.count + 1));
-    for (size_t i = 0; i < eng->event_ids.cap; i++)
-        if (eng->event_ids.slots[2 * i] || eng->event_ids.slots[2 * i + 1]) {
-            pairs[2 * nd] = eng->event_ids.slots[2 * i];
-            pairs[2 * nd++ + 1] = eng->event_ids.slots[2 * i + 1];
-        }
-    qsort(pairs, nd, 2 * sizeof(uint64_t), cmp_pair);
-    omo_snap_u32(w, (uint32_t)nd);
-    for (size_t i = 0; i < 2 * nd; i++)
-        omo_snap_i64(w, (int64_t)pairs[i]);
-    free(pairs);
-    omo_snap_end(w);
+    save_ids(&eng->event_ids, TAG_DUPES, w);
+    save_ids(&eng->event_ids_old, TAG_DUPES_OLD, w);
 
     omo_snap_begin(w, TAG_BACKLOG);
     size_t nb = eng->capbacklog;
@@ -2161,6 +2289,8 @@ void omo_engine_save(const omo_engine *eng, omo_snap_w *w)
     omo_snap_begin(w, TAG_ENGINE);
     const omo_engine_stats *st = &eng->stats;
     omo_snap_i64(w, eng->clock_ms);
+    omo_snap_i64(w, eng->pruned_day);
+    omo_snap_i64(w, eng->dupe_gen_day);
     const uint64_t counts[] = {st->events,    st->duplicates, st->invalid,
                                st->orders,    st->decisions,  st->revisions,
                                st->resourced, st->retried,    st->solver_sets};
@@ -2292,16 +2422,12 @@ bool omo_engine_load_section(omo_engine *eng, uint32_t tag, omo_snap_r *r)
             ;
         return true;
     }
-    case TAG_DUPES: {
-        size_t n = omo_snap_r_count(r, 16);
-        omo_hashset_reserve(&eng->event_ids, n);
-        for (size_t i = 0; i < n && !r->bad; i++) {
-            uint64_t a = (uint64_t)omo_snap_r_i64(r), b = (uint64_t)omo_snap_r_i64(r);
-            if ((!a && !b) || !omo_hashset_add_pair(&eng->event_ids, a, b))
-                omo_snap_r_fail(r, "an event id empty or twice");
-        }
+    case TAG_DUPES:
+        load_ids(&eng->event_ids, r);
         return true;
-    }
+    case TAG_DUPES_OLD:
+        load_ids(&eng->event_ids_old, r);
+        return true;
     case TAG_BACKLOG: {
         size_t n = omo_snap_r_count(r, 4);
         for (size_t k = 0; k < n && !r->bad; k++) {
@@ -2313,6 +2439,8 @@ bool omo_engine_load_section(omo_engine *eng, uint32_t tag, omo_snap_r *r)
     }
     case TAG_ENGINE: {
         eng->clock_ms = omo_snap_r_i64(r);
+        eng->pruned_day = omo_snap_r_i64(r);
+        eng->dupe_gen_day = omo_snap_r_i64(r);
         uint64_t *counts[] = {
             &eng->stats.events,    &eng->stats.duplicates, &eng->stats.invalid,
             &eng->stats.orders,    &eng->stats.decisions,  &eng->stats.revisions,

@@ -164,6 +164,15 @@ size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network
 size_t omo_allocation_json(const omo_allocation *alloc, const omo_network *net, char **buf,
                            size_t *cap);
 
+/* Retention: once per UTC day of event time, orders finished (cancelled, rejected, or every
+ * shipment shipped, collected or cancelled) and created more than `days` ago, stock event ids
+ * of generations older than that and capacity used on days before are forgotten; ids are
+ * recognised as duplicates for `days` at least. 0 (the default): never. */
+void omo_engine_set_retention(omo_engine *eng, int64_t days);
+/* Calls cb with the id of every order not finished. */
+void omo_engine_each_open(const omo_engine *eng, void (*cb)(void *ctx, const char *order_id),
+                          void *ctx);
+
 /* Checkpoints (snapshot.h). Writes the engine's sections, the inventory's among them.
  * @locality while nothing changes the engine. */
 struct omo_snap_w;

@@ -437,3 +437,15 @@ bool omo_inventory_load_section(omo_inventory *inv, uint32_t tag, omo_snap_r *r,
         return false;
     }
 }
+
+void omo_inventory_prune_days(omo_inventory *inv, int64_t before_day)
+{
+    i64map old = inv->day_used;
+    memset(&inv->day_used, 0, sizeof inv->day_used);
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].used && (int64_t)(old.slots[i].key & 0xffffffffffULL) >= before_day)
+            *i64map_find(&inv->day_used, old.slots[i].key, true) = old.slots[i].val;
+    i64map_free(&old);
+    for (size_t n = 0; n < inv->cap_cache; n++)
+        inv->cache_day[n] = INT64_MIN;
+}

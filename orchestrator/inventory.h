@@ -70,6 +70,8 @@ void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const o
 /* Units taken at node on its local day. */
 int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day);
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units);
+/* Forgets the units taken on days before before_day. */
+void omo_inventory_prune_days(omo_inventory *inv, int64_t before_day);
 
 /* Checkpoints (snapshot.h): the SKU names in id order (SKUS), every record in record order
  * with its holders in order (STCK), units taken per node and day (DAYS). */

@@ -54,6 +54,22 @@ typedef struct omo_batch {
     int64_t unconfirmed_from;
 } omo_batch;
 
+/* What retention may remove (janitor.c), and what it did. */
+typedef struct omo_prune {
+    int64_t before_ms;               /* history whose event time is before this may go */
+    int64_t applied_seq, outbox_seq; /* in use now: partitions are made well ahead of them, */
+    int64_t ahead;                   /* at least this many seqs (and two partitions) */
+    const char *const *open_orders;  /* orders still open: their messages are kept */
+    size_t nopen;
+    bool ensure_only; /* only make partitions ahead (the view is not known) */
+} omo_prune;
+
+typedef struct omo_pruned {
+    int64_t applied_below, outbox_below; /* seqs up to these may have gone (0: none) */
+    int partitions_dropped, partitions_made;
+    int64_t messages_kept;
+} omo_pruned;
+
 typedef struct omo_store omo_store_t;
 
 typedef struct omo_store_ops {
@@ -127,6 +143,11 @@ typedef struct omo_store_ops {
     omo_io (*checkpoints)(void *self, int64_t max_outbox, int64_t max_event_ms,
                           bool (*cb)(void *ctx, int64_t applied_seq, const void *data, size_t len),
                           void *ctx, char *err, size_t errlen);
+    /* Retention: the applied events covered by the newest checkpoint older than
+     * p->before_ms, and the delivered messages before it, leave as whole partitions (those of
+     * open orders are kept aside first); partitions are made ahead. Each step is one
+     * transaction: a crash anywhere loses and doubles nothing. */
+    omo_io (*prune)(void *self, const omo_prune *p, omo_pruned *out, char *err, size_t errlen);
     /* The outbox seq of an order's first allocation revision (0 when none is kept). */
     omo_io (*order_seq)(void *self, const char *order_id, int64_t *outbox_seq, char *err,
                         size_t errlen);

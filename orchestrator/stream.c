@@ -227,6 +227,7 @@ omo_engine *omo_stream_engine_new(omo_stream *svc)
 {
     omo_engine *eng = omo_engine_create(svc->net, svc->rules, on_allocation, svc);
     omo_engine_set_status_sink(eng, on_status, svc);
+    omo_engine_set_retention(eng, svc->conf->retain_days);
     return eng;
 }
 
@@ -395,6 +396,10 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
     omo_stream_log("[service] instance %d", svc->instance);
     if (omo_stream_rebuild(svc, errout, errlen))
         return 1;
+    if (omo_janitor_prepare(svc)) {
+        snprintf(errout, errlen, "cannot make the tables' partitions");
+        return 1;
+    }
     /* What the others applied meanwhile, and the messages a previous run left unconfirmed. */
     svc->next_housekeeping = omo_stream_now() + HOUSEKEEPING_S;
     if (omo_lease_take(svc) || omo_outbox_commit(svc)) {

@@ -277,6 +277,13 @@ void omo_checkpoint_finish(omo_stream *svc);
 /* A fresh engine with the service's sinks, under the live rules. */
 omo_engine *omo_stream_engine_new(omo_stream *svc);
 
+/* ---- janitor.c ---- */
+/* Retention in the database, from a view frozen at applied_seq whose clock is event_ms (in the
+ * checkpoint's child, on its own store). Returns 0 or 1 (tried again next time). */
+int omo_janitor_run(omo_stream *svc, omo_store *store, int64_t applied_seq, int64_t event_ms);
+/* At start, on the service thread: partitions made ahead of the seqs in use. Returns 0 or 1. */
+int omo_janitor_prepare(omo_stream *svc);
+
 /* ---- ops.c ---- */
 /* Calls that replay beside the stream, on the caller's thread (any thread but the service's):
  * they read only svc->net and svc->conf and open a store of their own. */

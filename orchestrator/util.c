@@ -519,12 +519,32 @@ static void hashset_grow(omo_hashset *set, size_t cap)
     set->cap = cap;
 }
 
-bool omo_hashset_add(omo_hashset *set, const char *s)
+static void hashset_hashes(const char *s, uint64_t *a, uint64_t *b)
 {
     size_t len = strlen(s);
-    uint64_t a = omo_hash_bytes(s, len), b = hash2(s, len);
-    if (!a && !b)
-        b = 1; /* (0, 0) marks an empty slot */
+    *a = omo_hash_bytes(s, len);
+    *b = hash2(s, len);
+    if (!*a && !*b)
+        *b = 1; /* (0, 0) marks an empty slot */
+}
+
+bool omo_hashset_has(const omo_hashset *set, const char *s)
+{
+    if (!set->count)
+        return false;
+    uint64_t a, b;
+    hashset_hashes(s, &a, &b);
+    for (size_t i = (size_t)a & (set->cap - 1); set->slots[2 * i] || set->slots[2 * i + 1];
+         i = (i + 1) & (set->cap - 1))
+        if (set->slots[2 * i] == a && set->slots[2 * i + 1] == b)
+            return true;
+    return false;
+}
+
+bool omo_hashset_add(omo_hashset *set, const char *s)
+{
+    uint64_t a, b;
+    hashset_hashes(s, &a, &b);
     return omo_hashset_add_pair(set, a, b);
 }
 

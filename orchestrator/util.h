@@ -93,6 +93,8 @@ typedef struct omo_hashset {
     size_t cap, count;
 } omo_hashset;
 
+/* True when s is a member. */
+bool omo_hashset_has(const omo_hashset *set, const char *s);
 /* Adds s; returns false when it was a member already. */
 bool omo_hashset_add(omo_hashset *set, const char *s);
 /* Adds a member by its two hashes (as kept in slots; not both 0), as checkpoints restore it. */

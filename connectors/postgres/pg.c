@@ -978,8 +978,8 @@ static omo_io store_save_checkpoint(void *self, int64_t applied_seq, int64_t out
     int lens[5] = {0, 0, 0, (int)len, 0};
     int formats[5] = {0, 0, 0, 1, 0};
     /* One statement: the new checkpoint in, and those no longer wanted out. Kept: the newest
-     * three, and the last of each event day since keep_after (the nearest before what an
-     * explanation looks at). */
+     * three, the last of each event day since keep_after (the nearest before what an
+     * explanation looks at), and the newest before keep_after (what retention prunes up to). */
     PGresult *res = PQexecParams(
         st->conn,
         "WITH ins AS (INSERT INTO checkpoints (applied_seq, outbox_seq, event_day, event_ms, body) "
@@ -988,9 +988,11 @@ static omo_io store_save_checkpoint(void *self, int64_t applied_seq, int64_t out
         "DELETE FROM checkpoints c WHERE c.applied_seq < $1::bigint "
         "AND c.applied_seq NOT IN (SELECT applied_seq FROM checkpoints "
         "ORDER BY applied_seq DESC LIMIT 2) "
-        "AND (c.event_ms < $5::bigint OR c.event_day = floor($3::bigint / 86400000.0)::bigint "
+        "AND CASE WHEN c.event_ms < $5::bigint THEN EXISTS (SELECT 1 FROM checkpoints d "
+        "WHERE d.event_ms < $5::bigint AND d.applied_seq > c.applied_seq) "
+        "ELSE c.event_day = floor($3::bigint / 86400000.0)::bigint "
         "OR EXISTS (SELECT 1 FROM checkpoints d WHERE d.event_day = c.event_day "
-        "AND d.applied_seq > c.applied_seq))",
+        "AND d.applied_seq > c.applied_seq) END",
         5, NULL, vals, lens, formats, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         io = fail_result(st, "save_checkpoint", res, err, errlen);
@@ -1052,14 +1054,122 @@ static omo_io store_order_seq(void *self, const char *order_id, int64_t *outbox_
     const char *vals[1] = {order_id};
     PGresult *res = NULL;
     io = run(st, "order_seq",
-             "SELECT COALESCE(min(seq), 0) FROM outbox WHERE topic = 2 "
-             "AND key = convert_to($1, 'UTF8')",
+             "SELECT COALESCE(min(seq), 0) FROM (SELECT seq FROM outbox WHERE topic = 2 "
+             "AND key = convert_to($1, 'UTF8') UNION ALL SELECT seq FROM kept_messages "
+             "WHERE topic = 2 AND key = convert_to($1, 'UTF8')) m",
              1, NULL, vals, NULL, 1, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     *outbox_seq = col_i64(res, 0, 0);
     PQclear(res);
     return OMO_IO_OK;
+}
+
+static omo_io store_prune(void *self, const omo_prune *p, omo_pruned *out, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    memset(out, 0, sizeof *out);
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    /* Dropping a partition locks its table a moment: never wait long behind a commit. */
+    io = run(st, "prune", "SET lock_timeout = '2s'", 0, NULL, NULL, NULL, 0, NULL, err, errlen);
+    PGresult *res = NULL;
+    /* What may go: events up to the newest checkpoint older than the window (a start loads
+     * that one or a newer one), messages up to the outbox seq it covers that every instance
+     * has confirmed (an instance that never said where its unconfirmed ones begin: up to the
+     * first of them). */
+    int64_t before = p->ensure_only ? INT64_MIN : p->before_ms;
+    if (io == OMO_IO_OK)
+        io = run_ints(st, "prune",
+                      "SELECT c.applied_seq, LEAST(c.outbox_seq, COALESCE((SELECT "
+                      "min(CASE WHEN i.unconfirmed_from > 0 THEN i.unconfirmed_from ELSE "
+                      "(SELECT COALESCE(min(o.seq), c.outbox_seq + 1) FROM outbox o WHERE "
+                      "o.instance = i.id AND NOT EXISTS (SELECT 1 FROM deliveries d "
+                      "WHERE d.seq = o.seq)) END) - 1 FROM instances i), c.outbox_seq)) "
+                      "FROM checkpoints c WHERE c.event_ms < $1::bigint "
+                      "ORDER BY c.applied_seq DESC LIMIT 1",
+                      1, &before, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    if (PQntuples(res) == 1) {
+        out->applied_below = col_i64(res, 0, 0);
+        out->outbox_below = col_i64(res, 0, 1);
+        if (out->outbox_below < 0)
+            out->outbox_below = 0;
+    }
+    PQclear(res);
+
+    pg_array *keys = &st->arrays[0];
+    array_reset(keys, OID_TEXT);
+    for (size_t i = 0; i < p->nopen; i++)
+        array_str(keys, p->open_orders[i]);
+    array_finish(keys);
+    char below[24];
+    snprintf(below, sizeof below, "%lld", (long long)out->outbox_below);
+    const char *vals[2] = {keys->buf, below};
+    int lens[2] = {(int)keys->len, 0}, formats[2] = {1, 0};
+    Oid types[2] = {OID_TEXT_ARRAY, OID_INT8};
+    /* The messages of open orders in the partitions about to go, kept aside (idempotent);
+     * then those of orders no longer open forgotten. */
+    if (out->outbox_below > 0) {
+        res = PQexecParams(
+            st->conn,
+            "WITH open AS (SELECT convert_to(k, 'UTF8') AS key FROM unnest($1::text[]) k), "
+            "ins AS (INSERT INTO kept_messages (seq, topic, key, value) "
+            "SELECT o.seq, o.topic, o.key, o.value FROM outbox o JOIN open USING (key) "
+            "WHERE o.topic IN (2, 3) AND o.seq < COALESCE((SELECT max(hi) FROM seq_partitions "
+            "WHERE tbl = 'outbox' AND hi <= $2::bigint + 1), 0) "
+            "ON CONFLICT (seq) DO NOTHING RETURNING 1) "
+            "SELECT count(*) FROM ins",
+            2, types, vals, lens, formats, 1);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            io = fail_result(st, "prune", res, err, errlen);
+            PQclear(res);
+            return io;
+        }
+        out->messages_kept = col_i64(res, 0, 0);
+        PQclear(res);
+    }
+    if (!p->ensure_only) {
+        res = PQexecParams(st->conn,
+                           "DELETE FROM kept_messages k WHERE NOT EXISTS (SELECT 1 FROM "
+                           "unnest($1::text[]) o WHERE convert_to(o, 'UTF8') = k.key)",
+                           1, types, vals, lens, formats, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            io = fail_result(st, "prune", res, err, errlen);
+            PQclear(res);
+            return io;
+        }
+        PQclear(res);
+    }
+
+    /* Whole partitions dropped, new ones made ahead: one transaction. */
+    int64_t bounds[5] = {p->ensure_only ? -1 : out->applied_below,
+                         p->ensure_only ? -1 : out->outbox_below, p->applied_seq, p->outbox_seq,
+                         p->ahead};
+    io = run(st, "prune", "BEGIN", 0, NULL, NULL, NULL, 0, NULL, err, errlen);
+    if (io == OMO_IO_OK)
+        io = run_ints(st, "prune",
+                      "SELECT omo_partitions_drop('applied_events', $1::bigint) + "
+                      "omo_partitions_drop('outbox', $2::bigint) + "
+                      "omo_partitions_drop('deliveries', $2::bigint), "
+                      "omo_partitions_ensure('applied_events', $3::bigint + GREATEST($5::bigint, "
+                      "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'applied_events'))) + "
+                      "omo_partitions_ensure('outbox', $4::bigint + GREATEST($5::bigint, "
+                      "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'outbox'))) + "
+                      "omo_partitions_ensure('deliveries', $4::bigint + GREATEST($5::bigint, "
+                      "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'deliveries')))",
+                      5, bounds, &res, err, errlen);
+    if (io == OMO_IO_OK) {
+        out->partitions_dropped = col_i32(res, 0, 0);
+        out->partitions_made = col_i32(res, 0, 1);
+        PQclear(res);
+        io = run(st, "prune", "COMMIT", 0, NULL, NULL, NULL, 0, NULL, err, errlen);
+    }
+    if (io != OMO_IO_OK)
+        rollback(st);
+    return io;
 }
 
 static const omo_store_ops pg_store_ops;
@@ -1286,8 +1396,9 @@ static omo_io store_order_messages(void *self, omo_topic topic, const char *orde
     /* Planned with the values (an unnamed statement): each topic read here has a partial
      * index on (key, seq). */
     io = run(st, "order_messages",
-             "SELECT value FROM outbox WHERE topic = $2::smallint "
-             "AND key = convert_to($1, 'UTF8') ORDER BY seq",
+             "SELECT value FROM (SELECT seq, value FROM outbox WHERE topic = $2::smallint "
+             "AND key = convert_to($1, 'UTF8') UNION SELECT seq, value FROM kept_messages "
+             "WHERE topic = $2::smallint AND key = convert_to($1, 'UTF8')) m ORDER BY seq",
              2, NULL, vals, NULL, 1, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
@@ -1433,6 +1544,7 @@ static const omo_store_ops pg_store_ops = {
     .save_checkpoint = store_save_checkpoint,
     .checkpoints = store_checkpoints,
     .order_seq = store_order_seq,
+    .prune = store_prune,
     .ready = store_ready,
     .destroy = store_destroy,
 };

@@ -5,6 +5,8 @@
 #include "engine.h"
 #include "snapshot.h"
 
+#include "strbuf.h"
+
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -86,10 +88,44 @@ static char *slurp(const char *path, size_t *len)
 /* The example day, with store-side steps woven in from the view as it goes: every tenth
  * order's first shipment is picked (every third of them short on its first line), then
  * shipped or collected; a bin is set now and then; some events come twice. */
-static void build_day(lines *events)
+/* The example day again `d` days later, with ids of its own. */
+static char *shift_day(const char *day, int d)
+{
+    omo_strbuf out = {0};
+    char date[16], oid[24], eid[24];
+    snprintf(date, sizeof date, "2026-11-%02d", 23 + d);
+    snprintf(oid, sizeof oid, "\"order_id\":\"d%d-", d);
+    snprintf(eid, sizeof eid, "\"event_id\":\"d%d-", d);
+    for (const char *p = day; *p;) {
+        if (!strncmp(p, "2026-11-23", 10)) {
+            omo_strbuf_puts(&out, date);
+            p += 10;
+        } else if (!strncmp(p, "\"order_id\":\"", 12)) {
+            omo_strbuf_puts(&out, oid);
+            p += 12;
+        } else if (!strncmp(p, "\"event_id\":\"", 12)) {
+            omo_strbuf_puts(&out, eid);
+            p += 12;
+        } else
+            omo_strbuf_putc(&out, *p++);
+    }
+    return out.p;
+}
+
+static void build_days(lines *events, int ndays)
 {
     size_t len;
-    char *day = slurp(OMO_SOURCE_DIR "/config/day.jsonl", &len);
+    char *one = slurp(OMO_SOURCE_DIR "/config/day.jsonl", &len);
+    omo_strbuf all = {0};
+    for (int d = 0; d < ndays; d++) {
+        char *shifted = d ? shift_day(one, d) : omo_xstrdup(one);
+        if (d) /* an event id of the day before, again: a duplicate within the retention */
+            omo_strbuf_put(&all, one, (size_t)(strchr(one, '\n') + 1 - one));
+        omo_strbuf_puts(&all, shifted);
+        free(shifted);
+    }
+    free(one);
+    char *day = all.p;
     omo_engine *eng = new_engine(NULL);
     lines picked = {0};
     char buf[512];
@@ -158,6 +194,11 @@ static void build_day(lines *events)
     omo_engine_destroy(eng);
     lines_free(&picked);
     free(day);
+}
+
+static void build_day(lines *events)
+{
+    build_days(events, 1);
 }
 
 static void setup(void)
@@ -395,4 +436,71 @@ Test(snapshot, refuses_what_fails_its_check)
     refused(more, len, "count larger than its section");
     free(more);
     free(bytes);
+}
+
+/* Three days with a retention of one: the finished orders of the first days leave memory,
+ * and no decision changes; a checkpoint with pruned history plus its tail decides as the
+ * whole history does; an event id of the day before is still a duplicate. */
+Test(snapshot, retention_forgets_finished_orders_and_changes_nothing)
+{
+    lines events = {0}, full = {0}, pruned = {0};
+    build_days(&events, 3);
+    omo_engine *ref = new_engine(&full), *eng = new_engine(&pruned);
+    omo_engine_set_retention(eng, 1);
+    size_t *out_at = omo_xcalloc(events.n + 1, sizeof(size_t));
+    for (size_t i = 0; i < events.n; i++) {
+        out_at[i] = pruned.n;
+        apply(ref, events.v[i]);
+        apply(eng, events.v[i]);
+    }
+    for (size_t i = 0; i < full.n && i < pruned.n; i++)
+        cr_assert_str_eq(pruned.v[i], full.v[i], "message %zu: %s\nwant %s", i, pruned.v[i],
+                         full.v[i]);
+    cr_assert_eq(pruned.n, full.n);
+    omo_summary a, b;
+    omo_engine_summary(ref, &a);
+    omo_engine_summary(eng, &b);
+    cr_assert_gt(a.orders, 5000);
+    cr_assert_lt(b.orders, a.orders, "nothing was pruned");
+    const omo_engine_stats *sa = omo_engine_stats_get(ref), *sb = omo_engine_stats_get(eng);
+    cr_assert_eq(sa->duplicates, sb->duplicates);
+    cr_assert_geq(sa->duplicates, 2);
+
+    /* A checkpoint on the last day, after pruning, then the tail. */
+    size_t k = events.n - events.n / 5;
+    omo_engine *head = new_engine(NULL);
+    omo_engine_set_retention(head, 1);
+    for (size_t i = 0; i < k; i++)
+        apply(head, events.v[i]);
+    size_t len;
+    char *bytes = snapshot(head, (int64_t)k, &len);
+    omo_engine_destroy(head);
+    lines tail = {0};
+    omo_engine *restored = new_engine(&tail);
+    omo_engine_set_retention(restored, 1);
+    omo_snapshot_meta meta;
+    char err[256];
+    cr_assert(omo_snapshot_read(bytes, len, restored, &meta, err, sizeof err), "%s", err);
+    omo_snapshot_meta_clear(&meta);
+    free(bytes);
+    for (size_t i = k; i < events.n; i++)
+        apply(restored, events.v[i]);
+    cr_assert_eq(tail.n, full.n - out_at[k]);
+    for (size_t i = 0; i < tail.n; i++)
+        cr_assert_str_eq(tail.v[i], full.v[out_at[k] + i], "message %zu after the cut", i);
+    same_view(restored, eng, k);
+    char *x = snapshot(restored, 1, &len), *y;
+    size_t ylen;
+    y = snapshot(eng, 1, &ylen);
+    cr_assert(len == ylen && !memcmp(x, y, len), "the views differ");
+    free(x);
+    free(y);
+    free(out_at);
+    omo_engine_destroy(restored);
+    omo_engine_destroy(eng);
+    omo_engine_destroy(ref);
+    lines_free(&tail);
+    lines_free(&events);
+    lines_free(&full);
+    lines_free(&pruned);
 }
