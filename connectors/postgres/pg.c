@@ -618,6 +618,14 @@ static int send_batch(pg_store *st, const omo_batch *b)
 /* After a commit whose outcome is unknown: whether this batch is the one that did commit.
  * Its rows commit together, so one of them tells. A batch of upserts and delivery marks only
  * is simply run again: doing so twice is harmless. */
+/* The primary key of applied_events or outbox, or of one of their partitions. */
+static bool seq_key(const char *constraint)
+{
+    size_t n = strlen(constraint);
+    return (!strncmp(constraint, "applied_events_", 15) || !strncmp(constraint, "outbox_", 7)) &&
+           n > 5 && !strcmp(constraint + n - 5, "_pkey");
+}
+
 static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char *err,
                               size_t errlen)
 {
@@ -739,8 +747,7 @@ static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t err
         io = fail_result(st, "commit", failed, err, errlen);
         const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
         const char *constraint = PQresultErrorField(failed, PG_DIAG_CONSTRAINT_NAME);
-        if (state && !strcmp(state, "23505") && constraint &&
-            (!strcmp(constraint, "applied_events_pkey") || !strcmp(constraint, "outbox_pkey"))) {
+        if (state && !strcmp(state, "23505") && constraint && seq_key(constraint)) {
             size_t n = strlen(err);
             snprintf(err + n, errlen > n ? errlen - n : 0, "%s",
                      "; another omo process applied events while this one was cut off from the "
