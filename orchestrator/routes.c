@@ -72,6 +72,19 @@ static void handle_metrics(omo_stream *svc, omo_http_response *resp)
                       "# HELP omo_outbox_inflight Messages produced and not yet confirmed.\n"
                       "# TYPE omo_outbox_inflight gauge\nomo_outbox_inflight %zu\n",
                       svc->inflight);
+    omo_strbuf_printf(&t,
+                      "# HELP omo_checkpoint_pause_seconds What taking a checkpoint paused the "
+                      "stream (the fork), the last and the largest.\n"
+                      "# TYPE omo_checkpoint_pause_seconds gauge\n"
+                      "omo_checkpoint_pause_seconds{which=\"last\"} %g\n"
+                      "omo_checkpoint_pause_seconds{which=\"max\"} %g\n"
+                      "# HELP omo_checkpoints_total Checkpoints by result.\n"
+                      "# TYPE omo_checkpoints_total counter\n"
+                      "omo_checkpoints_total{result=\"written\"} %llu\n"
+                      "omo_checkpoints_total{result=\"failed\"} %llu\n",
+                      svc->ckpt_pause_last, svc->ckpt_pause_max,
+                      (unsigned long long)svc->ckpts_written,
+                      (unsigned long long)svc->ckpts_failed);
     resp->status = 200;
     snprintf(resp->content_type, sizeof resp->content_type, "text/plain; version=0.0.4");
     resp->body = t.p ? t.p : omo_xstrdup("");

@@ -300,15 +300,18 @@ omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts)
     snprintf(gen, sizeof gen, "%s", opts->omo_binary);
     char *slash = strrchr(gen, '/');
     snprintf(slash ? slash + 1 : gen, sizeof gen - (size_t)(slash ? slash + 1 - gen : 0), "gen");
-    char a_stores[16], a_skus[16], a_orders[16], a_bad[16], a_seed[16], genlog[PATH_MAX + 16];
+    char a_stores[16], a_skus[16], a_orders[16], a_bad[16], a_seed[16], a_days[16],
+        genlog[PATH_MAX + 16];
+    snprintf(a_days, sizeof a_days, "%d", opts->days > 0 ? opts->days : 1);
     snprintf(a_stores, sizeof a_stores, "%d", opts->stores);
     snprintf(a_skus, sizeof a_skus, "%d", opts->skus);
     snprintf(a_orders, sizeof a_orders, "%d", opts->orders);
     snprintf(a_bad, sizeof a_bad, "%d", opts->bad);
     snprintf(a_seed, sizeof a_seed, "%d", opts->seed);
     snprintf(genlog, sizeof genlog, "%s/gen.log", svc->dir);
-    char *gen_argv[] = {gen,        "--out-dir", svc->dir, "--stores", a_stores, "--skus", a_skus,
-                        "--orders", a_orders,    "--bad",  a_bad,      "--seed", a_seed,   NULL};
+    char *gen_argv[] = {gen,    "--out-dir", svc->dir, "--stores", a_stores, "--skus",
+                        a_skus, "--orders",  a_orders, "--bad",    a_bad,    "--seed",
+                        a_seed, "--days",    a_days,   NULL};
     if (run_program(gen_argv, genlog, genlog) != 0) {
         fprintf(stderr, "test service: %s failed (see %s)\n", gen, genlog);
         goto fail;
@@ -325,6 +328,17 @@ omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts)
     if (run_program(migrate_argv, migrate_log, migrate_log) != 0) {
         fprintf(stderr, "test service: omo db migrate failed (see %s)\n", migrate_log);
         goto fail;
+    }
+    if (opts->partition_rows > 0) {
+        char q[256];
+        snprintf(q, sizeof q,
+                 "SELECT omo_partitions_resize('applied_events', %d) + "
+                 "omo_partitions_resize('outbox', %d) + omo_partitions_resize('deliveries', %d)",
+                 opts->partition_rows, opts->partition_rows, opts->partition_rows);
+        if (omo_test_service_sql_count(svc, q) < 0) {
+            fprintf(stderr, "test service: cannot resize the partitions\n");
+            goto fail;
+        }
     }
     return svc;
 fail:

@@ -27,6 +27,8 @@ typedef struct omo_test_service_opts {
     int brokers, partitions;       /* the mock cluster */
     const char *env[4];            /* NAME=VALUE settings for the service, NULL-terminated */
     const char *config_extra;      /* YAML appended to omo.yaml (e.g. a state: section), or NULL */
+    int days;                      /* gen's --days (0: one) */
+    int partition_rows; /* seqs per partition of the append-only tables (0: the migration's) */
 } omo_test_service_opts;
 
 /* One input message: a line of the generated events.jsonl, in file order. */

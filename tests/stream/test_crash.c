@@ -49,6 +49,25 @@ enum phase { PHASE_REBUILD, PHASE_JOIN, PHASE_STREAM, PHASE_COMMITTED, PHASE_CHE
 static const char *const phase_names[PHASES] = {"rebuilding", "joining", "streaming",
                                                 "sending a committed batch", "taking a checkpoint"};
 
+/* The process of the last checkpoint the log says was begun, or 0. */
+static pid_t checkpoint_child(void)
+{
+    FILE *f = fopen(omo_test_service_slot_log(svc, 0), "r");
+    if (!f)
+        return 0;
+    char line[512];
+    long pid = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "[checkpoint] taking seq");
+        if (p && (p = strstr(p, " in process ")))
+            pid = strtol(p + 12, NULL, 10);
+    }
+    fclose(f);
+    return (pid_t)pid;
+}
+
+static int children_killed;
+
 /* A checkpoint taken since the start and not yet reported written or not. */
 static bool checkpoint_open(void)
 {
@@ -81,7 +100,9 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
                                   .partitions = 4,
                                   /* Checkpoints all the time, so that kills land in them. */
                                   .config_extra = "state:\n  checkpoint_events: 2000\n"
-                                                  "  checkpoint_seconds: 1\n"};
+                                                  "  checkpoint_seconds: 1\n",
+                                  /* partitions made all along, in the checkpoints' children */
+                                  .partition_rows = 3000};
     svc = omo_test_service_setup(&opts);
     cr_assert_not_null(svc, "setup failed");
     cr_assert_geq(svc->nbad, 8, "gen's bad lines are refused by omo solve");
@@ -114,11 +135,17 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
         omo_test_sleep(delay);
         bool committed = false;
         if (an == AT_CHECKPOINT) {
+            /* The child writing the checkpoint (and then pruning) is killed too, a moment
+             * after it began. */
             size_t before = omo_test_service_slot_log_count(svc, 0, "[checkpoint] taking seq");
             double until = omo_test_now() + 5;
             while (omo_test_now() < until &&
                    omo_test_service_slot_log_count(svc, 0, "[checkpoint] taking seq") == before)
                 omo_test_sleep(0.001);
+            omo_test_sleep(0.05 * omo_test_rng_unit(&rng_state));
+            pid_t child = checkpoint_child();
+            if (child > 0 && kill(child, SIGKILL) == 0)
+                children_killed++;
         }
         if (an == AT_NEXT_COMMIT) {
             /* Right after a batch is committed its messages are being sent: the outbox holds
@@ -157,20 +184,24 @@ Test(stream, kill_nine_loses_and_doubles_nothing, .timeout = 600, .fini = teardo
     cr_assert(ok, "%s", err);
     cr_assert_eq(check.dead_letters, svc->nbad);
     cr_assert_gt(kills[PHASE_CHECKPOINT], 0, "no kill landed in a checkpoint");
+    cr_assert_gt(children_killed, 0, "no checkpoint's child was killed");
+    cr_assert_gt(omo_test_service_sql_count(svc, "SELECT count(*) FROM seq_partitions WHERE "
+                                                 "tbl = 'applied_events'"),
+                 (long long)svc->ninputs / 3000, "partitions were not made along");
     cr_assert_gt(omo_test_service_sql_count(svc, "SELECT count(*) FROM checkpoints"), 0);
     cr_assert_gt(omo_test_service_slot_log_count(svc, 0, "[checkpoint] loaded seq"), 0,
                  "no restart started from a checkpoint");
 
     fprintf(stderr,
             "[crash] seed %" PRIu64 ": %d kills (%d rebuilding, %d joining, %d streaming, "
-            "%d sending, %d in a checkpoint), "
+            "%d sending, %d in a checkpoint, %d checkpoint children killed), "
             "%d restarts; %zu events in (%zu bad), %zu orders, %zu revisions and %zu shipment "
             "statuses out, "
             "%zu stock rows; "
             "%.1f s\n",
             seed, KILLS, kills[PHASE_REBUILD], kills[PHASE_JOIN], kills[PHASE_STREAM],
-            kills[PHASE_COMMITTED], kills[PHASE_CHECKPOINT], svc->starts - 1, check.applied,
-            check.dead_letters, check.orders, check.revisions, check.shipment_statuses,
-            check.stock_rows, omo_test_now() - t0);
+            kills[PHASE_COMMITTED], kills[PHASE_CHECKPOINT], children_killed, svc->starts - 1,
+            check.applied, check.dead_letters, check.orders, check.revisions,
+            check.shipment_statuses, check.stock_rows, omo_test_now() - t0);
     passed = true;
 }
