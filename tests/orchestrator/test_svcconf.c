@@ -260,7 +260,7 @@ Test(svcconf, unknown_keys_list_the_valid_ones)
                     "properties)",
                   F ":7:3: error: unknown key 'password' (valid keys: dsn)",
                   F ":10:1: error: unknown key 'rules' (valid keys: kafka, postgres, network, "
-                    "routing, http)",
+                    "routing, http, state)",
                   F ":14:31: error: unknown key 'scope' (valid keys: token, role, store)");
 #undef F
 }
@@ -353,4 +353,45 @@ Test(svcconf, errors_are_added_after_existing_lines)
     cr_assert_eq(diag.count, 3);
     cr_assert_str_eq(diag.lines[0], "earlier: error: something else");
     omo_diag_clear(&diag);
+}
+
+/* state: (contract section 11): defaults, values, and a value out of range at its place. */
+Test(svcconf, state_section)
+{
+    char path[PATH_MAX];
+    const char *base = "kafka: {brokers: b:1}\npostgres: {dsn: x}\nnetwork: n.yaml\n"
+                       "routing: r.yaml\n";
+    temp_conf(base, path, sizeof path);
+    omo_diag diag = {0};
+    omo_svcconf *conf = omo_svcconf_load(path, &diag);
+    cr_assert_not_null(conf);
+    cr_assert_eq(conf->checkpoint_events, 100000);
+    cr_assert_eq(conf->checkpoint_seconds, 300);
+    cr_assert_eq(conf->retain_days, 7);
+    omo_svcconf_destroy(conf);
+    remove_temp_conf(path);
+
+    char text[512];
+    snprintf(text, sizeof text,
+             "%sstate:\n  checkpoint_events: 5000\n  checkpoint_seconds: 60\n  retain_days: 2\n",
+             base);
+    temp_conf(text, path, sizeof path);
+    conf = omo_svcconf_load(path, &diag);
+    assert_diag(&diag, 0, NULL);
+    cr_assert_eq(conf->checkpoint_events, 5000);
+    cr_assert_eq(conf->checkpoint_seconds, 60);
+    cr_assert_eq(conf->retain_days, 2);
+    omo_svcconf_destroy(conf);
+    remove_temp_conf(path);
+
+    snprintf(text, sizeof text, "%sstate:\n  retain_days: 0\n  keep: 3\n", base);
+    temp_conf(text, path, sizeof path);
+    conf = omo_svcconf_load(path, &diag);
+    cr_assert_null(conf);
+    cr_assert_eq(diag.count, 2);
+    cr_assert(strstr(diag.lines[0], "omo.yaml:6:16: error:"), "%s", diag.lines[0]);
+    cr_assert(strstr(diag.lines[1], "omo.yaml:7:3: error:") && strstr(diag.lines[1], "retain_days"),
+              "%s", diag.lines[1]);
+    omo_diag_clear(&diag);
+    remove_temp_conf(path);
 }
