@@ -5,14 +5,36 @@
  * applied events after it, each under the rules version it was decided by (parsed here from
  * the database, not shared with the service). So the stream never waits for one, and one costs
  * what the events since that checkpoint cost, not the history. Only the network and the service
- * configuration, which never change, are read from the service. */
+ * configuration, which never change, are read from the service. One replay runs at a time, at
+ * a lower priority than the stream. */
 #include "stream_state.h"
 
 #include "diff.h"
 #include "snapshot.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* One replay at a time, at a lower priority than the stream: on a machine of two cores the
+ * service thread and its database keep theirs, and memory holds one private view, not one per
+ * caller. Later callers wait their turn on their own threads. */
+static pthread_mutex_t turn = PTHREAD_MUTEX_INITIALIZER;
+
+static void take_turn(void)
+{
+    pthread_mutex_lock(&turn);
+    /* Linux: a thread's nice value is its own. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+}
+
+static void give_turn(void)
+{
+    pthread_mutex_unlock(&turn);
+}
 
 typedef struct ops_replay {
     omo_stream *svc;
@@ -177,7 +199,17 @@ static void explain_reset(ops_replay *op)
     omo_engine_explain(op->eng[0], ec->order_id, keep_explanation, ec);
 }
 
+static int explain(omo_stream *svc, const char *order_id, bool json, char **out);
+
 int omo_ops_explain(omo_stream *svc, const char *order_id, bool json, char **out)
+{
+    take_turn();
+    int rc = explain(svc, order_id, json, out);
+    give_turn();
+    return rc;
+}
+
+static int explain(omo_stream *svc, const char *order_id, bool json, char **out)
 {
     *out = NULL;
     ops_replay op = {0};
@@ -231,8 +263,20 @@ static void diff_reset(ops_replay *op)
     op->eng[1] = omo_diff_engine(dc->diff, OMO_DIFF_NEW);
 }
 
+static int diff(omo_stream *svc, const char *text, size_t len, int format, omo_diag *diag,
+                char **out, size_t *outlen);
+
 int omo_ops_diff(omo_stream *svc, const char *text, size_t len, int format, omo_diag *diag,
                  char **out, size_t *outlen)
+{
+    take_turn();
+    int rc = diff(svc, text, len, format, diag, out, outlen);
+    give_turn();
+    return rc;
+}
+
+static int diff(omo_stream *svc, const char *text, size_t len, int format, omo_diag *diag,
+                char **out, size_t *outlen)
 {
     *out = NULL;
     omo_rules *proposed = omo_rules_parse("POST /rules/diff", text, len, svc->net, diag);

@@ -325,19 +325,21 @@ int main(int argc, char **argv)
             snprintf(path, sizeof path, "/orders/%s/explain",
                      day_orders[(size_t)rand() % nday_orders]);
             double e0 = omo_test_now();
-            http("GET", path, NULL, NULL);
+            int status = http("GET", path, NULL, NULL);
             double e = omo_test_now() - e0;
+            if (status != 200)
+                fprintf(stderr, "[history] %s: status %d\n", path, status);
             if (e > worst)
                 worst = e;
         }
         long long db = sqlv("SELECT pg_database_size(current_database())");
-        long rss = rss_kib(svc->pid);
+        long rss = rss_kib(omo_test_service_slot_pid(svc, 0));
         printf("%4d %10.2f %10.2f %9.1f %8.1f %11.1f %11.1f %11.1f\n", day + 1, restart,
                rebuild_s(), db / 1048576.0, rss / 1024.0, worst * 1000, p99(&h0, &h1) * 1000,
                p99(&h1, &h2) * 1000);
         fflush(stdout);
     }
     omo_test_service_stop(svc, SIGTERM, 60000);
-    omo_test_service_teardown(svc, true);
+    omo_test_service_teardown(svc, false); /* keeps the logs */
     return 0;
 }

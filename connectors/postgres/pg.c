@@ -1151,32 +1151,35 @@ static omo_io store_prune(void *self, const omo_prune *p, omo_pruned *out, char 
         PQclear(res);
     }
 
-    /* Whole partitions dropped, new ones made ahead: one transaction. */
-    int64_t bounds[5] = {p->ensure_only ? -1 : out->applied_below,
-                         p->ensure_only ? -1 : out->outbox_below, p->applied_seq, p->outbox_seq,
-                         p->ahead};
-    io = run(st, "prune", "BEGIN", 0, NULL, NULL, NULL, 0, NULL, err, errlen);
-    if (io == OMO_IO_OK)
-        io = run_ints(st, "prune",
-                      "SELECT omo_partitions_drop('applied_events', $1::bigint) + "
-                      "omo_partitions_drop('outbox', $2::bigint) + "
-                      "omo_partitions_drop('deliveries', $2::bigint), "
-                      "omo_partitions_ensure('applied_events', $3::bigint + GREATEST($5::bigint, "
-                      "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'applied_events'))) + "
-                      "omo_partitions_ensure('outbox', $4::bigint + GREATEST($5::bigint, "
-                      "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'outbox'))) + "
-                      "omo_partitions_ensure('deliveries', $4::bigint + GREATEST($5::bigint, "
-                      "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'deliveries')))",
-                      5, bounds, &res, err, errlen);
-    if (io == OMO_IO_OK) {
-        out->partitions_dropped = col_i32(res, 0, 0);
-        out->partitions_made = col_i32(res, 0, 1);
-        PQclear(res);
-        io = run(st, "prune", "COMMIT", 0, NULL, NULL, NULL, 0, NULL, err, errlen);
-    }
+    /* New partitions made ahead, then whole ones dropped: a statement (a transaction) each,
+     * so that a drop waiting in vain for its lock keeps none from being made. */
+    int64_t ahead[3] = {p->applied_seq, p->outbox_seq, p->ahead};
+    io =
+        run_ints(st, "prune",
+                 "SELECT omo_partitions_ensure('applied_events', $1::bigint + GREATEST($3::bigint, "
+                 "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'applied_events'))) + "
+                 "omo_partitions_ensure('outbox', $2::bigint + GREATEST($3::bigint, "
+                 "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'outbox'))) + "
+                 "omo_partitions_ensure('deliveries', $2::bigint + GREATEST($3::bigint, "
+                 "2 * (SELECT max(size) FROM seq_partitions WHERE tbl = 'deliveries')))",
+                 3, ahead, &res, err, errlen);
     if (io != OMO_IO_OK)
-        rollback(st);
-    return io;
+        return io;
+    out->partitions_made = col_i32(res, 0, 0);
+    PQclear(res);
+    if (p->ensure_only)
+        return OMO_IO_OK;
+    int64_t bounds[2] = {out->applied_below, out->outbox_below};
+    io = run_ints(st, "prune",
+                  "SELECT omo_partitions_drop('applied_events', $1::bigint) + "
+                  "omo_partitions_drop('outbox', $2::bigint) + "
+                  "omo_partitions_drop('deliveries', $2::bigint)",
+                  2, bounds, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    out->partitions_dropped = col_i32(res, 0, 0);
+    PQclear(res);
+    return OMO_IO_OK;
 }
 
 static const omo_store_ops pg_store_ops;
