@@ -128,7 +128,8 @@ typedef struct flight {
 } flight;
 
 struct omo_stream {
-    flight fl; /* the batch being committed while the next one is applied */
+    flight fl;         /* the batch being committed while the next one is applied */
+    atomic_bool ready; /* rebuilt and consuming: /readyz may answer 200 (omo_stream_set_ready) */
     const omo_svcconf *conf;
     omo_network *net;
     omo_rules *rules;
@@ -1447,6 +1448,11 @@ void omo_stream_http(void *ctx, const omo_http_request *req, omo_http_response *
         respond(resp, 200, "text/plain", "ok\n");
         return;
     }
+    /* While the view is rebuilt the service thread serves nothing: other requests wait for it. */
+    if (!strcmp(req->method, "GET") && !strcmp(req->path, "/readyz") && !atomic_load(&svc->ready)) {
+        respond(resp, 503, "text/plain", "starting\n");
+        return;
+    }
     http_job job = {req, resp, false, NULL};
     pthread_mutex_lock(&svc->mu);
     job.next = svc->jobs;
@@ -2008,4 +2014,9 @@ const omo_bus_events *omo_stream_bus_events(omo_stream *svc)
 void omo_stream_attach_bus(omo_stream *svc, omo_bus bus)
 {
     svc->bus = bus;
+}
+
+void omo_stream_set_ready(omo_stream *svc)
+{
+    atomic_store(&svc->ready, true);
 }

@@ -301,6 +301,7 @@ static bool read_token(const omo_ynode *item, omo_token *tok, omo_diag *diag)
     const omo_ynode *store = v[TK_STORE].node;
     if (store) {
         tok->store = expand(store, diag);
+        tok->store_loc = store->loc;
         if (tok->store && !omo_id_valid(tok->store))
             omo_diag_error(diag, &store->loc,
                            "invalid store id '%s': 1 to %d characters of A-Z a-z 0-9 _ . - "

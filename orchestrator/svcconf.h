@@ -9,7 +9,8 @@ typedef enum omo_role { OMO_ROLE_OPS = 0, OMO_ROLE_STORE = 1 } omo_role;
 typedef struct omo_token {
     char *token;
     omo_role role;
-    char *store; /* store tokens: the store's node id */
+    char *store;       /* store tokens: the store's node id */
+    omo_loc store_loc; /* where `store:` is, for checks against the network */
 } omo_token;
 
 typedef struct omo_kv {
