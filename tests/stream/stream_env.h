@@ -51,6 +51,7 @@ typedef struct env {
     char **orders, **stock; /* the fixture's lines, by topic */
     char **order_keys, **stock_keys;
     size_t norders, nstock;
+    bool outputs_valid; /* env_stop: every output message validated against config/schema */
 } env;
 
 static inline double env_now(void)
@@ -574,9 +575,41 @@ static inline void env_restart(env *e)
 
 /* Stops the service (SIGTERM: it drains and exits 0, leak-free under ASan) and everything else.
  * The directory is removed when the test passed so far; otherwise kept, with the log's tail. */
+/* Every allocation and shipment status on the topics, through tests/schema/validate.py (the
+ * JSON Schemas of config/schema/, Debian's python3-jsonschema). */
+static inline bool env_outputs_valid(env *e)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/outputs.jsonl", e->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return false;
+    const char *topics[] = {"omo.allocations", "omo.shipments"};
+    bool ok = true;
+    for (int t = 0; t < 2; t++) {
+        omo_test_records recs = {0};
+        ok = ok && omo_test_kafka_read_all(omo_kafka_mock_bootstraps(e->kafka), topics[t], &recs);
+        for (size_t i = 0; i < recs.n; i++)
+            fprintf(f, "%.*s\n", (int)recs.recs[i].value_len, recs.recs[i].value);
+        omo_test_records_free(&recs);
+    }
+    if (fclose(f) || !ok)
+        return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/usr/bin/python3", "python3", OMO_SOURCE_DIR "/tests/schema/validate.py", path,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid > 0 && env_wait_pid(pid, 60000) == 0;
+}
+
+/* Stops the service (SIGTERM: a drain), checks its outputs against the schemas
+ * (e->outputs_valid), stops the cluster and the database. Returns the service's exit code. */
 static inline int env_stop(env *e)
 {
     int rc = 0;
+    e->outputs_valid = false;
     if (e->pid > 0) {
         kill(e->pid, SIGTERM);
         rc = env_wait_pid(e->pid, 30000);
@@ -586,6 +619,8 @@ static inline int env_stop(env *e)
         }
         e->pid = 0;
     }
+    if (e->kafka)
+        e->outputs_valid = env_outputs_valid(e);
     if (e->db)
         PQfinish(e->db);
     e->db = NULL;
