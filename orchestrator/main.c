@@ -11,7 +11,7 @@ static void usage(FILE *out)
           "  solve --network N.yaml --rules R.yaml --events E.jsonl [--out A.jsonl] [--strict]\n"
           "  rules check R.yaml [--network N.yaml]\n"
           "  explain --network N.yaml --rules R.yaml --events E.jsonl [--json] ORDER_ID\n"
-          "  demo [--keep] [--rate N] [--config-dir DIR] [--state DIR] [--host ADDR]\n"
+          "  demo [--keep] [--rate N] [--config-dir DIR] [--state DIR] [--host ADDR] [--port N]\n"
           "  run --config omo.yaml\n"
           "  config check --config omo.yaml\n"
           "  db migrate --config omo.yaml\n"

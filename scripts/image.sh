@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the container images of docker/Dockerfile with podman and runs `omo demo` in one, as
-# its non-root user: the check that the image builds and works on a machine without a Docker
-# engine or a registry.
+# Builds the container images of docker/Dockerfile with podman, runs `omo demo` in one, as its
+# non-root user, and `omo run` in the other (against the demo container's Kafka and PostgreSQL):
+# the check that the images build and work on a machine without a Docker engine or a registry.
 #
-#   scripts/image.sh            # base image if missing, both images, `omo demo` in the demo one
+#   scripts/image.sh            # base image if missing, both images, `omo demo`, `omo run`
 #   scripts/image.sh --no-run   # build only
 #
 # No registry is needed: `debian:12-slim` is made locally with debootstrap (minbase bookworm from
@@ -66,3 +66,52 @@ grep -q '^omo demo: one retail day through Kafka and PostgreSQL' "$log" &&
   exit 1
 }
 echo "[image] omo demo ran in the container" >&2
+
+# The service image for real: `omo run` in it, against the demo container's Kafka cluster and
+# PostgreSQL (a database of its own), in the demo's network namespace. Its HEALTHCHECK must pass,
+# /readyz answer 200, and SIGTERM drain to exit 0.
+svcdir=$PWD/build-image/service
+rm -rf "$svcdir" && mkdir -p "$svcdir"
+cleanup() { podman rm -f -t 5 omo-image-svc omo-image-backing >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+cleanup
+podman run -d --name omo-image-backing "${limits[@]}" omo-demo \
+  omo demo --keep --rate 0 --port 18080 >/dev/null
+for _ in $(seq 120); do
+  podman logs omo-image-backing 2>&1 | grep -q 'the service is up' && break
+  sleep 1
+done
+line=$(podman logs omo-image-backing 2>&1 | grep -m1 'Kafka mock cluster at') ||
+  { echo "[image] the demo container did not start" >&2; exit 1; }
+brokers=$(sed 's/.*Kafka mock cluster at \([^,]*\(,[^ ,]*\)*\), PostgreSQL at .*/\1/' <<<"$line")
+dsn=$(sed 's/.*PostgreSQL at \(\S*\).*/\1/' <<<"$line")
+podman exec omo-image-backing psql -q "$dsn" -c 'CREATE DATABASE omo_image' >/dev/null
+cat >"$svcdir/omo.yaml" <<YAML
+kafka: {brokers: "$brokers", group: omo-image}
+postgres: {dsn: "${dsn%/*}/omo_image"}
+network: /etc/omo/network.yaml
+routing: /etc/omo/routing.yaml
+http:
+  listen: 0.0.0.0:8080
+  tokens: [{token: "\${OMO_OPS_TOKEN}", role: ops}]
+YAML
+chmod -R a+rX "$svcdir"
+inns=(--network container:omo-image-backing -v "$svcdir:/etc/omo-image:ro" -e OMO_OPS_TOKEN=t0k)
+podman run --rm "${limits[@]}" "${inns[@]}" omo omo db migrate --config /etc/omo-image/omo.yaml
+podman run -d --name omo-image-svc "${limits[@]}" "${inns[@]}" omo \
+  omo run --config /etc/omo-image/omo.yaml >/dev/null
+healthy=0
+for _ in $(seq 60); do
+  if podman healthcheck run omo-image-svc >/dev/null 2>&1 &&
+     podman exec omo-image-svc curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; then
+    healthy=1 && break
+  fi
+  sleep 1
+done
+((healthy)) || { podman logs omo-image-svc >&2; echo "[image] omo run not healthy" >&2; exit 1; }
+podman exec omo-image-svc curl -fsS http://127.0.0.1:8080/metrics | grep -m1 '^omo_consumer_lag'
+podman stop -t 30 omo-image-svc >/dev/null
+rc=$(podman inspect omo-image-svc --format '{{.State.ExitCode}}')
+podman logs omo-image-svc 2>&1 | tail -n 3
+[ "$rc" = 0 ] || { echo "[image] omo run exited $rc on SIGTERM" >&2; exit 1; }
+echo "[image] the service image ran omo run: healthy, ready, drained on SIGTERM" >&2

@@ -270,21 +270,24 @@ static void summary(omo_stream *stream, const omo_network *net, const omo_stream
 static void usage(void)
 {
     fputs("usage: omo demo [--keep] [--config-dir DIR] [--state DIR] [--rate EVENTS_PER_S] "
-          "[--host ADDR]\n",
+          "[--host ADDR] [--port N]\n",
           stderr);
 }
 
 int omo_cmd_demo(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"keep", no_argument, 0, 'k'},        {"config-dir", required_argument, 0, 'c'},
-        {"state", required_argument, 0, 's'}, {"rate", required_argument, 0, 'r'},
-        {"host", required_argument, 0, 'h'},  {0, 0, 0, 0}};
+    static const struct option opts[] = {{"keep", no_argument, 0, 'k'},
+                                         {"config-dir", required_argument, 0, 'c'},
+                                         {"state", required_argument, 0, 's'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"host", required_argument, 0, 'h'},
+                                         {"port", required_argument, 0, 'p'},
+                                         {0, 0, 0, 0}};
     /* The examples of the working directory (a clone), else the installed ones. */
     const char *config_dir = access("config/day.jsonl", R_OK) ? OMO_DATADIR "/config" : "config";
     const char *state = "state/demo", *host = "127.0.0.1";
     bool keep = false;
-    int rate = 20000, c;
+    int rate = 20000, want_port = 8080, c;
     optind = 0;
     while ((c = getopt_long(argc + 1, argv - 1, "", opts, NULL)) != -1) {
         switch (c) {
@@ -302,6 +305,9 @@ int omo_cmd_demo(int argc, char **argv)
             break;
         case 'h':
             host = optarg;
+            break;
+        case 'p':
+            want_port = atoi(optarg);
             break;
         default:
             usage();
@@ -381,7 +387,7 @@ int omo_cmd_demo(int argc, char **argv)
     f.mock = mock;
     fprintf(stderr, "[demo] Kafka mock cluster at %s, PostgreSQL at %s\n",
             omo_kafka_mock_bootstraps(mock), omo_pg_local_dsn(pg));
-    int port = port_free(8080) > 0 ? 8080 : port_free(0);
+    int port = port_free(want_port) > 0 ? want_port : port_free(0);
     random_token(ops_token, sizeof ops_token);
     for (size_t i = 0; i < net->nnodes; i++)
         random_token(store_tokens[i], sizeof store_tokens[i]);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The JSON Schemas of config/schema/ against what omo reads and writes.
 
-- every schema is a valid draft 2020-12 schema, and every type omo knows has one;
+- every schema is a valid draft 2020-12 schema, and every type omo knows has one (the event
+  types of orchestrator/event.c's name table included);
 - every event fixture (tests/fixtures/*_events.jsonl, config/day.jsonl) and a generated day with
   malformed lines: each line `omo solve` accepts validates against input.json, and each line the
   schema refuses is one `omo solve` refused (the schema is never stricter than omo, and catches
@@ -126,6 +127,13 @@ def main():
     names = set(schemas.by_name)
     for t in validate.INPUTS + validate.OUTPUTS + ("input", "output", "common"):
         check(t in names, "no schema for " + t)
+    # Every event type the parser knows (its name table) has a schema and is in input.json.
+    with open("orchestrator/event.c") as f:
+        known = re.findall(r'\[OMO_EV_[A-Z_]+\] = "([a-z_.]+)"', f.read())
+    check(len(known) >= 8, "cannot read the event types of orchestrator/event.c")
+    for t in known:
+        check(t in names and t in validate.INPUTS,
+              "event type %s has no schema in config/schema (or is missing from input.json)" % t)
     check_refusals(schemas)
     with tempfile.TemporaryDirectory(prefix="omo-schema-") as tmp:
         for events, network, rules in FIXTURES:
