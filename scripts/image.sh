@@ -72,7 +72,9 @@ echo "[image] omo demo ran in the container" >&2
 # /readyz answer 200, and SIGTERM drain to exit 0.
 svcdir=$PWD/build-image/service
 rm -rf "$svcdir" && mkdir -p "$svcdir"
-cleanup() { podman rm -f -t 5 omo-image-svc omo-image-backing >/dev/null 2>&1 || true; }
+cleanup() {
+  for c in omo-image-svc omo-image-backing; do podman rm -f -i -t 5 "$c" >/dev/null 2>&1 || true; done
+}
 trap cleanup EXIT
 cleanup
 podman run -d --name omo-image-backing "${limits[@]}" omo-demo \
