@@ -11,9 +11,11 @@ an engine (none runs here; Debian's podman-compose 1.0.3 has no `config`):
 - docker/omo.yaml passes `omo config check` with the env file's values;
 - Dockerfile: multi-stage on debian:12-slim, non-root, HEALTHCHECK on /healthz, the default
   command and the demo target;
-- the unit: Type=notify, WatchdogSec, a dedicated user, Restart=on-failure, hardening.
+- the unit: Type=notify, WatchdogSec, a dedicated user, Restart=on-failure, hardening;
+- `cmake --install` (into a DESTDIR): the binary, the unit naming it, the configuration in
+  etc/omo, the migrations, schemas, examples and manual under share.
 
-    test_compose.py OMO_BINARY OMO_SERVICE_UNIT   (from the source tree's root)"""
+    test_compose.py OMO_BINARY OMO_SERVICE_UNIT BUILD_DIR SYSCONFDIR  (from the source root)"""
 import os
 import re
 import subprocess
@@ -189,11 +191,40 @@ def check_unit(path):
     check(keys.get("RestartPreventExitStatus") == ["2"], "unit: restarts on a configuration error")
 
 
+def check_install(build, sysconfdir, unit):
+    import glob
+    import tempfile
+    with open(unit) as f:
+        binary = re.search(r"^ExecStart=(\S+) run", f.read(), re.M).group(1)
+    prefix = os.path.dirname(os.path.dirname(binary))
+    with tempfile.TemporaryDirectory(prefix="omo-install-") as dest:
+        r = subprocess.run(["cmake", "--install", build], env=dict(os.environ, DESTDIR=dest),
+                           capture_output=True, text=True)
+        if not check(r.returncode == 0, "cmake --install: " + r.stderr[-400:]):
+            return
+        root = lambda p: dest + p  # noqa: E731
+        share = root(prefix + "/share/omo")
+        check(os.access(root(binary), os.X_OK), "install: no %s (the unit's ExecStart)" % binary)
+        check(os.path.isfile(root(prefix + "/lib/systemd/system/omo.service")), "install: no unit")
+        for name in ("omo.yaml", "network.yaml", "routing.yaml"):
+            check(os.path.isfile(root(sysconfdir + "/omo/" + name)), "install: no etc/omo/" + name)
+        sql = sorted(os.path.basename(p) for p in glob.glob("sql/*.sql"))
+        check(sorted(os.listdir(share + "/sql")) == sql, "install: migrations differ from sql/")
+        schemas = sorted(os.path.basename(p) for p in glob.glob("config/schema/*.json"))
+        check(sorted(os.listdir(share + "/schema")) == schemas, "install: schemas differ")
+        for name in ("config/day.jsonl", "config/network.yaml", "config/routing.yaml", "omo.1"):
+            check(os.path.isfile(share + "/" + name), "install: no share/omo/" + name)
+        check(os.path.isfile(root(prefix + "/share/man/man1/omo.1")), "install: no man page")
+        r = subprocess.run([root(binary), "help"], capture_output=True, text=True)
+        check(r.returncode == 0 and "config check" in r.stdout, "install: the binary does not run")
+
+
 def main():
-    omo, unit = sys.argv[1], sys.argv[2]
+    omo, unit, build, sysconfdir = sys.argv[1:5]
     check_compose(omo)
     check_dockerfile()
     check_unit(unit)
+    check_install(build, sysconfdir, unit)
     if failures:
         print("[compose] %d failures" % len(failures), file=sys.stderr)
         return 1
