@@ -158,7 +158,7 @@ static void start_until_ready(heard *h)
             break;
         }
         cr_assert(status == 0 || status == 503, "/readyz answered %d before READY=1", status);
-        omo_test_sleep(0.005);
+        omo_test_sleep(0.001);
     }
     cr_assert_eq(http_status("/readyz"), 200, "READY=1 was sent while /readyz was not 200");
     cr_assert_eq(http_status("/healthz"), 200);
@@ -197,7 +197,7 @@ Test(notify, ready_after_rebuild_and_readyz_agrees, .fini = teardown, .timeout =
                                   .omo_binary = OMO_BINARY,
                                   .stores = 30,
                                   .skus = 60,
-                                  .orders = 600,
+                                  .orders = 1000,
                                   .bad = 0,
                                   .seed = 11,
                                   .brokers = 1,
