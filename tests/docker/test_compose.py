@@ -163,7 +163,10 @@ def check_dockerfile():
     check("-dev" not in runtime, "Dockerfile: -dev packages in the runtime image")
     check("postgresql" not in runtime, "Dockerfile: PostgreSQL server in the service image")
     check(re.search(r"^USER omo$", runtime, re.M), "Dockerfile: the runtime does not run as omo")
-    check(re.search(r"^HEALTHCHECK .*\n?.*/healthz", runtime, re.M), "Dockerfile: no HEALTHCHECK on /healthz")
+    health = re.search(r"^ENV OMO_HEALTH_URL=(\S+)$", runtime, re.M)
+    check(health and health.group(1) == "http://127.0.0.1:8080/healthz" and
+          re.search(r'^HEALTHCHECK .*\\\n\s*CMD curl -fsS "\$OMO_HEALTH_URL"', runtime, re.M),
+          "Dockerfile: no HEALTHCHECK on /healthz")
     check('CMD ["omo", "run", "--config", "/etc/omo/omo.yaml"]' in runtime,
           "Dockerfile: the default command is not omo run --config /etc/omo/omo.yaml")
     check("EXPOSE 8080" in runtime, "Dockerfile: port 8080 not exposed")
