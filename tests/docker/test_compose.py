@@ -16,10 +16,13 @@ an engine (none runs here; Debian's podman-compose 1.0.3 has no `config`):
   etc/omo, the migrations, schemas, examples and manual under share.
 
     test_compose.py OMO_BINARY OMO_SERVICE_UNIT BUILD_DIR SYSCONFDIR  (from the source root)"""
+import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -132,8 +135,6 @@ def check_compose(omo):
           "docker/omo.env: PostgreSQL's password differs from omo's")
     # omo.yaml names network.yaml and routing.yaml beside it: in the image, /etc/omo's copies of
     # config/; here, the same files beside a copy of it.
-    import shutil
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy("docker/omo.yaml", tmp)
         shutil.copy("config/network.yaml", tmp)
@@ -195,8 +196,6 @@ def check_unit(path):
 
 
 def check_install(build, sysconfdir, unit):
-    import glob
-    import tempfile
     with open(unit) as f:
         binary = re.search(r"^ExecStart=(\S+) run", f.read(), re.M).group(1)
     prefix = os.path.dirname(os.path.dirname(binary))
