@@ -79,12 +79,15 @@ trap cleanup EXIT
 cleanup
 podman run -d --name omo-image-backing "${limits[@]}" omo-demo \
   omo demo --keep --rate 0 --port 18080 >/dev/null
+# (logs read whole, then searched: a grep that stops early would fail the pipe under pipefail)
+logs=""
 for _ in $(seq 120); do
-  podman logs omo-image-backing 2>&1 | grep -q 'the service is up' && break
+  logs=$(podman logs omo-image-backing 2>&1 || true)
+  grep -q 'the service is up' <<<"$logs" && break
   sleep 1
 done
-line=$(podman logs omo-image-backing 2>&1 | grep -m1 'Kafka mock cluster at') ||
-  { echo "[image] the demo container did not start" >&2; exit 1; }
+line=$(grep -m1 'Kafka mock cluster at' <<<"$logs") ||
+  { echo "$logs" | tail -n 20 >&2; echo "[image] the demo container did not start" >&2; exit 1; }
 brokers=$(sed 's/.*Kafka mock cluster at \([^,]*\(,[^ ,]*\)*\), PostgreSQL at .*/\1/' <<<"$line")
 dsn=$(sed 's/.*PostgreSQL at \(\S*\).*/\1/' <<<"$line")
 podman exec omo-image-backing psql -q "$dsn" -c 'CREATE DATABASE omo_image' >/dev/null
@@ -111,9 +114,10 @@ for _ in $(seq 60); do
   sleep 1
 done
 ((healthy)) || { podman logs omo-image-svc >&2; echo "[image] omo run not healthy" >&2; exit 1; }
-podman exec omo-image-svc curl -fsS http://127.0.0.1:8080/metrics | grep -m1 '^omo_consumer_lag'
+metrics=$(podman exec omo-image-svc curl -fsS http://127.0.0.1:8080/metrics)
+grep -m1 '^omo_consumer_lag' <<<"$metrics"
 podman stop -t 30 omo-image-svc >/dev/null
 rc=$(podman inspect omo-image-svc --format '{{.State.ExitCode}}')
-podman logs omo-image-svc 2>&1 | tail -n 3
+logs=$(podman logs omo-image-svc 2>&1) && tail -n 3 <<<"$logs"
 [ "$rc" = 0 ] || { echo "[image] omo run exited $rc on SIGTERM" >&2; exit 1; }
 echo "[image] the service image ran omo run: healthy, ready, drained on SIGTERM" >&2
