@@ -1187,37 +1187,11 @@ bool omo_test_service_check_drained(omo_test_service *svc, char *err, size_t err
     return true;
 }
 
-/* Every allocation and shipment status on the topics validates against the JSON Schemas of
- * config/schema/ (tests/schema/validate.py, python3-jsonschema). */
+/* Every allocation and shipment status on the topics validates against the JSON Schemas. */
 static bool check_schemas(check_ctx *c)
 {
-    char path[PATH_MAX + 32], report[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/outputs.jsonl", c->svc->dir);
-    snprintf(report, sizeof report, "%s/schema.txt", c->svc->dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return fail(c->err, c->errlen, "cannot write %s", path);
     const omo_test_records *sets[] = {&c->alloc, &c->ships};
-    for (size_t s = 0; s < 2; s++)
-        for (size_t i = 0; i < sets[s]->n; i++) {
-            const omo_test_record *r = &sets[s]->recs[i];
-            fwrite(r->value, 1, r->value_len, f);
-            if (!r->value_len || r->value[r->value_len - 1] != '\n')
-                fputc('\n', f);
-        }
-    if (fclose(f))
-        return fail(c->err, c->errlen, "cannot write %s", path);
-    char *argv[] = {"/usr/bin/python3", OMO_SOURCE_DIR "/tests/schema/validate.py", path, NULL};
-    int rc = run_program(argv, report, NULL);
-    if (rc == 0)
-        return true;
-    size_t len = 0;
-    char *text = read_file(report, &len);
-    fail(c->err, c->errlen,
-         "output messages that do not validate against config/schema (%s): %.600s", path,
-         text ? text : "(no report)");
-    free(text);
-    return false;
+    return omo_test_records_valid(c->svc->dir, sets, 2, c->err, c->errlen);
 }
 
 bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *err, size_t errlen)
