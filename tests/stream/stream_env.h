@@ -573,8 +573,6 @@ static inline void env_restart(env *e)
     }
 }
 
-/* Stops the service (SIGTERM: it drains and exits 0, leak-free under ASan) and everything else.
- * The directory is removed when the test passed so far; otherwise kept, with the log's tail. */
 /* Every allocation and shipment status on the topics validates against config/schema. */
 static inline bool env_outputs_valid(env *e)
 {
@@ -584,7 +582,7 @@ static inline bool env_outputs_valid(env *e)
     for (int t = 0; t < 2; t++)
         ok =
             ok && omo_test_kafka_read_all(omo_kafka_mock_bootstraps(e->kafka), topics[t], &recs[t]);
-    char err[1024];
+    char err[1024] = "cannot read the output topics back";
     const omo_test_records *sets[] = {&recs[0], &recs[1]};
     ok = ok && omo_test_records_valid(e->dir, sets, 2, err, sizeof err);
     if (!ok)
@@ -594,8 +592,9 @@ static inline bool env_outputs_valid(env *e)
     return ok;
 }
 
-/* Stops the service (SIGTERM: a drain), checks its outputs against the schemas
- * (e->outputs_valid), stops the cluster and the database. Returns the service's exit code. */
+/* Stops the service (SIGTERM: it drains and exits 0, leak-free under ASan), checks its outputs
+ * against the schemas (e->outputs_valid), and stops everything else. Returns the service's exit
+ * code. The caller removes the directory when the test passed; otherwise keeps it. */
 static inline int env_stop(env *e)
 {
     int rc = 0;
