@@ -125,6 +125,9 @@ Test(svcconf, full_file_with_environment)
     cr_assert_str_eq(conf->tokens[2].token, "s001-token");
     cr_assert_eq(conf->tokens[2].role, OMO_ROLE_STORE);
     cr_assert_str_eq(conf->tokens[2].store, "S-001");
+    cr_assert_eq(conf->checkpoint_events, 50000);
+    cr_assert_eq(conf->checkpoint_seconds, 60);
+    cr_assert_eq(conf->retain_days, 30);
     omo_svcconf_destroy(conf);
 }
 
@@ -166,6 +169,9 @@ Test(svcconf, defaults_and_paths_next_to_the_file)
     cr_assert_null(conf->listen);
     cr_assert_eq(conf->ntokens, 0);
     cr_assert_null(omo_svcconf_token(conf, "anything"));
+    cr_assert_eq(conf->checkpoint_events, 100000);
+    cr_assert_eq(conf->checkpoint_seconds, 300);
+    cr_assert_eq(conf->retain_days, 7);
     /* the resolved paths name files that exist, wherever the process was started */
     cr_assert_eq(access(conf->network_path, R_OK), 0);
     cr_assert_eq(access(conf->routing_path, R_OK), 0);
@@ -323,6 +329,17 @@ Test(svcconf, wrong_values)
 #undef F
 }
 
+Test(svcconf, state_values)
+{
+#define F "tests/fixtures/broken_omo_state.yaml"
+    EXPECT_ERRORS(F, F ":6:22: error: checkpoint_events must be between 1 and 1000000000",
+                  F ":7:23: error: expected an integer for 'checkpoint_seconds', got '5m'",
+                  F ":8:16: error: retain_days must be between 1 and 3650",
+                  F ":9:3: error: unknown key 'retain' (valid keys: checkpoint_events, "
+                    "checkpoint_seconds, retain_days)");
+#undef F
+}
+
 Test(svcconf, properties_must_be_a_mapping)
 {
 #define F "tests/fixtures/broken_omo_listen.yaml"
@@ -353,45 +370,4 @@ Test(svcconf, errors_are_added_after_existing_lines)
     cr_assert_eq(diag.count, 3);
     cr_assert_str_eq(diag.lines[0], "earlier: error: something else");
     omo_diag_clear(&diag);
-}
-
-/* state: (contract section 11): defaults, values, and a value out of range at its place. */
-Test(svcconf, state_section)
-{
-    char path[PATH_MAX];
-    const char *base = "kafka: {brokers: b:1}\npostgres: {dsn: x}\nnetwork: n.yaml\n"
-                       "routing: r.yaml\n";
-    temp_conf(base, path, sizeof path);
-    omo_diag diag = {0};
-    omo_svcconf *conf = omo_svcconf_load(path, &diag);
-    cr_assert_not_null(conf);
-    cr_assert_eq(conf->checkpoint_events, 100000);
-    cr_assert_eq(conf->checkpoint_seconds, 300);
-    cr_assert_eq(conf->retain_days, 7);
-    omo_svcconf_destroy(conf);
-    remove_temp_conf(path);
-
-    char text[512];
-    snprintf(text, sizeof text,
-             "%sstate:\n  checkpoint_events: 5000\n  checkpoint_seconds: 60\n  retain_days: 2\n",
-             base);
-    temp_conf(text, path, sizeof path);
-    conf = omo_svcconf_load(path, &diag);
-    assert_diag(&diag, 0, NULL);
-    cr_assert_eq(conf->checkpoint_events, 5000);
-    cr_assert_eq(conf->checkpoint_seconds, 60);
-    cr_assert_eq(conf->retain_days, 2);
-    omo_svcconf_destroy(conf);
-    remove_temp_conf(path);
-
-    snprintf(text, sizeof text, "%sstate:\n  retain_days: 0\n  keep: 3\n", base);
-    temp_conf(text, path, sizeof path);
-    conf = omo_svcconf_load(path, &diag);
-    cr_assert_null(conf);
-    cr_assert_eq(diag.count, 2);
-    cr_assert(strstr(diag.lines[0], "omo.yaml:6:16: error:"), "%s", diag.lines[0]);
-    cr_assert(strstr(diag.lines[1], "omo.yaml:7:3: error:") && strstr(diag.lines[1], "retain_days"),
-              "%s", diag.lines[1]);
-    omo_diag_clear(&diag);
-    remove_temp_conf(path);
 }
