@@ -668,6 +668,29 @@ static omo_io batch_committed(pg_store *st, const omo_batch *b, bool *done, char
     return OMO_IO_OK;
 }
 
+/* Partitions for every seq of the batch. Returns RETRY: commit it again. */
+static omo_io make_partitions(pg_store *st, const omo_batch *b, char *err, size_t errlen)
+{
+    int64_t top[2] = {0, 0};
+    for (size_t i = 0; i < b->nevents; i++)
+        if (b->events[i].seq > top[0])
+            top[0] = b->events[i].seq;
+    for (size_t i = 0; i < b->noutbox; i++)
+        if (b->outbox[i].seq > top[1])
+            top[1] = b->outbox[i].seq;
+    for (size_t i = 0; i < b->ndelivered; i++)
+        if (b->delivered[i].seq > top[1])
+            top[1] = b->delivered[i].seq;
+    /* Should a janitor make one of them at the same moment, this fails and the retry finds
+     * it made. */
+    (void)run_ints(st, "partitions",
+                   "SELECT omo_partitions_ensure('applied_events', $1::bigint) + "
+                   "omo_partitions_ensure('outbox', $2::bigint) + "
+                   "omo_partitions_ensure('deliveries', $2::bigint)",
+                   2, top, NULL, err, errlen);
+    return OMO_IO_RETRY;
+}
+
 static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t errlen)
 {
     pg_store *st = self;
@@ -746,6 +769,13 @@ static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t err
     if (failed) {
         io = fail_result(st, "commit", failed, err, errlen);
         const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(failed, PG_DIAG_MESSAGE_PRIMARY);
+        if (state && !strcmp(state, "23514") && msg && !strncmp(msg, "no partition of", 15)) {
+            /* The seqs outran the partitions made ahead (the janitor runs after checkpoints):
+             * make them here, and the batch is tried again. */
+            PQclear(failed);
+            return make_partitions(st, b, err, errlen);
+        }
         const char *constraint = PQresultErrorField(failed, PG_DIAG_CONSTRAINT_NAME);
         if (state && !strcmp(state, "23505") && constraint && seq_key(constraint)) {
             size_t n = strlen(err);
