@@ -101,7 +101,7 @@ void omo_outbox_free_msg(omo_out_msg *m)
     }
 }
 
-static void stock_row(void *ctx, const omo_stock *st)
+static void stock_row(void *ctx, omo_stock *st)
 {
     omo_stream *svc = ctx;
     omo_grow((void **)&svc->stock, &svc->capstock, svc->nstock + 1, sizeof(omo_stock_row));
