@@ -2001,6 +2001,11 @@ char *omo_engine_hold_json(const omo_engine *eng, const char *hold_id, bool *liv
     return t.p;
 }
 
+int64_t omo_engine_clock(const omo_engine *eng)
+{
+    return eng->clock_ms;
+}
+
 size_t omo_engine_live_holds(const omo_engine *eng)
 {
     return eng->holds.live;

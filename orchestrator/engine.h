@@ -169,6 +169,8 @@ void omo_engine_due(const omo_engine *eng, int64_t now, omo_due_fn fn, void *ctx
  * says whether it still holds its units. */
 char *omo_engine_hold_json(const omo_engine *eng, const char *hold_id, bool *live);
 size_t omo_engine_live_holds(const omo_engine *eng);
+/* The latest event time applied. */
+int64_t omo_engine_clock(const omo_engine *eng);
 
 /* ---- reads beside the stream ----
  * Everything below may run on any thread, beside other readers, but never beside

@@ -109,6 +109,7 @@ static void stock_row(void *ctx, omo_stock *st)
         (omo_stock_row){svc->net->nodes[st->node].id,
                         omo_inventory_sku_name(omo_engine_inventory(svc->eng), st->sku),
                         st->on_hand, st->reserved, st->bin};
+    omo_avail_feed(svc, st, true);
 }
 
 typedef struct place_ctx {
