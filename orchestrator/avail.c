@@ -225,7 +225,8 @@ static void handle_availability(omo_stream *svc, const omo_http_request *req,
             reserved += r->a.reserved;
             held += r->a.held;
         }
-        qsort(rows, nrows, sizeof *rows, cmp_row);
+        if (nrows > 1)
+            qsort(rows, nrows, sizeof *rows, cmp_row);
         omo_strbuf_printf(&t, "%s{\"sku\":", s ? "," : "");
         put_string(&t, q->skus[s]);
         omo_strbuf_printf(&t,
