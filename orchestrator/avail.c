@@ -13,32 +13,95 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
-/* ---- readers ------------------------------------------------------------------------------ */
+/* ---- readers ------------------------------------------------------------------------------
+ *
+ * The part of a read that needs the engine runs on a reader thread (OMO_READERS of them, 1 by
+ * default), each with its own omo_reader, under the read lock; the HTTP connection threads
+ * parse requests and write answers around it. Two things keep a flood of reads from delaying
+ * decisions on a small machine: the reads in the engine are bounded by the reader threads (the
+ * applying thread, when it wants the write lock, waits for at most that many to finish), and
+ * the connection threads run at a lower priority (nice +10, on the thread only) while the reader
+ * threads run at nice +READER_NICE, above them: a reader holding the lock is never stuck behind
+ * the connection threads, and neither takes CPU the stream wants. */
+#define CONNECTION_NICE 19
+#define READER_NICE     10
 
-static omo_reader *reader_get(omo_stream *svc)
+typedef struct read_job {
+    void (*fn)(omo_stream *svc, omo_reader *rd, void *ctx);
+    void *ctx;
+    bool done;
+    struct read_job *next;
+} read_job;
+
+static void *reader_main(void *arg)
 {
+    omo_stream *svc = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), READER_NICE);
+    omo_reader *rd = omo_reader_create(svc->eng);
     pthread_mutex_lock(&svc->readers_mu);
-    omo_reader *rd = svc->nreaders ? svc->readers[--svc->nreaders] : NULL;
+    for (;;) {
+        while (!svc->read_jobs && !svc->readers_stop)
+            pthread_cond_wait(&svc->readers_cv, &svc->readers_mu);
+        if (svc->readers_stop)
+            break;
+        read_job *job = svc->read_jobs;
+        svc->read_jobs = job->next;
+        pthread_mutex_unlock(&svc->readers_mu);
+        pthread_rwlock_rdlock(&svc->view_lock);
+        job->fn(svc, rd, job->ctx);
+        pthread_rwlock_unlock(&svc->view_lock);
+        pthread_mutex_lock(&svc->readers_mu);
+        job->done = true;
+        pthread_cond_broadcast(&svc->readers_done);
+    }
     pthread_mutex_unlock(&svc->readers_mu);
-    return rd ? rd : omo_reader_create(svc->eng);
+    omo_reader_destroy(rd);
+    return NULL;
 }
 
-static void reader_put(omo_stream *svc, omo_reader *rd)
+/* Runs fn on a reader thread under the read lock and waits for it (HTTP threads). */
+static void run_read(omo_stream *svc, void (*fn)(omo_stream *, omo_reader *, void *), void *ctx)
 {
+    static _Thread_local bool yielded;
+    if (!yielded) {
+        yielded = true;
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CONNECTION_NICE);
+    }
+    read_job job = {fn, ctx, false, NULL};
     pthread_mutex_lock(&svc->readers_mu);
-    omo_grow((void **)&svc->readers, &svc->capreaders, svc->nreaders + 1, sizeof *svc->readers);
-    svc->readers[svc->nreaders++] = rd;
+    if (!svc->nreader_threads) {
+        int n = getenv("OMO_READERS") ? atoi(getenv("OMO_READERS")) : 1;
+        n = n < 1 ? 1 : n > 64 ? 64 : n;
+        svc->reader_threads = omo_xcalloc((size_t)n, sizeof(pthread_t));
+        for (int i = 0; i < n; i++)
+            if (pthread_create(&svc->reader_threads[svc->nreader_threads], NULL, reader_main,
+                               svc) == 0)
+                svc->nreader_threads++;
+    }
+    read_job **tail = &svc->read_jobs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &job;
+    pthread_cond_signal(&svc->readers_cv);
+    while (!job.done)
+        pthread_cond_wait(&svc->readers_done, &svc->readers_mu);
     pthread_mutex_unlock(&svc->readers_mu);
 }
 
 void omo_avail_destroy(omo_stream *svc)
 {
-    for (size_t i = 0; i < svc->nreaders; i++)
-        omo_reader_destroy(svc->readers[i]);
-    free(svc->readers);
-    svc->readers = NULL;
-    svc->nreaders = svc->capreaders = 0;
+    pthread_mutex_lock(&svc->readers_mu);
+    svc->readers_stop = true;
+    pthread_cond_broadcast(&svc->readers_cv);
+    pthread_mutex_unlock(&svc->readers_mu);
+    for (int i = 0; i < svc->nreader_threads; i++)
+        pthread_join(svc->reader_threads[i], NULL);
+    free(svc->reader_threads);
+    svc->reader_threads = NULL;
+    svc->nreader_threads = 0;
 }
 
 /* ---- queries ------------------------------------------------------------------------------ */
@@ -169,6 +232,13 @@ static void put_string(omo_strbuf *t, const char *s)
     free(d);
 }
 
+typedef struct avail_job {
+    const avail_query *q;
+    omo_strbuf *t;
+} avail_job;
+
+static void availability_job(omo_stream *svc, omo_reader *rd, void *ctx);
+
 /* GET /availability: per SKU, the nodes holding any of it, their numbers and ATP. */
 static void handle_availability(omo_stream *svc, const omo_http_request *req,
                                 omo_http_response *resp)
@@ -193,9 +263,26 @@ static void handle_availability(omo_stream *svc, const omo_http_request *req,
     char tbuf[40];
     omo_strbuf_printf(&t, "{\"as_of\":\"%s\",\"skus\":[",
                       omo_time_format(omo_routes_wall_ms(), tbuf, sizeof tbuf));
+    avail_job job = {q, &t};
+    run_read(svc, availability_job, &job);
+    omo_strbuf_printf(&t, "]}");
+    free(q);
+    atomic_fetch_add(&svc->availability_reads, 1);
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    resp->body = t.p;
+    resp->body_len = t.len;
+}
+
+/* The engine's part of GET /availability, on a reader thread. */
+static void availability_job(omo_stream *svc, omo_reader *rd, void *ctx)
+{
+    (void)rd;
+    avail_job *job = ctx;
+    const avail_query *q = job->q;
+    omo_strbuf *tp = job->t;
     avail_row *rows = NULL;
     size_t caprows = 0;
-    pthread_rwlock_rdlock(&svc->view_lock);
     omo_inventory *inv = omo_engine_inventory(svc->eng);
     for (int s = 0; s < q->nskus; s++) {
         int sku = omo_inventory_sku(inv, q->skus[s], false);
@@ -227,40 +314,32 @@ static void handle_availability(omo_stream *svc, const omo_http_request *req,
         }
         if (nrows > 1)
             qsort(rows, nrows, sizeof *rows, cmp_row);
-        omo_strbuf_printf(&t, "%s{\"sku\":", s ? "," : "");
-        put_string(&t, q->skus[s]);
-        omo_strbuf_printf(&t,
+        omo_strbuf_printf(tp, "%s{\"sku\":", s ? "," : "");
+        put_string(tp, q->skus[s]);
+        omo_strbuf_printf(tp,
                           ",\"atp\":%lld,\"on_hand\":%lld,\"reserved\":%lld,\"held\":%lld,"
                           "\"nodes\":[",
                           (long long)atp, (long long)on_hand, (long long)reserved, (long long)held);
         for (size_t i = 0; i < nrows; i++) {
             const avail_row *r = &rows[i];
             const omo_node *nd = &svc->net->nodes[r->node];
-            omo_strbuf_printf(&t, "%s{\"node_id\":", i ? "," : "");
-            put_string(&t, nd->id);
-            omo_strbuf_printf(&t,
+            omo_strbuf_printf(tp, "%s{\"node_id\":", i ? "," : "");
+            put_string(tp, nd->id);
+            omo_strbuf_printf(tp,
                               ",\"type\":\"%s\",\"on_hand\":%lld,\"reserved\":%lld,\"held\":%lld,"
                               "\"safety_stock\":%lld,\"atp\":%lld",
                               nd->type == OMO_NODE_STORE ? "store" : "warehouse",
                               (long long)r->a.on_hand, (long long)r->a.reserved,
                               (long long)r->a.held, (long long)r->a.safety, (long long)r->a.atp);
             if (q->near)
-                omo_strbuf_printf(&t, ",\"km\":%.1f", r->km);
+                omo_strbuf_printf(tp, ",\"km\":%.1f", r->km);
             if (r->a.paused)
-                omo_strbuf_printf(&t, ",\"paused\":true");
-            omo_strbuf_printf(&t, "}");
+                omo_strbuf_printf(tp, ",\"paused\":true");
+            omo_strbuf_printf(tp, "}");
         }
-        omo_strbuf_printf(&t, "]}");
+        omo_strbuf_printf(tp, "]}");
     }
-    pthread_rwlock_unlock(&svc->view_lock);
-    omo_strbuf_printf(&t, "]}");
     free(rows);
-    free(q);
-    atomic_fetch_add(&svc->availability_reads, 1);
-    resp->status = 200;
-    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
-    resp->body = t.p;
-    resp->body_len = t.len;
 }
 
 /* ---- promises ----------------------------------------------------------------------------- */
@@ -444,28 +523,29 @@ static int read_basket(omo_stream *svc, const omo_http_request *req, bool hold, 
     return 0;
 }
 
-/* POST /promise: for each delivery asked about, the allocation omo would decide now. */
-static void handle_promise(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
+typedef struct promise_job {
+    omo_event *ev;
+    const promise_ask *asks;
+    int nasks;
+    promise_option *opts;
+} promise_job;
+
+/* The engine's part of POST /promise, on a reader thread: each option decided, as JSON. */
+static void promise_job_run(omo_stream *svc, omo_reader *rd, void *ctx)
 {
-    omo_event *ev = omo_xmalloc(sizeof *ev);
-    promise_ask asks[PROMISE_MAX_OPTIONS];
-    int nasks = 0;
-    if (read_basket(svc, req, false, ev, asks, &nasks, NULL, resp)) {
-        free(ev);
-        return;
-    }
-    promise_option opts[PROMISE_MAX_OPTIONS];
+    promise_job *job = ctx;
+    omo_event *ev = job->ev;
     char *buf = NULL;
     size_t cap = 0;
-    omo_reader *rd = reader_get(svc);
-    pthread_rwlock_rdlock(&svc->view_lock);
-    for (int i = 0; i < nasks; i++) {
-        ev->pickup = asks[i].pickup;
-        ev->store = asks[i].store;
+    for (int i = 0; i < job->nasks; i++) {
+        const promise_ask *ask = &job->asks[i];
+        promise_option *opt = &job->opts[i];
+        ev->pickup = ask->pickup;
+        ev->store = ask->store;
         if (!ev->pickup)
-            snprintf(ev->service, sizeof ev->service, "%s", asks[i].service);
-        size_t n = omo_engine_promise(svc->eng, rd, ev, ev->at_ms, &buf, &cap, &opts[i].status,
-                                      &opts[i].objective);
+            snprintf(ev->service, sizeof ev->service, "%s", ask->service);
+        size_t n = omo_engine_promise(svc->eng, rd, ev, ev->at_ms, &buf, &cap, &opt->status,
+                                      &opt->objective);
         /* Which delivery the option is for, before its closing brace. */
         omo_strbuf t = {0};
         omo_strbuf_printf(&t, "%.*s,\"delivery\":", (int)n - 1, buf);
@@ -477,12 +557,25 @@ static void handle_promise(omo_stream *svc, const omo_http_request *req, omo_htt
             put_string(&t, ev->service);
         }
         omo_strbuf_printf(&t, "}}");
-        opts[i].json = t.p;
-        opts[i].index = i;
+        opt->json = t.p;
+        opt->index = i;
     }
-    pthread_rwlock_unlock(&svc->view_lock);
-    reader_put(svc, rd);
     free(buf);
+}
+
+/* POST /promise: for each delivery asked about, the allocation omo would decide now. */
+static void handle_promise(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
+{
+    omo_event *ev = omo_xmalloc(sizeof *ev);
+    promise_ask asks[PROMISE_MAX_OPTIONS];
+    int nasks = 0;
+    if (read_basket(svc, req, false, ev, asks, &nasks, NULL, resp)) {
+        free(ev);
+        return;
+    }
+    promise_option opts[PROMISE_MAX_OPTIONS];
+    promise_job job = {ev, asks, nasks, opts};
+    run_read(svc, promise_job_run, &job);
     qsort(opts, (size_t)nasks, sizeof *opts, cmp_option);
     omo_strbuf t = {0};
     char tbuf[40];
@@ -507,6 +600,7 @@ bool omo_avail_read(omo_stream *svc, const omo_http_request *req, omo_http_respo
     bool promise = !strcmp(req->path, "/promise");
     if (!availability && !promise)
         return false;
+
     if (!omo_routes_token(svc, req)) {
         omo_routes_respond_error(resp, 401, "missing or unknown bearer token", NULL, NULL);
         return true;

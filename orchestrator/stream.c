@@ -251,6 +251,8 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
     pthread_rwlock_init(&svc->view_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&svc->readers_mu, NULL);
+    pthread_cond_init(&svc->readers_cv, NULL);
+    pthread_cond_init(&svc->readers_done, NULL);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
     svc->started = omo_stream_now();
@@ -282,6 +284,8 @@ void omo_stream_destroy(omo_stream *svc)
     omo_engine_destroy(svc->eng);
     pthread_rwlock_destroy(&svc->view_lock);
     pthread_mutex_destroy(&svc->readers_mu);
+    pthread_cond_destroy(&svc->readers_cv);
+    pthread_cond_destroy(&svc->readers_done);
     if (svc->bus.ops)
         svc->bus.ops->destroy(svc->bus.self);
     if (svc->store.ops)

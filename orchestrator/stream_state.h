@@ -153,12 +153,15 @@ struct omo_stream {
     http_job *jobs;
 
     /* Reads beside the stream (avail.c): the engine is guarded by a writer-preferring rwlock,
-     * written only while events are applied to it; availability and promises read it on the
-     * HTTP threads, each with a reader of its own from the pool. */
+     * written only while events are applied to it; availability and promises read it on reader
+     * threads of their own, for the HTTP threads. */
     pthread_rwlock_t view_lock;
     pthread_mutex_t readers_mu;
-    omo_reader **readers; /* idle readers */
-    size_t nreaders, capreaders;
+    pthread_cond_t readers_cv, readers_done;
+    struct read_job *read_jobs; /* waiting for a reader thread */
+    pthread_t *reader_threads;
+    int nreader_threads;
+    bool readers_stop;
     double next_due; /* when to look for expired holds and pauses again */
     atomic_uint_fast64_t promises, availability_reads;
 };
