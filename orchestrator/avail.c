@@ -18,8 +18,8 @@
 
 /* ---- readers ------------------------------------------------------------------------------
  *
- * The part of a read that needs the engine runs on a reader thread (OMO_READERS of them, 1 by
- * default), each with its own omo_reader, under the read lock; the HTTP connection threads
+ * The part of a read that needs the engine runs on a reader thread (OMO_READERS of them, one per
+ * core by default), each with its own omo_reader, under the read lock; the HTTP connection threads
  * parse requests and write answers around it. Two things keep a flood of reads from delaying
  * decisions on a small machine: the reads in the engine are bounded by the reader threads (the
  * applying thread, when it wants the write lock, waits for at most that many to finish), and
@@ -73,7 +73,8 @@ static void run_read(omo_stream *svc, void (*fn)(omo_stream *, omo_reader *, voi
     read_job job = {fn, ctx, false, NULL};
     pthread_mutex_lock(&svc->readers_mu);
     if (!svc->nreader_threads) {
-        int n = getenv("OMO_READERS") ? atoi(getenv("OMO_READERS")) : 1;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int n = getenv("OMO_READERS") ? atoi(getenv("OMO_READERS")) : cores > 0 ? (int)cores : 1;
         n = n < 1 ? 1 : n > 64 ? 64 : n;
         svc->reader_threads = omo_xcalloc((size_t)n, sizeof(pthread_t));
         for (int i = 0; i < n; i++)
@@ -223,13 +224,25 @@ static int cmp_row(const void *x, const void *y)
     return a->node - b->node;
 }
 
+/* A JSON string (ids are plain, so this rarely escapes anything). */
 static void put_string(omo_strbuf *t, const char *s)
 {
-    json_t *j = json_string(s);
-    char *d = json_dumps(j, JSON_ENCODE_ANY);
-    json_decref(j);
-    omo_strbuf_printf(t, "%s", d ? d : "\"\"");
-    free(d);
+    char buf[2 * OMO_LONG_ID_MAX + 8], *o = buf;
+    *o++ = '"';
+    for (; *s && o < buf + sizeof buf - 8; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            o += snprintf(o, 7, "\\u%04x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *o = 0;
+    omo_strbuf_printf(t, "%s", buf);
 }
 
 typedef struct avail_job {
