@@ -415,6 +415,20 @@ Test(avail, holds_keep_units_and_give_them_back, .fini = teardown)
     cr_assert_eq(stock_atp("S-1", "A", &held), 0);
     cr_assert_eq(held, 0);
     cr_assert_eq(omo_engine_live_holds(eng), 0);
+    /* A SKU nobody ever held is promised as a backorder, and nothing is interned for it. */
+    const char *unknown_sku =
+        "{\"type\":\"order.created\",\"order_id\":\"P\",\"created_at\":\"2026-11-23T10:00:00Z\","
+        "\"customer\":{\"lat\":40.0,\"lon\":-75.0},\"delivery\":{\"method\":\"ship\","
+        "\"service\":\"standard\"},\"lines\":[{\"line_id\":\"1\",\"sku\":\"NEVER\",\"qty\":1},"
+        "{\"line_id\":\"2\",\"sku\":\"A\",\"qty\":1}]}";
+    cr_assert(omo_event_parse(unknown_sku, strlen(unknown_sku), net, &ev, &err));
+    omo_reader *rd = omo_reader_create(eng);
+    char *p = promise(rd, &ev);
+    omo_reader_destroy(rd);
+    cr_assert(strstr(p, "\"status\":\"backordered\""), "%s", p);
+    cr_assert(strstr(p, "\"sku\":\"NEVER\",\"qty\":1"), "%s", p);
+    free(p);
+    cr_assert_lt(omo_inventory_sku(omo_engine_inventory(eng), "NEVER", false), 0);
     /* Out of range TTLs are refused where they are. */
     const char *bad = "{\"type\":\"hold.placed\",\"hold_id\":\"x\",\"ttl_seconds\":14401,"
                       "\"customer\":{\"lat\":40,\"lon\":-75},\"delivery\":{\"method\":\"ship\","
