@@ -9,7 +9,8 @@
 #   e.g. bench/promise.sh --orders 20000 -- --readers 8,8
 #
 # Builds Release into build-bench, generates the day into bench/out/promise/day (gen's
-# defaults: 1,000 stores, 10 warehouses, 5,000 SKUs, 50,000 orders) and runs build-bench/streambench
+# defaults: 1,000 stores, 10 warehouses, 5,000 SKUs, 50,000 orders), prints what a promise costs
+# against a decision in one process (build-bench/promisecost), then runs build-bench/streambench
 # --latency-only --rate 1000 --readers 8,4 on it. Logs under bench/out/promise/.
 # Exit 0 when the benchmark ran, whether or not the targets were met (it prints MISS).
 set -euo pipefail
@@ -32,7 +33,7 @@ done
 scripts/deps.sh
 echo "[bench] building Release into $build" >&2
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target gen omo streambench >"$build/promise-build.log" 2>&1 || {
+cmake --build "$build" -j"$(nproc)" --target gen omo streambench promisecost >"$build/promise-build.log" 2>&1 || {
   echo "[bench] build failed; the end of $build/promise-build.log:" >&2
   tail -20 "$build/promise-build.log" >&2
   exit 1
@@ -40,5 +41,8 @@ cmake --build "$build" -j"$(nproc)" --target gen omo streambench >"$build/promis
 mkdir -p "$out/day"
 echo "[bench] generating into $out/day/" >&2
 "$build/gen" --out-dir "$out/day" "${gen_args[@]}" >&2
+# What a promise costs against a decision, in one process (no HTTP, no Kafka): a ratio measured
+# in the same run.
+"$build/promisecost" "$out/day" 20000 2 | tee "$out/result.txt"
 "$build/streambench" --day "$out/day" --out "$out" --omo "$build/omo" --latency-only --no-floor \
-  --rate 1000 --readers 8,4 "${bench_args[@]}" | tee "$out/result.txt"
+  --rate 1000 --readers 8,4 "${bench_args[@]}" | tee -a "$out/result.txt"
