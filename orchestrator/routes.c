@@ -653,6 +653,11 @@ void omo_stream_http(void *ctx, const omo_http_request *req, omo_http_response *
         respond(resp, 200, "text/plain", "ok\n");
         return;
     }
+    /* While the view is rebuilt the service thread serves nothing: other requests wait for it. */
+    if (!strcmp(req->method, "GET") && !strcmp(req->path, "/readyz") && !atomic_load(&svc->ready)) {
+        respond(resp, 503, "text/plain", "starting\n");
+        return;
+    }
     /* Availability and promises are answered here, beside the stream. */
     if (omo_avail_read(svc, req, resp))
         return;
