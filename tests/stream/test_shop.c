@@ -9,8 +9,8 @@
  * - pauses: a store token pauses its own store only; a paused node shows paused and promises
  *   nothing;
  * - the feed: after SIGKILLs at random moments while stock changes, each record on the topic
- *   is an outbox row once (no omo.seq twice), and the last value per key equals
- *   GET /availability. */
+ *   is an outbox row once (no omo.seq twice) and validates against config/schema, and the last
+ *   value per key equals GET /availability. */
 #define ENV_KAFKA_EXTRA "  topics: {availability: omo.availability}\n"
 #include "stream_env.h"
 #include "util.h"
@@ -299,6 +299,9 @@ Test(shop, read_side_end_to_end, .timeout = 300, .fini = teardown)
     omo_test_records recs = {0};
     cr_assert(
         omo_test_kafka_read_all(omo_kafka_mock_bootstraps(E.kafka), "omo.availability", &recs));
+    const omo_test_records *sets[] = {&recs};
+    char verr[2048] = "";
+    cr_assert(omo_test_records_valid(E.dir, sets, 1, verr, sizeof verr), "%s", verr);
     long long rows = env_sql(&E, "SELECT count(*) FROM outbox WHERE topic = 5", NULL);
     cr_assert_eq((long long)recs.n, rows, "each outbox row once on the topic");
     omo_strmap seqs = {0}, last = {0};
