@@ -618,6 +618,10 @@ bool omo_avail_read(omo_stream *svc, const omo_http_request *req, omo_http_respo
         omo_routes_respond_error(resp, 401, "missing or unknown bearer token", NULL, NULL);
         return true;
     }
+    if (!atomic_load(&svc->ready)) { /* the view is still being rebuilt: nothing true to say */
+        omo_routes_respond_error(resp, 503, "starting: the view is being rebuilt", NULL, NULL);
+        return true;
+    }
     if (availability && !strcmp(req->method, "GET"))
         handle_availability(svc, req, resp);
     else if (promise && !strcmp(req->method, "POST"))
