@@ -214,8 +214,16 @@ int omo_checkpoint_restore(omo_stream *svc, int64_t after, bool *loaded)
         omo_engine_destroy(rc.eng);
         return 0;
     }
-    omo_engine_destroy(svc->eng);
+    /* Readers on other threads see one engine or the other, never half of one. */
+    omo_stream_write_lock(svc);
+    omo_engine *old = svc->eng;
     svc->eng = rc.eng;
+    /* What the availability feed last said of each record, as a replay would know it. */
+    omo_inventory *inv = omo_engine_inventory(svc->eng);
+    for (size_t i = 0, n = omo_inventory_nrecords(inv); i < n; i++)
+        omo_avail_feed(svc, omo_inventory_at(inv, (int)i), false);
+    omo_stream_write_unlock(svc);
+    omo_engine_destroy(old);
     svc->next_applied_seq = rc.seq + 1;
     svc->committed_seq = rc.seq;
     svc->events_since_ckpt = 0;

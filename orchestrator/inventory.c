@@ -267,6 +267,14 @@ int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day)
     return mut->cache_used[node];
 }
 
+int64_t omo_inventory_day_peek(const omo_inventory *inv, int node, int64_t day)
+{
+    if (!inv->day_used.cap)
+        return 0;
+    const i64slot *s = &inv->day_used.slots[i64map_slot(&inv->day_used, day_key(node, day))];
+    return s->used ? s->val : 0;
+}
+
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units)
 {
     *i64map_find(&inv->day_used, day_key(node, day), true) += units;
@@ -285,9 +293,10 @@ void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
 {
     sku_entry *se = &inv->skus[st->sku];
-    se->free[st->slot] = st->on_hand - st->reserved;
+    int64_t free_units = st->on_hand - st->reserved - st->held;
+    se->free[st->slot] = free_units;
     if (st->rlist >= 0)
-        se->regions[st->rlist].free[st->rpos] = st->on_hand - st->reserved;
+        se->regions[st->rlist].free[st->rpos] = free_units;
     if (st->dirty)
         return;
     st->dirty = true;
@@ -295,8 +304,7 @@ void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
     inv->dirty[inv->ndirty++] = (int)(st - inv->stock);
 }
 
-void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const omo_stock *st),
-                               void *ctx)
+void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, omo_stock *st), void *ctx)
 {
     for (size_t i = 0; i < inv->ndirty; i++) {
         omo_stock *st = &inv->stock[inv->dirty[i]];
@@ -331,6 +339,7 @@ void omo_inventory_reserve(omo_inventory *inv, size_t records)
 #define TAG_SKUS  OMO_SNAP_TAG('S', 'K', 'U', 'S')
 #define TAG_STOCK OMO_SNAP_TAG('S', 'T', 'C', 'K')
 #define TAG_DAYS  OMO_SNAP_TAG('D', 'A', 'Y', 'S')
+#define TAG_HELD  OMO_SNAP_TAG('H', 'E', 'L', 'D')
 
 static int cmp_slot(const void *a, const void *b)
 {
@@ -359,6 +368,19 @@ void omo_inventory_save(const omo_inventory *inv, omo_snap_w *w)
         for (size_t h = 0; h < st->nholders; h++)
             omo_snap_u32(w, (uint32_t)st->holders[h]);
     }
+    omo_snap_end(w);
+
+    /* Units held by checkout holds, for the records that have some. */
+    omo_snap_begin(w, TAG_HELD);
+    uint32_t nheld = 0;
+    for (size_t i = 0; i < inv->nstock; i++)
+        nheld += inv->stock[i].held != 0;
+    omo_snap_u32(w, nheld);
+    for (size_t i = 0; i < inv->nstock; i++)
+        if (inv->stock[i].held) {
+            omo_snap_u32(w, (uint32_t)i);
+            omo_snap_i64(w, inv->stock[i].held);
+        }
     omo_snap_end(w);
 
     /* Sorted by key, so that equal views give equal bytes. */
@@ -419,6 +441,21 @@ bool omo_inventory_load_section(omo_inventory *inv, uint32_t tag, omo_snap_r *r,
             }
             /* Refreshes the dense arrays; the dirty mark is dropped below (stored already). */
             omo_inventory_touch(inv, st);
+        }
+        omo_inventory_drain_dirty(inv, NULL, NULL);
+        return true;
+    }
+    case TAG_HELD: {
+        size_t n = omo_snap_r_count(r, 12);
+        for (size_t i = 0; i < n && !r->bad; i++) {
+            uint32_t rec = omo_snap_r_u32(r);
+            int64_t held = omo_snap_r_i64(r);
+            if (rec >= inv->nstock) {
+                omo_snap_r_fail(r, "units held at an unknown stock record");
+                break;
+            }
+            inv->stock[rec].held = held;
+            omo_inventory_touch(inv, &inv->stock[rec]);
         }
         omo_inventory_drain_dirty(inv, NULL, NULL);
         return true;

@@ -112,6 +112,23 @@ static char *shift_day(const char *day, int d)
     return out.p;
 }
 
+/* hold.placed for the basket of an order.created line. */
+static char *hold_of(const char *order, const char *id)
+{
+    json_t *j = json_loads(order, 0, NULL);
+    char hid[160];
+    snprintf(hid, sizeof hid, "h-%s", id);
+    json_object_set_new(j, "type", json_string("hold.placed"));
+    json_object_set_new(j, "hold_id", json_string(hid));
+    json_object_set_new(j, "ttl_seconds", json_integer(600));
+    json_object_set(j, "at", json_object_get(j, "created_at"));
+    json_object_del(j, "created_at");
+    json_object_del(j, "order_id");
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
 static void build_days(lines *events, int ndays)
 {
     size_t len;
@@ -174,6 +191,28 @@ static void build_days(lines *events, int ndays)
             }
             if (orders % 20 == 0)
                 push(events, line, strlen(line)); /* a duplicate order */
+            /* A checkout hold on the same basket, released now and then; a node paused for a
+             * while. */
+            if (orders % 25 == 0) {
+                char *hold = hold_of(line, id);
+                push(events, hold, strlen(hold));
+                apply(eng, hold);
+                free(hold);
+            }
+            if (orders % 50 == 0) {
+                snprintf(buf, sizeof buf,
+                         "{\"type\":\"hold.released\",\"hold_id\":\"h-%s\",\"at\":\"%s\"}", id, at);
+                push(events, buf, strlen(buf));
+                apply(eng, buf);
+            }
+            if (orders % 400 == 100 || orders % 400 == 300) {
+                snprintf(buf, sizeof buf,
+                         "{\"type\":\"node.%s\",\"node_id\":\"DC-OAK4\",\"at\":\"%s\"%s}",
+                         orders % 400 == 100 ? "paused" : "resumed", at,
+                         orders % 400 == 100 ? ",\"reason\":\"count\"" : "");
+                push(events, buf, strlen(buf));
+                apply(eng, buf);
+            }
             /* Ship or collect what was picked a while ago. */
             if (picked.n > 3) {
                 const char *old = picked.v[picked.n - 4];
@@ -248,6 +287,9 @@ static void same_view(omo_engine *a, omo_engine *b, size_t cut)
     omo_engine_node_units(a, u);
     omo_engine_node_units(b, v);
     cr_assert(!memcmp(u, v, sizeof(int64_t) * net->nnodes), "cut %zu: units per node", cut);
+    for (size_t r = 0; r < omo_inventory_nrecords(x); r++)
+        cr_assert_eq(omo_inventory_at(x, (int)r)->held, omo_inventory_at(y, (int)r)->held,
+                     "cut %zu: units held at record %zu", cut, r);
     int64_t used = 0;
     for (size_t n = 0; n < net->nnodes; n++)
         for (int64_t day = 20779; day <= 20781; day++) { /* around 2026-11-23 */
@@ -277,9 +319,10 @@ Test(snapshot, checkpoint_plus_tail_equals_full_replay)
     lines events = {0}, full = {0};
     build_day(&events);
     size_t kinds = 0;
-    const char *want[] = {"order.created",    "order.cancelled",    "stock.snapshot",
-                          "stock.delta",      "stock.bin",          "pick.confirmed",
-                          "shipment.shipped", "shipment.collected", "\"picked\":0"};
+    const char *want[] = {
+        "order.created",  "order.cancelled",  "stock.snapshot",     "stock.delta",  "stock.bin",
+        "pick.confirmed", "shipment.shipped", "shipment.collected", "\"picked\":0", "hold.placed",
+        "hold.released",  "node.paused",      "node.resumed"};
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
         for (size_t i = 0; i < events.n; i++)
             if (strstr(events.v[i], want[k])) {
@@ -331,6 +374,7 @@ Test(snapshot, checkpoint_plus_tail_equals_full_replay)
         for (size_t i = 0; i < tail.n; i++)
             cr_assert_str_eq(tail.v[i], full.v[out_at[k] + i], "cut %zu, message %zu", k, i);
         same_view(eng, ref, k);
+        cr_assert_eq(omo_engine_live_holds(eng), omo_engine_live_holds(ref), "cut %zu", k);
         char *end = snapshot(eng, (int64_t)events.n, &len);
         cr_assert_eq(len, ref_len, "cut %zu", k);
         cr_assert(!memcmp(end, ref_bytes, len), "cut %zu: the views differ", k);
@@ -343,6 +387,7 @@ Test(snapshot, checkpoint_plus_tail_equals_full_replay)
         lines_free(&tail);
     }
     cr_assert_gt(full.n, 2000);
+    cr_assert_gt(omo_engine_live_holds(ref), 0, "no hold holds units at the end");
     const omo_engine_stats *st = omo_engine_stats_get(ref);
     cr_assert(st->resourced > 0 && st->retried > 0 && st->duplicates > 0,
               "the day re-sources, retries and repeats nothing");
@@ -423,9 +468,9 @@ Test(snapshot, refuses_what_fails_its_check)
     /* A section this binary does not know: refused rather than read without it. */
     char *more = omo_xmalloc(len + 13);
     memcpy(more, bytes, len - 8);
-    memcpy(more + len - 8, "HOLD\1\0\0\0\0\0\0\0\0", 13);
+    memcpy(more + len - 8, "ZZZZ\1\0\0\0\0\0\0\0\0", 13);
     fix_checksum(more, len + 13);
-    refused(more, len + 13, "unknown section 'HOLD'");
+    refused(more, len + 13, "unknown section 'ZZZZ'");
 
     /* A count beyond its section, checksum right: refused, not read past the end. */
     memcpy(more, bytes, len);
