@@ -193,13 +193,17 @@ static void build_days(lines *events, int ndays)
                 push(events, line, strlen(line)); /* a duplicate order */
             /* A checkout hold on the same basket, released now and then; a node paused for a
              * while. */
-            if (orders % 25 == 0) {
+            if (orders % 30 == 0) {
                 char *hold = hold_of(line, id);
                 push(events, hold, strlen(hold));
+                static omo_event hev;
+                omo_event_error herr;
+                cr_assert(omo_event_parse(hold, strlen(hold), net, &hev, &herr), "%s: %s", hold,
+                          herr.message);
                 apply(eng, hold);
                 free(hold);
             }
-            if (orders % 50 == 0) {
+            if (orders % 60 == 0) {
                 snprintf(buf, sizeof buf,
                          "{\"type\":\"hold.released\",\"hold_id\":\"h-%s\",\"at\":\"%s\"}", id, at);
                 push(events, buf, strlen(buf));
