@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include "lookahead.h"
 #include "solver.h"
 #include "tz.h"
 
@@ -61,6 +62,9 @@ struct omo_engine {
     void *status_ctx;
     omo_inventory *inv;
     omo_solver *sv;
+    omo_lookahead_run *la; /* look-ahead prices, NULL when the rules have none */
+    uint64_t applied;      /* events that took effect: the clock of price refreshes */
+    omo_solver *sv_myopic; /* explanations: the choice without prices */
 
     order_rec *orders;
     size_t norders, caporders;
@@ -76,8 +80,9 @@ struct omo_engine {
     omo_cand *cands;
     size_t capcands;
     int64_t *atp_pool;
+    int64_t *price_pool;
     unsigned char *ok_pool;
-    size_t cap_atp, cap_ok;
+    size_t cap_atp, cap_ok, cap_price;
     int64_t *safety_pool;
     size_t cap_safety;
     unsigned char *rule_order_ok;
@@ -287,6 +292,7 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
     eng->sink_ctx = sink_ctx;
     eng->inv = omo_inventory_create();
     eng->sv = omo_solver_create();
+    eng->la = omo_lookahead_run_create(net, rules);
     eng->node_stamp = omo_xcalloc(net->nnodes, sizeof(unsigned));
     eng->node_cand = omo_xcalloc(net->nnodes, sizeof(int));
     eng->avoid_node = -1;
@@ -327,6 +333,9 @@ void omo_engine_destroy(omo_engine *eng)
     omo_hashset_free(&eng->event_ids);
     omo_inventory_destroy(eng->inv);
     omo_solver_destroy(eng->sv);
+    omo_solver_destroy(eng->sv_myopic);
+    omo_lookahead_run_destroy(eng->la);
+    free(eng->price_pool);
     free(eng->node_stamp);
     free(eng->node_cand);
     free(eng->unit);
@@ -357,6 +366,11 @@ void omo_engine_destroy(omo_engine *eng)
 
 void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules)
 {
+    if (rules == eng->rules)
+        return;
+    /* Prices belong to the rules' forecast and weight: new rules start their own cycle. */
+    omo_lookahead_run_destroy(eng->la);
+    eng->la = omo_lookahead_run_create(eng->net, rules);
     eng->rules = rules;
 }
 
@@ -802,7 +816,8 @@ static void plan_summary(const omo_engine *eng, const omo_plan *plan, omo_explai
         return;
     out->present = true;
     out->units = plan->units;
-    out->objective = plan->objective;
+    out->objective = plan->objective - plan->priced;
+    out->priced = plan->priced;
     out->nships = plan->nships < 16 ? plan->nships : 16;
     for (int s = 0; s < out->nships; s++)
         out->nodes[s] = eng->cands[plan->cand[s]].node;
@@ -821,7 +836,7 @@ static int64_t plan_units_at(const omo_engine *eng, const omo_plan *plan, int no
 /* Looks again, reasons kept, at every node holding one of the order's SKUs: what the solver was
  * given, and why each node or line was left out. */
 static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_service *svc,
-                              const omo_plan *plan, const omo_plan *runner)
+                              const omo_plan *plan, const omo_plan *runner, const omo_plan *myopic)
 {
     const order_rec *o = &eng->orders[oi];
     const omo_network *net = eng->net;
@@ -845,6 +860,11 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
     ex->rejected = o->reason;
     plan_summary(eng, plan, &ex->chosen);
     plan_summary(eng, runner, &ex->runner_up);
+    if (myopic) {
+        ex->lookahead = true;
+        ex->weight = R->lookahead->weight;
+        plan_summary(eng, myopic, &ex->myopic);
+    }
     if (o->reason)
         return;
 
@@ -912,6 +932,7 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
                 el->atp = max64(0, el->on_hand - el->reserved - el->safety);
                 el->chosen = plan_units_at(eng, plan, n, l, L);
                 el->runner_up = plan_units_at(eng, runner, n, l, L);
+                el->price = omo_lookahead_run_price(eng->la, eng->inv, o->sku[l], n);
                 if (!ok)
                     el->excluded = fmt_reason("rule '%s' (%s)", v.blocked_by->name, v.action);
                 else if (el->atp == 0 && el->safety > 0 && el->on_hand > el->reserved)
@@ -983,6 +1004,8 @@ static void gather_holder(omo_engine *eng, gather_ctx *gc, int g, int n, int64_t
                                    .ok = eng->ok_pool + (size_t)c * L};
         eng->methods[c] = method;
         memset(eng->cands[c].atp, 0, sizeof(int64_t) * (size_t)G);
+        if (eng->la)
+            memset(eng->price_pool + (size_t)c * G, 0, sizeof(int64_t) * (size_t)G);
         memset(eng->cands[c].ok, 0, (size_t)L);
         eng->node_cand[n] = c;
     }
@@ -1005,8 +1028,16 @@ static void gather_holder(omo_engine *eng, gather_ctx *gc, int g, int n, int64_t
         }
         safety = sl; /* same SKU, same rules: the same safety for every line */
     }
-    if (any)
-        eng->cands[c].atp[g] = max64(0, free_units - safety);
+    if (!any)
+        return;
+    eng->cands[c].atp[g] = max64(0, free_units - safety);
+    /* A candidate carries prices only when one of them is not 0, so that a decision without
+     * any is the plain one, bit for bit. */
+    int64_t price = omo_lookahead_run_price(eng->la, eng->inv, o->sku[o->group_line[g]], n);
+    if (price) {
+        eng->price_pool[(size_t)c * G + g] = price;
+        eng->cands[c].price = eng->price_pool + (size_t)c * G;
+    }
 }
 
 /* Gathers the holders of every region whose pass is `pass`. */
@@ -1119,7 +1150,7 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     bool explaining = eng->explain_fn && !strcmp(o->id, eng->explain_id);
     if (o->reason) {
         if (explaining)
-            build_explanation(eng, oi, now, NULL, NULL, NULL);
+            build_explanation(eng, oi, now, NULL, NULL, NULL, NULL);
         eng->nprev = 0;
         o->status = OMO_ALLOC_REJECTED;
         o->objective = 0;
@@ -1159,6 +1190,8 @@ static void decide(omo_engine *eng, int oi, int64_t now)
     omo_grow((void **)&eng->methods, &eng->capmethods, most, sizeof(omo_method));
     omo_grow((void **)&eng->atp_pool, &eng->cap_atp, most * (size_t)G, sizeof(int64_t));
     omo_grow((void **)&eng->ok_pool, &eng->cap_ok, most * (size_t)L, 1);
+    if (eng->la)
+        omo_grow((void **)&eng->price_pool, &eng->cap_price, most * (size_t)G, sizeof(int64_t));
     gather_ctx gc = {.o = o, .svc = svc, .now = now, .stamp = stamp, .G = G, .L = L};
     /* Lines no rule can touch need no rule check at any node. */
     for (int l = 0; l < L; l++) {
@@ -1208,8 +1241,36 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         plan = omo_solver_solve(eng->sv, &prob);
     }
     eng->stats.solver_sets += omo_solver_evaluated(eng->sv) - before;
-    if (explaining)
-        build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sv));
+    if (explaining) {
+        /* With prices, how much of the choice they made: the plan the decision takes without. */
+        const omo_plan *myopic = NULL;
+        bool priced = false;
+        for (int c = 0; c < gc.nc; c++)
+            priced |= eng->cands[c].price != NULL;
+        if (priced) {
+            const int64_t **keep = omo_xmalloc(sizeof *keep * (size_t)gc.nc);
+            for (int c = 0; c < gc.nc; c++) {
+                keep[c] = eng->cands[c].price;
+                eng->cands[c].price = NULL;
+            }
+            if (!eng->sv_myopic)
+                eng->sv_myopic = omo_solver_create();
+            omo_problem plain = prob;
+            plain.explain = false;
+            myopic = omo_solver_solve(eng->sv_myopic, &plain);
+            for (int c = 0; c < gc.nc; c++)
+                eng->cands[c].price = keep[c];
+            free(keep);
+        }
+        build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sv), myopic);
+        if (myopic) /* what its units would have been priced */
+            for (int s = 0; s < myopic->nships; s++) {
+                const omo_cand *c = &eng->cands[myopic->cand[s]];
+                for (int l = 0; l < L && c->price; l++)
+                    eng->pending_ex->myopic.priced +=
+                        myopic->take[(size_t)s * L + l] * c->price[o->group[l]] * 1000;
+            }
+    }
 
     /* The plan's shipments, beside the locked ones: a picked tote takes no more units. */
     for (int s = 0; s < plan->nships; s++) {
@@ -1730,6 +1791,8 @@ omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_even
         r = stock_event(eng, ev, now);
         break;
     }
+    if (r == OMO_APPLY_OK)
+        omo_lookahead_run_applied(eng->la, ++eng->applied, eng->inv);
     if (r == OMO_APPLY_DUPLICATE)
         eng->stats.duplicates++;
     else if (r == OMO_APPLY_INVALID || r == OMO_APPLY_CONFLICT)

@@ -1,0 +1,591 @@
+/* Look-ahead sourcing: the forecast file, the transportation LP whose supply duals price each
+ * unit, and the refresh cycle that keeps an engine's prices deterministic. */
+#include "lookahead.h"
+
+#include "inventory.h"
+#include "rules.h"
+
+#include <errno.h>
+#include <glpk.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the forecast file ----------------------------------------------------------------- */
+
+static bool plain_decimal(const char *s)
+{
+    size_t digits = 0;
+    if (*s == '-' || *s == '+')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++)
+        digits++;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            digits++;
+    return digits > 0 && !*s;
+}
+
+typedef struct raw_row {
+    char sku[OMO_ID_MAX + 1];
+    omo_forecast_point pt;
+    size_t order;
+} raw_row;
+
+static int cmp_raw(const void *a, const void *b)
+{
+    const raw_row *x = a, *y = b;
+    int c = strcmp(x->sku, y->sku);
+    if (c)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Reads one number field; reports at (line, col) when it is not a decimal in [lo, hi]. */
+static bool read_number(const char *field, const char *name, double lo, double hi, omo_loc *loc,
+                        double *out, omo_diag *diag)
+{
+    if (!plain_decimal(field)) {
+        omo_diag_error(diag, loc, "expected a number for %s, got '%s'", name, field);
+        return false;
+    }
+    *out = strtod(field, NULL);
+    if (lo == 0 && *out < 0) {
+        omo_diag_error(diag, loc, "%s must not be negative, got %s", name, field);
+        return false;
+    }
+    if (!isfinite(*out) || *out < lo || *out > hi) {
+        omo_diag_error(diag, loc, "%s %s is out of range (%g to %g)", name, field, lo, hi);
+        return false;
+    }
+    return true;
+}
+
+bool omo_lookahead_read_forecast(omo_lookahead *la, const char *path, omo_diag *diag)
+{
+    static const char *const cols[4] = {"sku", "lat", "lon", "units_per_day"};
+    size_t start = diag->count;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false; /* errno says why; the caller names the key that gave the path */
+    raw_row *rows = NULL;
+    size_t nrows = 0, cap = 0;
+    char *line = NULL;
+    size_t linecap = 0;
+    ssize_t got;
+    int lineno = 0;
+    bool header = false;
+    while ((got = getline(&line, &linecap, f)) >= 0) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
+        if (got == 0)
+            continue;
+        /* Split on commas, remembering where each field starts. */
+        char *field[5];
+        int col[5], nf = 0;
+        char *p = line;
+        for (;;) {
+            if (nf < 5) {
+                field[nf] = p;
+                col[nf] = (int)(p - line) + 1;
+            }
+            nf++;
+            char *comma = strchr(p, ',');
+            if (!comma)
+                break;
+            *comma = '\0';
+            p = comma + 1;
+        }
+        omo_loc loc = {path, lineno, 1};
+        if (!header) {
+            header = true;
+            bool ok = nf == 4;
+            for (int i = 0; i < 4 && ok; i++)
+                ok = !strcmp(field[i], cols[i]);
+            if (!ok) {
+                omo_diag_error(diag, &loc, "the forecast's header must be sku,lat,lon,units_per_day");
+                break;
+            }
+            continue;
+        }
+        if (nf != 4) {
+            if (nf > 4)
+                loc.col = col[4] - 1;
+            omo_diag_error(diag, &loc, "expected 4 fields (sku,lat,lon,units_per_day), got %d",
+                           nf);
+            continue;
+        }
+        raw_row r = {.order = nrows};
+        bool ok = true;
+        loc.col = col[0];
+        if (!omo_id_valid(field[0])) {
+            omo_diag_error(diag, &loc,
+                           "invalid sku '%s': 1 to %d characters of A-Z a-z 0-9 _ . - expected",
+                           field[0], OMO_ID_MAX);
+            ok = false;
+        } else {
+            snprintf(r.sku, sizeof r.sku, "%s", field[0]);
+        }
+        loc.col = col[1];
+        ok &= read_number(field[1], "lat", -90, 90, &loc, &r.pt.lat, diag);
+        loc.col = col[2];
+        ok &= read_number(field[2], "lon", -180, 180, &loc, &r.pt.lon, diag);
+        loc.col = col[3];
+        ok &= read_number(field[3], "units_per_day", 0, 1e9, &loc, &r.pt.units_per_day, diag);
+        if (!ok)
+            continue;
+        omo_grow((void **)&rows, &cap, nrows + 1, sizeof *rows);
+        rows[nrows++] = r;
+    }
+    free(line);
+    fclose(f);
+    if (!header) {
+        omo_loc loc = {path, 1, 1};
+        omo_diag_error(diag, &loc, "the forecast is empty: it needs the header "
+                                   "sku,lat,lon,units_per_day");
+    }
+    if (diag->count > start) {
+        free(rows);
+        return false;
+    }
+    qsort(rows, nrows, sizeof *rows, cmp_raw);
+    la->points = omo_xcalloc(nrows ? nrows : 1, sizeof *la->points);
+    la->skus = omo_xcalloc(nrows ? nrows : 1, sizeof *la->skus);
+    for (size_t i = 0; i < nrows; i++) {
+        if (!la->nskus || strcmp(la->skus[la->nskus - 1].sku, rows[i].sku)) {
+            omo_forecast_sku *s = &la->skus[la->nskus];
+            memcpy(s->sku, rows[i].sku, sizeof s->sku);
+            s->first = i;
+            if (!omo_strmap_put(&la->sku_index, s->sku, (int)la->nskus))
+                abort();
+            la->nskus++;
+        }
+        la->skus[la->nskus - 1].n++;
+        la->points[i] = rows[i].pt;
+    }
+    la->npoints = nrows;
+    free(rows);
+    return true;
+}
+
+void omo_lookahead_free(omo_lookahead *la)
+{
+    if (!la)
+        return;
+    free(la->forecast);
+    free(la->points);
+    free(la->skus);
+    omo_strmap_free(&la->sku_index);
+}
+
+/* ---- the LP ---------------------------------------------------------------------------- */
+
+struct omo_price_lp {
+    const omo_network *net;
+    const omo_rules *rules;
+    const omo_lookahead *la;
+    int64_t unserved; /* micro: what an unserved unit of demand costs in the LP */
+    /* scratch */
+    int64_t *cost;  /* [point * nnodes + node] for the SKU being built */
+    int *order;     /* nodes by cost, for one point */
+    int *holders;   /* nodes with ATP of the SKU */
+    bool *rule_ok;  /* per rule: its when can match the SKU */
+    size_t cap_cost;
+};
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+omo_price_lp *omo_price_lp_create(const omo_network *net, const omo_rules *rules)
+{
+    omo_price_lp *lp = omo_xcalloc(1, sizeof *lp);
+    lp->net = net;
+    lp->rules = rules;
+    lp->la = rules->lookahead;
+    /* An unserved unit costs twice the dearest one-unit shipment the rules allow, so that the
+     * LP serves all the demand it can and prices scarce units above any shipping saving. */
+    int64_t zone = 0, zhours = 0, handling = 0, hhours = 0, pick = 0;
+    for (size_t s = 0; s < rules->nservices; s++)
+        for (size_t z = 0; z < rules->services[s].nzones; z++) {
+            zone = max64(zone, rules->services[s].zones[z].cost);
+            zhours = max64(zhours, rules->services[s].zones[z].hours);
+        }
+    for (size_t n = 0; n < net->nnodes; n++) {
+        handling = max64(handling, net->nodes[n].handling_cost);
+        hhours = max64(hhours, net->nodes[n].handling_hours);
+        pick = max64(pick, net->nodes[n].pick_cost_per_unit);
+    }
+    lp->unserved = 2 * (zone + handling + pick + rules->hour_cost * (zhours + hhours) / 1000) +
+                   OMO_MICRO;
+    size_t nn = net->nnodes ? net->nnodes : 1;
+    lp->order = omo_xmalloc(sizeof(int) * nn);
+    lp->holders = omo_xmalloc(sizeof(int) * nn);
+    lp->rule_ok = omo_xcalloc(rules->nrules + 1, sizeof(bool));
+    return lp;
+}
+
+void omo_price_lp_destroy(omo_price_lp *lp)
+{
+    if (!lp)
+        return;
+    free(lp->cost);
+    free(lp->order);
+    free(lp->holders);
+    free(lp->rule_ok);
+    free(lp);
+}
+
+/* Rules whose `when` the LP can decide for a SKU: no channel (orders of any channel are
+ * forecast), and the SKU's own keys matching. Service is decided per service below. */
+static void rules_for_sku(omo_price_lp *lp, const char *sku)
+{
+    const omo_rules *R = lp->rules;
+    for (size_t r = 0; r < R->nrules; r++) {
+        const omo_rule *ru = &R->rules[r];
+        lp->rule_ok[r] = !ru->channel && (!ru->sku || !strcmp(ru->sku, sku)) &&
+                         (!ru->sku_tag || omo_network_sku_has_tag(lp->net, sku, ru->sku_tag));
+    }
+}
+
+/* The cheapest objective of a one-unit order from node n to a point km away, over the ship
+ * services that may serve it under the rules; INT64_MAX when none may. */
+static int64_t arc_cost(const omo_price_lp *lp, int n, double km)
+{
+    const omo_rules *R = lp->rules;
+    const omo_node *nd = &lp->net->nodes[n];
+    if (!nd->ship)
+        return INT64_MAX;
+    omo_method method =
+        nd->type == OMO_NODE_WAREHOUSE ? OMO_METHOD_WAREHOUSE : OMO_METHOD_SHIP_FROM_STORE;
+    int64_t best = INT64_MAX;
+    for (size_t s = 0; s < R->nservices; s++) {
+        const omo_service *svc = &R->services[s];
+        if (!(svc->from_mask & OMO_TYPE_BIT(nd->type)))
+            continue;
+        const omo_zone *z = NULL;
+        for (size_t i = 0; i < svc->nzones && !z; i++)
+            if (km <= svc->zones[i].max_km)
+                z = &svc->zones[i];
+        if (!z)
+            continue;
+        bool ok = true;
+        for (size_t r = 0; r < R->nrules && ok; r++) {
+            const omo_rule *ru = &R->rules[r];
+            if (!lp->rule_ok[r] || (ru->service && strcmp(ru->service, svc->name)) ||
+                (ru->node >= 0 && ru->node != n) ||
+                (ru->node_type >= 0 && ru->node_type != (int)nd->type))
+                continue;
+            if (ru->allow_node_types && !(ru->allow_node_types & OMO_TYPE_BIT(nd->type)))
+                ok = false;
+            for (size_t d = 0; d < ru->ndeny_nodes; d++)
+                ok &= ru->deny_nodes[d] != n;
+            ok &= !(ru->deny_methods & OMO_METHOD_BIT(method));
+        }
+        if (!ok)
+            continue;
+        int64_t c = z->cost + nd->handling_cost + nd->pick_cost_per_unit +
+                    R->hour_cost * (nd->handling_hours + z->hours) / 1000;
+        if (c < best)
+            best = c;
+    }
+    return best;
+}
+
+static int cmp_by_cost(const void *a, const void *b, void *ctx)
+{
+    const int64_t *cost = ctx;
+    int x = *(const int *)a, y = *(const int *)b;
+    if (cost[x] != cost[y])
+        return cost[x] < cost[y] ? -1 : 1;
+    return x - y;
+}
+
+/* Adds SKU f's rows and columns to P: a supply row per node holding ATP, a demand row per
+ * point, an arc column per (node, point) worth keeping, an unserved column per point. Rows get
+ * their SKU in row_sku and their node (supply) or -1 (demand) in row_node; both must have room
+ * for nnodes + the SKU's points more rows. */
+static void build_sku(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *atp, int *row_node,
+                      int *row_sku)
+{
+    const omo_network *net = lp->net;
+    const omo_lookahead *la = lp->la;
+    const omo_forecast_sku *fs = &la->skus[f];
+    size_t nn = net->nnodes;
+    const int64_t *a = atp + f * nn;
+    int nh = 0;
+    for (size_t n = 0; n < nn; n++)
+        if (a[n] > 0)
+            lp->holders[nh++] = (int)n;
+    double demand = 0, scale = la->horizon_hours / 24.0;
+    for (size_t j = 0; j < fs->n; j++)
+        demand += la->points[fs->first + j].units_per_day * scale;
+    if (nh == 0 || demand <= 0)
+        return;
+    rules_for_sku(lp, fs->sku);
+    omo_grow((void **)&lp->cost, &lp->cap_cost, (size_t)nh * fs->n, sizeof(int64_t));
+
+    int row0 = glp_get_num_rows(P), np = (int)fs->n;
+    glp_add_rows(P, nh + np);
+    for (int h = 0; h < nh; h++) {
+        glp_set_row_bnds(P, row0 + 1 + h, GLP_UP, 0.0, (double)a[lp->holders[h]]);
+        row_node[row0 + h] = lp->holders[h];
+        row_sku[row0 + h] = (int)f;
+    }
+    int ind[3];
+    double val[3] = {0, 1.0, 1.0};
+    for (int j = 0; j < np; j++) {
+        const omo_forecast_point *pt = &la->points[fs->first + (size_t)j];
+        int drow = row0 + 1 + nh + j;
+        double d = pt->units_per_day * scale;
+        glp_set_row_bnds(P, drow, GLP_FX, d, d);
+        row_node[drow - 1] = -1;
+        row_sku[drow - 1] = (int)f;
+        /* What is not served pays the unserved cost. */
+        int col = glp_add_cols(P, 1);
+        glp_set_col_bnds(P, col, GLP_LO, 0.0, 0.0);
+        glp_set_obj_coef(P, col, (double)lp->unserved / OMO_MICRO);
+        ind[1] = drow;
+        glp_set_mat_col(P, col, 1, ind, val);
+        /* Arcs: the point's nodes by cost, until their supply covers the SKU's whole demand.
+         * Some optimal flow uses only those (a farther node is used only when every nearer one
+         * is full, and those alone could carry all the demand), and the duals stay feasible
+         * for the arcs left out (a nearer node with room prices the point no higher than its
+         * own cost, which is at most theirs). */
+        int64_t *c = lp->cost + (size_t)j * (size_t)nh;
+        int k = 0;
+        for (int h = 0; h < nh; h++) {
+            int n = lp->holders[h];
+            c[h] = arc_cost(lp, n,
+                            omo_distance_km(net->nodes[n].lat, net->nodes[n].lon, pt->lat, pt->lon));
+            if (c[h] != INT64_MAX)
+                lp->order[k++] = h;
+        }
+        qsort_r(lp->order, (size_t)k, sizeof(int), cmp_by_cost, c);
+        double covered = 0;
+        for (int i = 0; i < k && covered < demand; i++) {
+            int h = lp->order[i];
+            col = glp_add_cols(P, 1);
+            glp_set_col_bnds(P, col, GLP_LO, 0.0, 0.0);
+            glp_set_obj_coef(P, col, (double)c[h] / OMO_MICRO);
+            ind[1] = row0 + 1 + h;
+            ind[2] = drow;
+            glp_set_mat_col(P, col, 2, ind, val);
+            covered += (double)a[lp->holders[h]];
+        }
+    }
+}
+
+/* Solves P and writes the prices of its supply rows. */
+static void solve_and_price(glp_prob *P, const int *row_node, const int *row_sku, size_t nn,
+                            int64_t *price)
+{
+    int nrows = glp_get_num_rows(P);
+    if (nrows == 0)
+        return;
+    glp_smcp parm;
+    glp_init_smcp(&parm);
+    parm.msg_lev = GLP_MSG_OFF;
+    if (glp_simplex(P, &parm) != 0 || glp_get_status(P) != GLP_OPT)
+        return; /* no prices rather than wrong ones */
+    for (int r = 1; r <= nrows; r++) {
+        if (row_node[r - 1] < 0)
+            continue;
+        double d = -glp_get_row_dual(P, r);
+        price[(size_t)row_sku[r - 1] * nn + (size_t)row_node[r - 1]] =
+            d > 0 ? llround(d * OMO_MICRO) : 0;
+    }
+}
+
+void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_t *price)
+{
+    size_t nn = lp->net->nnodes, nf = lp->la->nskus;
+    memset(price, 0, sizeof(int64_t) * nn * nf);
+    if (nn == 0 || nf == 0)
+        return;
+    size_t caprows = 0, cap2 = 0;
+    int *row_node = NULL, *row_sku = NULL;
+    glp_prob *P = NULL;
+    for (size_t f = 0; f < nf; f++) {
+        if (!P) {
+            P = glp_create_prob();
+            glp_set_obj_dir(P, GLP_MIN);
+        }
+        size_t need = (size_t)glp_get_num_rows(P) + nn + lp->la->skus[f].n;
+        omo_grow((void **)&row_node, &caprows, need, sizeof(int));
+        omo_grow((void **)&row_sku, &cap2, need, sizeof(int));
+        build_sku(lp, P, f, atp, row_node, row_sku);
+        if (!joint) {
+            solve_and_price(P, row_node, row_sku, nn, price);
+            glp_delete_prob(P);
+            P = NULL;
+        }
+    }
+    if (P) {
+        solve_and_price(P, row_node, row_sku, nn, price);
+        glp_delete_prob(P);
+    }
+    free(row_node);
+    free(row_sku);
+}
+
+void omo_price_lp_snapshot(const omo_price_lp *lp, omo_inventory *inv, int64_t *atp)
+{
+    const omo_network *net = lp->net;
+    const omo_rules *R = lp->rules;
+    size_t nn = net->nnodes;
+    memset(atp, 0, sizeof(int64_t) * nn * lp->la->nskus);
+    for (size_t f = 0; f < lp->la->nskus; f++) {
+        const char *name = lp->la->skus[f].sku;
+        int sku = omo_inventory_sku(inv, name, false);
+        if (sku < 0)
+            continue;
+        size_t nrec;
+        const int *recs = omo_inventory_records_of(inv, sku, &nrec);
+        for (size_t i = 0; i < nrec; i++) {
+            const omo_stock *st = omo_inventory_at(inv, recs[i]);
+            const omo_node *nd = &net->nodes[st->node];
+            int64_t safety = nd->safety_stock;
+            for (size_t r = 0; r < R->nrules; r++) {
+                const omo_rule *ru = &R->rules[r];
+                if (ru->safety_stock < 0 || ru->channel || ru->service ||
+                    (ru->sku && strcmp(ru->sku, name)) ||
+                    (ru->sku_tag && !omo_network_sku_has_tag(net, name, ru->sku_tag)) ||
+                    (ru->node >= 0 && ru->node != st->node) ||
+                    (ru->node_type >= 0 && ru->node_type != (int)nd->type))
+                    continue;
+                safety = ru->safety_stock;
+            }
+            int64_t a = st->on_hand - st->reserved - safety;
+            atp[f * nn + (size_t)st->node] = a > 0 ? a : 0;
+        }
+    }
+}
+
+/* ---- prices in a running engine -------------------------------------------------------- */
+
+struct omo_lookahead_run {
+    const omo_lookahead *la;
+    omo_price_lp *lp;
+    size_t nn, nf;
+    int64_t weight_micro; /* weight in millionths */
+    /* in effect */
+    int64_t *price; /* [f * nn + n], unweighted micro; NULL until the first prices take effect */
+    /* being computed */
+    pthread_t thread;
+    bool pending; /* a snapshot was taken; its prices take effect at due */
+    bool running; /* ... and a thread is computing them */
+    uint64_t due;   /* the applied count at which the prices being computed take effect */
+    int64_t *atp;   /* the snapshot */
+    int64_t *next;  /* the result */
+    /* inventory SKU id -> forecast SKU index (-1: none), filled as SKUs are looked up */
+    int *fsku;
+    size_t cap_fsku;
+};
+
+static size_t cells(const omo_lookahead_run *run)
+{
+    return run->nn * run->nf > 0 ? run->nn * run->nf : 1;
+}
+
+omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_rules *rules)
+{
+    if (!rules->lookahead || rules->lookahead->weight <= 0 || rules->lookahead->nskus == 0)
+        return NULL;
+    omo_lookahead_run *run = omo_xcalloc(1, sizeof *run);
+    run->la = rules->lookahead;
+    run->lp = omo_price_lp_create(net, rules);
+    run->nn = net->nnodes;
+    run->nf = run->la->nskus;
+    run->weight_micro = llround(run->la->weight * OMO_MICRO);
+    run->atp = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->next = omo_xmalloc(sizeof(int64_t) * cells(run));
+    return run;
+}
+
+static void *price_thread(void *arg)
+{
+    omo_lookahead_run *run = arg;
+    omo_price_lp_solve(run->lp, run->atp, false, run->next);
+    glp_free_env(); /* GLPK's memory of this thread */
+    return NULL;
+}
+
+static void finish(omo_lookahead_run *run)
+{
+    if (!run->running)
+        return;
+    pthread_join(run->thread, NULL);
+    run->running = false;
+}
+
+void omo_lookahead_run_destroy(omo_lookahead_run *run)
+{
+    if (!run)
+        return;
+    finish(run);
+    omo_price_lp_destroy(run->lp);
+    free(run->price);
+    free(run->atp);
+    free(run->next);
+    free(run->fsku);
+    free(run);
+}
+
+void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inventory *inv)
+{
+    if (!run)
+        return;
+    uint64_t every = (uint64_t)run->la->refresh_events;
+    if (run->pending && applied >= run->due) {
+        finish(run);
+        int64_t *t = run->price;
+        run->price = run->next;
+        run->next = t ? t : omo_xmalloc(sizeof(int64_t) * cells(run));
+        run->pending = false;
+    }
+    if (applied % every == 0 && !run->pending) {
+        omo_price_lp_snapshot(run->lp, inv, run->atp);
+        run->due = applied + every;
+        run->pending = true;
+        run->running = pthread_create(&run->thread, NULL, price_thread, run) == 0;
+        if (!run->running) /* no thread to be had: the same prices, computed here */
+            omo_price_lp_solve(run->lp, run->atp, false, run->next);
+    }
+}
+
+static int64_t lookup(omo_lookahead_run *run, const omo_inventory *inv, int sku, int node)
+{
+    if (!run || !run->price || sku < 0)
+        return 0;
+    if ((size_t)sku >= run->cap_fsku) {
+        size_t old = run->cap_fsku;
+        omo_grow((void **)&run->fsku, &run->cap_fsku, (size_t)sku + 1, sizeof(int));
+        for (size_t i = old; i < run->cap_fsku; i++)
+            run->fsku[i] = -2;
+    }
+    if (run->fsku[sku] == -2)
+        run->fsku[sku] = omo_strmap_get(&run->la->sku_index, omo_inventory_sku_name(inv, sku));
+    int f = run->fsku[sku];
+    return f < 0 ? 0 : run->price[(size_t)f * run->nn + (size_t)node];
+}
+
+int64_t omo_lookahead_run_raw_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
+                                    int node)
+{
+    return lookup(run, inv, sku, node);
+}
+
+int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
+                                int node)
+{
+    int64_t p = lookup(run, inv, sku, node);
+    if (!p)
+        return 0;
+    /* weight x price, rounded half away from zero, without overflow for sane magnitudes */
+    return (int64_t)llround((double)p * (double)run->weight_micro / OMO_MICRO);
+}
