@@ -56,7 +56,7 @@ static void plan_text(omo_strbuf *o, const char *label, const omo_explain_plan *
  * been chosen without them. */
 static void lookahead_text(omo_strbuf *o, const omo_explanation *ex, const omo_network *net)
 {
-    char b1[48], b2[48], b3[48];
+    char b1[48], b2[48], b3[48], b4[48];
     const omo_explain_plan *c = &ex->chosen, *m = &ex->myopic;
     omo_strbuf_printf(o, "Look-ahead: weight %g; the chosen units are priced %s\n", ex->weight,
                       objective(c->priced, b1, sizeof b1));
@@ -75,7 +75,7 @@ static void lookahead_text(omo_strbuf *o, const omo_explanation *ex, const omo_n
                       "keep units priced %s\n",
                       objective(m->objective, b1, sizeof b1), objective(m->priced, b2, sizeof b2),
                       objective(c->objective - m->objective, b3, sizeof b3),
-                      objective(m->priced - c->priced, b1, sizeof b1));
+                      objective(m->priced - c->priced, b4, sizeof b4));
 }
 
 /* Chosen first, then runner-up, then eligible by cost, then excluded; ties by node. */

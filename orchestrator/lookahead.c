@@ -183,17 +183,30 @@ void omo_lookahead_free(omo_lookahead *la)
 
 /* ---- the LP ---------------------------------------------------------------------------- */
 
+/* One SKU's part of a problem: its supply rows (nodes holding ATP), demand rows (its points),
+ * and which arcs are columns so far. */
+typedef struct block {
+    size_t f;
+    int row0;        /* its first row, 1-based */
+    int nh, np;      /* supply rows, demand rows */
+    int *holders;    /* [nh] nodes */
+    int64_t *cost;   /* [j * nh + h]: one unit from holder h to point j, micro; INT64_MAX: none */
+    bool *in_lp;     /* [j * nh + h]: the arc is a column */
+} block;
+
 struct omo_price_lp {
     const omo_network *net;
     const omo_rules *rules;
     const omo_lookahead *la;
     int64_t unserved; /* micro: what an unserved unit of demand costs in the LP */
-    /* scratch */
-    int64_t *cost;  /* [point * nnodes + node] for the SKU being built */
-    int *order;     /* nodes by cost, for one point */
-    int *holders;   /* nodes with ATP of the SKU */
-    bool *rule_ok;  /* per rule: its when can match the SKU */
-    size_t cap_cost;
+    /* Arc costs under the rules that name no SKU, per (node, distinct forecast location), when
+     * the table is of a sane size; SKUs some rule names get theirs computed. */
+    size_t nloc;
+    int *loc_of; /* per forecast point */
+    int64_t *generic;
+    bool *rule_ok; /* per rule: its when can match the SKU at hand */
+    bool *rule_generic;
+    int *order; /* scratch: holders by cost */
 };
 
 static int64_t max64(int64_t a, int64_t b)
@@ -201,60 +214,24 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-omo_price_lp *omo_price_lp_create(const omo_network *net, const omo_rules *rules)
-{
-    omo_price_lp *lp = omo_xcalloc(1, sizeof *lp);
-    lp->net = net;
-    lp->rules = rules;
-    lp->la = rules->lookahead;
-    /* An unserved unit costs twice the dearest one-unit shipment the rules allow, so that the
-     * LP serves all the demand it can and prices scarce units above any shipping saving. */
-    int64_t zone = 0, zhours = 0, handling = 0, hhours = 0, pick = 0;
-    for (size_t s = 0; s < rules->nservices; s++)
-        for (size_t z = 0; z < rules->services[s].nzones; z++) {
-            zone = max64(zone, rules->services[s].zones[z].cost);
-            zhours = max64(zhours, rules->services[s].zones[z].hours);
-        }
-    for (size_t n = 0; n < net->nnodes; n++) {
-        handling = max64(handling, net->nodes[n].handling_cost);
-        hhours = max64(hhours, net->nodes[n].handling_hours);
-        pick = max64(pick, net->nodes[n].pick_cost_per_unit);
-    }
-    lp->unserved = 2 * (zone + handling + pick + rules->hour_cost * (zhours + hhours) / 1000) +
-                   OMO_MICRO;
-    size_t nn = net->nnodes ? net->nnodes : 1;
-    lp->order = omo_xmalloc(sizeof(int) * nn);
-    lp->holders = omo_xmalloc(sizeof(int) * nn);
-    lp->rule_ok = omo_xcalloc(rules->nrules + 1, sizeof(bool));
-    return lp;
-}
-
-void omo_price_lp_destroy(omo_price_lp *lp)
-{
-    if (!lp)
-        return;
-    free(lp->cost);
-    free(lp->order);
-    free(lp->holders);
-    free(lp->rule_ok);
-    free(lp);
-}
-
 /* Rules whose `when` the LP can decide for a SKU: no channel (orders of any channel are
- * forecast), and the SKU's own keys matching. Service is decided per service below. */
-static void rules_for_sku(omo_price_lp *lp, const char *sku)
+ * forecast), and the SKU's own keys matching (sku NULL: the rules that name no SKU). Service is
+ * decided per service by arc_cost. */
+static void rules_for_sku(const omo_price_lp *lp, const char *sku, bool *ok)
 {
     const omo_rules *R = lp->rules;
     for (size_t r = 0; r < R->nrules; r++) {
         const omo_rule *ru = &R->rules[r];
-        lp->rule_ok[r] = !ru->channel && (!ru->sku || !strcmp(ru->sku, sku)) &&
-                         (!ru->sku_tag || omo_network_sku_has_tag(lp->net, sku, ru->sku_tag));
+        ok[r] = !ru->channel &&
+                (sku ? (!ru->sku || !strcmp(ru->sku, sku)) &&
+                           (!ru->sku_tag || omo_network_sku_has_tag(lp->net, sku, ru->sku_tag))
+                     : !ru->sku && !ru->sku_tag);
     }
 }
 
 /* The cheapest objective of a one-unit order from node n to a point km away, over the ship
- * services that may serve it under the rules; INT64_MAX when none may. */
-static int64_t arc_cost(const omo_price_lp *lp, int n, double km)
+ * services that may serve it under the rules ok[] says apply; INT64_MAX when none may. */
+static int64_t arc_cost(const omo_price_lp *lp, const bool *rule_ok, int n, double km)
 {
     const omo_rules *R = lp->rules;
     const omo_node *nd = &lp->net->nodes[n];
@@ -276,7 +253,7 @@ static int64_t arc_cost(const omo_price_lp *lp, int n, double km)
         bool ok = true;
         for (size_t r = 0; r < R->nrules && ok; r++) {
             const omo_rule *ru = &R->rules[r];
-            if (!lp->rule_ok[r] || (ru->service && strcmp(ru->service, svc->name)) ||
+            if (!rule_ok[r] || (ru->service && strcmp(ru->service, svc->name)) ||
                 (ru->node >= 0 && ru->node != n) ||
                 (ru->node_type >= 0 && ru->node_type != (int)nd->type))
                 continue;
@@ -296,6 +273,88 @@ static int64_t arc_cost(const omo_price_lp *lp, int n, double km)
     return best;
 }
 
+static int cmp_point(const void *a, const void *b, void *ctx)
+{
+    const omo_forecast_point *p = ctx;
+    const omo_forecast_point *x = &p[*(const int *)a], *y = &p[*(const int *)b];
+    if (x->lat != y->lat)
+        return x->lat < y->lat ? -1 : 1;
+    if (x->lon != y->lon)
+        return x->lon < y->lon ? -1 : 1;
+    return *(const int *)a - *(const int *)b;
+}
+
+omo_price_lp *omo_price_lp_create(const omo_network *net, const omo_rules *rules)
+{
+    omo_price_lp *lp = omo_xcalloc(1, sizeof *lp);
+    const omo_lookahead *la = rules->lookahead;
+    lp->net = net;
+    lp->rules = rules;
+    lp->la = la;
+    /* An unserved unit costs twice the dearest one-unit shipment the rules allow, and one
+     * more: the LP serves all the demand it can, and prices scarce units above any shipping
+     * saving. */
+    int64_t zone = 0, zhours = 0, handling = 0, hhours = 0, pick = 0;
+    for (size_t s = 0; s < rules->nservices; s++)
+        for (size_t z = 0; z < rules->services[s].nzones; z++) {
+            zone = max64(zone, rules->services[s].zones[z].cost);
+            zhours = max64(zhours, rules->services[s].zones[z].hours);
+        }
+    for (size_t n = 0; n < net->nnodes; n++) {
+        handling = max64(handling, net->nodes[n].handling_cost);
+        hhours = max64(hhours, net->nodes[n].handling_hours);
+        pick = max64(pick, net->nodes[n].pick_cost_per_unit);
+    }
+    lp->unserved = 2 * (zone + handling + pick + rules->hour_cost * (zhours + hhours) / 1000) +
+                   OMO_MICRO;
+    size_t nn = net->nnodes ? net->nnodes : 1;
+    lp->order = omo_xmalloc(sizeof(int) * nn);
+    lp->rule_ok = omo_xcalloc(rules->nrules + 1, sizeof(bool));
+    lp->rule_generic = omo_xcalloc(rules->nrules + 1, sizeof(bool));
+    rules_for_sku(lp, NULL, lp->rule_generic);
+
+    /* Distinct locations of the forecast, each point's index among them. */
+    size_t np = la->npoints;
+    lp->loc_of = omo_xcalloc(np ? np : 1, sizeof(int));
+    int *byloc = omo_xmalloc(sizeof(int) * (np ? np : 1));
+    for (size_t i = 0; i < np; i++)
+        byloc[i] = (int)i;
+    qsort_r(byloc, np, sizeof(int), cmp_point, la->points);
+    for (size_t i = 0; i < np; i++) {
+        const omo_forecast_point *p = &la->points[byloc[i]], *q = &la->points[byloc[i ? i - 1 : 0]];
+        if (i == 0 || p->lat != q->lat || p->lon != q->lon)
+            lp->nloc++;
+        lp->loc_of[byloc[i]] = (int)lp->nloc - 1;
+    }
+    size_t cells = net->nnodes * lp->nloc;
+    if (cells <= ((size_t)1 << 22)) {
+        lp->generic = omo_xmalloc(sizeof(int64_t) * (cells > 0 ? cells : 1));
+        for (size_t i = 0; i < np; i++) {
+            if (i && lp->loc_of[byloc[i]] == lp->loc_of[byloc[i - 1]])
+                continue;
+            const omo_forecast_point *p = &la->points[byloc[i]];
+            for (size_t n = 0; n < net->nnodes; n++)
+                lp->generic[n * lp->nloc + (size_t)lp->loc_of[byloc[i]]] = arc_cost(
+                    lp, lp->rule_generic, (int)n,
+                    omo_distance_km(net->nodes[n].lat, net->nodes[n].lon, p->lat, p->lon));
+        }
+    }
+    free(byloc);
+    return lp;
+}
+
+void omo_price_lp_destroy(omo_price_lp *lp)
+{
+    if (!lp)
+        return;
+    free(lp->order);
+    free(lp->rule_ok);
+    free(lp->rule_generic);
+    free(lp->loc_of);
+    free(lp->generic);
+    free(lp);
+}
+
 static int cmp_by_cost(const void *a, const void *b, void *ctx)
 {
     const int64_t *cost = ctx;
@@ -305,100 +364,142 @@ static int cmp_by_cost(const void *a, const void *b, void *ctx)
     return x - y;
 }
 
-/* Adds SKU f's rows and columns to P: a supply row per node holding ATP, a demand row per
- * point, an arc column per (node, point) worth keeping, an unserved column per point. Rows get
- * their SKU in row_sku and their node (supply) or -1 (demand) in row_node; both must have room
- * for nnodes + the SKU's points more rows. */
-static void build_sku(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *atp, int *row_node,
-                      int *row_sku)
+static void add_arc(glp_prob *P, const block *b, int h, int j)
+{
+    int ind[3] = {0, b->row0 + h, b->row0 + b->nh + j};
+    double val[3] = {0, 1.0, 1.0};
+    int col = glp_add_cols(P, 1);
+    glp_set_col_bnds(P, col, GLP_LO, 0.0, 0.0);
+    glp_set_obj_coef(P, col, (double)b->cost[(size_t)j * b->nh + h] / OMO_MICRO);
+    glp_set_mat_col(P, col, 2, ind, val);
+    b->in_lp[(size_t)j * b->nh + h] = true;
+}
+
+/* Adds SKU f's rows and first columns to P: a supply row per node holding ATP, a demand row
+ * per point (its units per day over the horizon) with a column for what is left unserved, and
+ * for each point its cheapest arcs until they could serve the point alone. The other arcs come
+ * in as columns when their reduced cost says so (price_out). Returns false when the SKU has no
+ * holder or no demand, and leaves P as it was. */
+static bool build_block(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *atp, block *b)
 {
     const omo_network *net = lp->net;
     const omo_lookahead *la = lp->la;
     const omo_forecast_sku *fs = &la->skus[f];
     size_t nn = net->nnodes;
     const int64_t *a = atp + f * nn;
+    double scale = la->horizon_hours / 24.0, demand = 0;
+    memset(b, 0, sizeof *b);
+    b->f = f;
+    for (size_t j = 0; j < fs->n; j++)
+        demand += la->points[fs->first + j].units_per_day;
     int nh = 0;
     for (size_t n = 0; n < nn; n++)
-        if (a[n] > 0)
-            lp->holders[nh++] = (int)n;
-    double demand = 0, scale = la->horizon_hours / 24.0;
-    for (size_t j = 0; j < fs->n; j++)
-        demand += la->points[fs->first + j].units_per_day * scale;
+        nh += a[n] > 0;
     if (nh == 0 || demand <= 0)
-        return;
-    rules_for_sku(lp, fs->sku);
-    omo_grow((void **)&lp->cost, &lp->cap_cost, (size_t)nh * fs->n, sizeof(int64_t));
+        return false;
+    b->nh = nh;
+    b->np = (int)fs->n;
+    b->holders = omo_xmalloc(sizeof(int) * (size_t)nh);
+    b->cost = omo_xmalloc(sizeof(int64_t) * (size_t)nh * fs->n);
+    b->in_lp = omo_xcalloc((size_t)nh * fs->n, sizeof(bool));
+    nh = 0;
+    for (size_t n = 0; n < nn; n++)
+        if (a[n] > 0)
+            b->holders[nh++] = (int)n;
+    rules_for_sku(lp, fs->sku, lp->rule_ok);
+    bool generic = lp->generic && !memcmp(lp->rule_ok, lp->rule_generic, lp->rules->nrules);
 
-    int row0 = glp_get_num_rows(P), np = (int)fs->n;
-    glp_add_rows(P, nh + np);
-    for (int h = 0; h < nh; h++) {
-        glp_set_row_bnds(P, row0 + 1 + h, GLP_UP, 0.0, (double)a[lp->holders[h]]);
-        row_node[row0 + h] = lp->holders[h];
-        row_sku[row0 + h] = (int)f;
-    }
-    int ind[3];
-    double val[3] = {0, 1.0, 1.0};
-    for (int j = 0; j < np; j++) {
-        const omo_forecast_point *pt = &la->points[fs->first + (size_t)j];
-        int drow = row0 + 1 + nh + j;
+    b->row0 = glp_get_num_rows(P) + 1;
+    glp_add_rows(P, b->nh + b->np);
+    for (int h = 0; h < b->nh; h++)
+        glp_set_row_bnds(P, b->row0 + h, GLP_UP, 0.0, (double)a[b->holders[h]]);
+    for (int j = 0; j < b->np; j++) {
+        size_t pi = fs->first + (size_t)j;
+        const omo_forecast_point *pt = &la->points[pi];
         double d = pt->units_per_day * scale;
+        int drow = b->row0 + b->nh + j;
         glp_set_row_bnds(P, drow, GLP_FX, d, d);
-        row_node[drow - 1] = -1;
-        row_sku[drow - 1] = (int)f;
-        /* What is not served pays the unserved cost. */
+        int ind[2] = {0, drow};
+        double val[2] = {0, 1.0};
         int col = glp_add_cols(P, 1);
         glp_set_col_bnds(P, col, GLP_LO, 0.0, 0.0);
         glp_set_obj_coef(P, col, (double)lp->unserved / OMO_MICRO);
-        ind[1] = drow;
         glp_set_mat_col(P, col, 1, ind, val);
-        /* Arcs: the point's nodes by cost, until their supply covers the SKU's whole demand.
-         * Some optimal flow uses only those (a farther node is used only when every nearer one
-         * is full, and those alone could carry all the demand), and the duals stay feasible
-         * for the arcs left out (a nearer node with room prices the point no higher than its
-         * own cost, which is at most theirs). */
-        int64_t *c = lp->cost + (size_t)j * (size_t)nh;
+
+        int64_t *c = b->cost + (size_t)j * (size_t)b->nh;
         int k = 0;
-        for (int h = 0; h < nh; h++) {
-            int n = lp->holders[h];
-            c[h] = arc_cost(lp, n,
-                            omo_distance_km(net->nodes[n].lat, net->nodes[n].lon, pt->lat, pt->lon));
+        for (int h = 0; h < b->nh; h++) {
+            int n = b->holders[h];
+            c[h] = generic ? lp->generic[(size_t)n * lp->nloc + (size_t)lp->loc_of[pi]]
+                           : arc_cost(lp, lp->rule_ok, n,
+                                      omo_distance_km(net->nodes[n].lat, net->nodes[n].lon,
+                                                      pt->lat, pt->lon));
             if (c[h] != INT64_MAX)
                 lp->order[k++] = h;
         }
         qsort_r(lp->order, (size_t)k, sizeof(int), cmp_by_cost, c);
         double covered = 0;
-        for (int i = 0; i < k && covered < demand; i++) {
-            int h = lp->order[i];
-            col = glp_add_cols(P, 1);
-            glp_set_col_bnds(P, col, GLP_LO, 0.0, 0.0);
-            glp_set_obj_coef(P, col, (double)c[h] / OMO_MICRO);
-            ind[1] = row0 + 1 + h;
-            ind[2] = drow;
-            glp_set_mat_col(P, col, 2, ind, val);
-            covered += (double)a[lp->holders[h]];
+        for (int i = 0; i < k && covered < d; i++) {
+            add_arc(P, b, lp->order[i], j);
+            covered += (double)a[b->holders[lp->order[i]]];
         }
     }
+    return true;
 }
 
-/* Solves P and writes the prices of its supply rows. */
-static void solve_and_price(glp_prob *P, const int *row_node, const int *row_sku, size_t nn,
-                            int64_t *price)
+/* Adds every arc of b left out whose reduced cost is negative at P's duals; returns how many. */
+static int price_out(glp_prob *P, block *b)
 {
-    int nrows = glp_get_num_rows(P);
-    if (nrows == 0)
+    int added = 0;
+    for (int j = 0; j < b->np; j++) {
+        double v = glp_get_row_dual(P, b->row0 + b->nh + j);
+        for (int h = 0; h < b->nh; h++) {
+            size_t k = (size_t)j * b->nh + h;
+            if (b->in_lp[k] || b->cost[k] == INT64_MAX)
+                continue;
+            double rc = (double)b->cost[k] / OMO_MICRO - glp_get_row_dual(P, b->row0 + h) - v;
+            if (rc < -1e-9) {
+                add_arc(P, b, h, j);
+                added++;
+            }
+        }
+    }
+    return added;
+}
+
+/* Solves P to the optimum of the whole LP, arcs left out included: after each solve, the arcs
+ * whose reduced cost is negative become columns, until none is (then the duals are feasible
+ * for every arc, and the solution is optimal for the whole LP). Writes the prices. */
+static void solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64_t *price)
+{
+    if (nb == 0)
         return;
     glp_smcp parm;
     glp_init_smcp(&parm);
     parm.msg_lev = GLP_MSG_OFF;
-    if (glp_simplex(P, &parm) != 0 || glp_get_status(P) != GLP_OPT)
-        return; /* no prices rather than wrong ones */
-    for (int r = 1; r <= nrows; r++) {
-        if (row_node[r - 1] < 0)
-            continue;
-        double d = -glp_get_row_dual(P, r);
-        price[(size_t)row_sku[r - 1] * nn + (size_t)row_node[r - 1]] =
-            d > 0 ? llround(d * OMO_MICRO) : 0;
+    for (;;) {
+        if (glp_simplex(P, &parm) != 0 || glp_get_status(P) != GLP_OPT)
+            return; /* no prices rather than wrong ones */
+        int added = 0;
+        for (size_t i = 0; i < nb; i++)
+            added += price_out(P, &blocks[i]);
+        if (!added)
+            break;
     }
+    for (size_t i = 0; i < nb; i++) {
+        const block *b = &blocks[i];
+        for (int h = 0; h < b->nh; h++) {
+            double d = -glp_get_row_dual(P, b->row0 + h);
+            price[b->f * nn + (size_t)b->holders[h]] = d > 0 ? llround(d * OMO_MICRO) : 0;
+        }
+    }
+}
+
+static void free_block(block *b)
+{
+    free(b->holders);
+    free(b->cost);
+    free(b->in_lp);
 }
 
 void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_t *price)
@@ -407,30 +508,32 @@ void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_
     memset(price, 0, sizeof(int64_t) * nn * nf);
     if (nn == 0 || nf == 0)
         return;
-    size_t caprows = 0, cap2 = 0;
-    int *row_node = NULL, *row_sku = NULL;
+    block *blocks = omo_xcalloc(joint ? nf : 1, sizeof *blocks);
+    size_t nb = 0;
     glp_prob *P = NULL;
     for (size_t f = 0; f < nf; f++) {
         if (!P) {
             P = glp_create_prob();
             glp_set_obj_dir(P, GLP_MIN);
         }
-        size_t need = (size_t)glp_get_num_rows(P) + nn + lp->la->skus[f].n;
-        omo_grow((void **)&row_node, &caprows, need, sizeof(int));
-        omo_grow((void **)&row_sku, &cap2, need, sizeof(int));
-        build_sku(lp, P, f, atp, row_node, row_sku);
+        if (build_block(lp, P, f, atp, &blocks[nb]))
+            nb++;
         if (!joint) {
-            solve_and_price(P, row_node, row_sku, nn, price);
+            solve_blocks(P, blocks, nb, nn, price);
+            if (nb)
+                free_block(&blocks[0]);
+            nb = 0;
             glp_delete_prob(P);
             P = NULL;
         }
     }
     if (P) {
-        solve_and_price(P, row_node, row_sku, nn, price);
+        solve_blocks(P, blocks, nb, nn, price);
         glp_delete_prob(P);
     }
-    free(row_node);
-    free(row_sku);
+    for (size_t i = 0; i < nb; i++)
+        free_block(&blocks[i]);
+    free(blocks);
 }
 
 void omo_price_lp_snapshot(const omo_price_lp *lp, omo_inventory *inv, int64_t *atp)
