@@ -986,7 +986,7 @@ static void write_forecast(const world *w, FILE *f)
 
 /* Opening stock, then each day's orders drawn from the model (web, standard service, from the
  * cities by population, SKUs by popularity), warehouses receiving half a day of all the
- * demand of every SKU at each midnight. Warehouses open with three days of it, so they never
+ * demand of every SKU at each midnight. Warehouses open with ten days of it, so they never
  * run dry; stores hold what the regime says: tight, 1-3 units of 60% of the SKUs; ample, every
  * SKU, twice a week of its city's demand per store, and 5 more. */
 static void write_demand_events(world *w)
@@ -1004,7 +1004,7 @@ static void write_demand_events(world *w)
             for (size_t c = 0; c < NCITIES; c++)
                 day += dm_rate(w, (int)sku, c);
             snprintf(event_id, sizeof event_id, "init-%s-%s", node, w->sku_id[sku]);
-            emit_snapshot(w, event_id, node, (int)sku, 10 + (int64_t)ceil(3 * day), NULL,
+            emit_snapshot(w, event_id, node, (int)sku, 10 + (int64_t)ceil(10 * day), NULL,
                           ms_now(0, 0));
             w->nsnapshots++;
         }

@@ -377,8 +377,10 @@ static void add_arc(glp_prob *P, const block *b, int h, int j)
 
 /* Adds SKU f's rows and first columns to P: a supply row per node holding ATP, a demand row
  * per point (its units per day over the horizon) with a column for what is left unserved, and
- * for each point its cheapest arcs until they could serve the point alone. The other arcs come
- * in as columns when their reduced cost says so (price_out). Returns false when the SKU has no
+ * for each point its cheapest arcs until they could carry the SKU's whole demand: a farther
+ * node serves the point only when all of those are full, which they cannot all be unless they
+ * carry all the demand, so these are usually all the arcs the optimum needs. Any other comes
+ * in as a column when its reduced cost says so (price_out). Returns false when the SKU has no
  * holder or no demand, and leaves P as it was. */
 static bool build_block(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *atp, block *b)
 {
@@ -425,6 +427,9 @@ static bool build_block(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *
         glp_set_col_bnds(P, col, GLP_LO, 0.0, 0.0);
         glp_set_obj_coef(P, col, (double)lp->unserved / OMO_MICRO);
         glp_set_mat_col(P, col, 1, ind, val);
+        /* The first basis leaves all demand unserved: feasible, so no phase 1. */
+        glp_set_row_stat(P, drow, GLP_NS);
+        glp_set_col_stat(P, col, GLP_BS);
 
         int64_t *c = b->cost + (size_t)j * (size_t)b->nh;
         int k = 0;
@@ -439,7 +444,7 @@ static bool build_block(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *
         }
         qsort_r(lp->order, (size_t)k, sizeof(int), cmp_by_cost, c);
         double covered = 0;
-        for (int i = 0; i < k && covered < d; i++) {
+        for (int i = 0; i < k && covered < demand * scale; i++) {
             add_arc(P, b, lp->order[i], j);
             covered += (double)a[b->holders[lp->order[i]]];
         }
@@ -502,35 +507,37 @@ static void free_block(block *b)
     free(b->in_lp);
 }
 
+void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price)
+{
+    size_t nn = lp->net->nnodes;
+    memset(price + f * nn, 0, sizeof(int64_t) * nn);
+    glp_prob *P = glp_create_prob();
+    glp_set_obj_dir(P, GLP_MIN);
+    block b;
+    if (build_block(lp, P, f, atp, &b)) {
+        solve_blocks(P, &b, 1, nn, price);
+        free_block(&b);
+    }
+    glp_delete_prob(P);
+}
+
 void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_t *price)
 {
     size_t nn = lp->net->nnodes, nf = lp->la->nskus;
-    memset(price, 0, sizeof(int64_t) * nn * nf);
-    if (nn == 0 || nf == 0)
+    if (!joint) {
+        for (size_t f = 0; f < nf; f++)
+            omo_price_lp_solve_sku(lp, atp, f, price);
         return;
-    block *blocks = omo_xcalloc(joint ? nf : 1, sizeof *blocks);
+    }
+    memset(price, 0, sizeof(int64_t) * nn * nf);
+    block *blocks = omo_xcalloc(nf ? nf : 1, sizeof *blocks);
     size_t nb = 0;
-    glp_prob *P = NULL;
-    for (size_t f = 0; f < nf; f++) {
-        if (!P) {
-            P = glp_create_prob();
-            glp_set_obj_dir(P, GLP_MIN);
-        }
-        if (build_block(lp, P, f, atp, &blocks[nb]))
-            nb++;
-        if (!joint) {
-            solve_blocks(P, blocks, nb, nn, price);
-            if (nb)
-                free_block(&blocks[0]);
-            nb = 0;
-            glp_delete_prob(P);
-            P = NULL;
-        }
-    }
-    if (P) {
-        solve_blocks(P, blocks, nb, nn, price);
-        glp_delete_prob(P);
-    }
+    glp_prob *P = glp_create_prob();
+    glp_set_obj_dir(P, GLP_MIN);
+    for (size_t f = 0; f < nf; f++)
+        nb += build_block(lp, P, f, atp, &blocks[nb]);
+    solve_blocks(P, blocks, nb, nn, price);
+    glp_delete_prob(P);
     for (size_t i = 0; i < nb; i++)
         free_block(&blocks[i]);
     free(blocks);
@@ -585,6 +592,8 @@ struct omo_lookahead_run {
     uint64_t due;   /* the applied count at which the prices being computed take effect */
     int64_t *atp;   /* the snapshot */
     int64_t *next;  /* the result */
+    int64_t *last_atp, *last_price; /* the previous snapshot and its prices */
+    bool have_last;
     /* inventory SKU id -> forecast SKU index (-1: none), filled as SKUs are looked up */
     int *fsku;
     size_t cap_fsku;
@@ -607,13 +616,35 @@ omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_ru
     run->weight_micro = llround(run->la->weight * OMO_MICRO);
     run->atp = omo_xmalloc(sizeof(int64_t) * cells(run));
     run->next = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->last_atp = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->last_price = omo_xmalloc(sizeof(int64_t) * cells(run));
     return run;
+}
+
+/* The next prices: a SKU whose ATP is what it was at the last snapshot keeps its prices (the
+ * LP would give them again), the others are solved. */
+static void compute(omo_lookahead_run *run)
+{
+    size_t nn = run->nn;
+    if (!run->have_last) {
+        omo_price_lp_solve(run->lp, run->atp, false, run->next);
+    } else {
+        for (size_t f = 0; f < run->nf; f++) {
+            const int64_t *a = run->atp + f * nn;
+            if (!memcmp(a, run->last_atp + f * nn, sizeof(int64_t) * nn))
+                memcpy(run->next + f * nn, run->last_price + f * nn, sizeof(int64_t) * nn);
+            else
+                omo_price_lp_solve_sku(run->lp, run->atp, f, run->next);
+        }
+    }
+    memcpy(run->last_atp, run->atp, sizeof(int64_t) * cells(run));
+    memcpy(run->last_price, run->next, sizeof(int64_t) * cells(run));
+    run->have_last = true;
 }
 
 static void *price_thread(void *arg)
 {
-    omo_lookahead_run *run = arg;
-    omo_price_lp_solve(run->lp, run->atp, false, run->next);
+    compute(arg);
     glp_free_env(); /* GLPK's memory of this thread */
     return NULL;
 }
@@ -635,6 +666,8 @@ void omo_lookahead_run_destroy(omo_lookahead_run *run)
     free(run->price);
     free(run->atp);
     free(run->next);
+    free(run->last_atp);
+    free(run->last_price);
     free(run->fsku);
     free(run);
 }
@@ -657,7 +690,7 @@ void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inv
         run->pending = true;
         run->running = pthread_create(&run->thread, NULL, price_thread, run) == 0;
         if (!run->running) /* no thread to be had: the same prices, computed here */
-            omo_price_lp_solve(run->lp, run->atp, false, run->next);
+            compute(run);
     }
 }
 

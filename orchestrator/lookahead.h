@@ -61,6 +61,9 @@ void omo_price_lp_destroy(omo_price_lp *lp);
  * degenerate ties; kept for measuring which is faster). Thread: any, one call at a time. */
 void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_t *price);
 
+/* The same for forecast SKU f alone: writes price[f * nnodes + n] for every n. */
+void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price);
+
 /* ATP of every forecast SKU at every node in inv, as the LP takes it: on hand less reserved less
  * the safety stock of the node and of the rules whose `when` names no channel or service. */
 void omo_price_lp_snapshot(const omo_price_lp *lp, omo_inventory *inv, int64_t *atp);
