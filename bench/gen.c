@@ -964,14 +964,20 @@ static void write_demand_routing(const world *w, FILE *f, bool lookahead)
           "    when: {sku_tag: hazmat}\n"
           "    allow_node_types: [warehouse]\n",
           f);
+    /* The stores are not restocked within the week: the horizon ends with it. Prices are
+     * marginal values, at which the very demand they stand for is indifferent between the
+     * unit and its alternative: a weight below 1 gives such an order the unit. */
+    char end[40];
     if (lookahead)
         fprintf(f,
                 "lookahead:\n"
                 "  forecast: forecast.csv\n"
                 "  horizon_hours: %" PRId64 "\n"
+                "  horizon_end: \"%s\"\n"
                 "  refresh_events: %" PRId64 "\n"
-                "  weight: 1.0\n",
-                w->o->horizon_hours, w->o->refresh_events);
+                "  weight: 0.6\n",
+                w->o->horizon_hours, fmt_time(ms_now(w->o->days, 0), end, sizeof end),
+                w->o->refresh_events);
 }
 
 /* The demand model as the forecast: every SKU at every city centre. */
@@ -1035,8 +1041,8 @@ static void write_demand_events(world *w)
                     for (size_t c = 0; c < NCITIES; c++)
                         all += dm_rate(w, (int)sku, c);
                     snprintf(node, sizeof node, "DC-%s", CENTRES[i].code);
-                    snprintf(event_id, sizeof event_id, "rcv-%s-%s-%" PRId64, node,
-                             w->sku_id[sku], day);
+                    snprintf(event_id, sizeof event_id, "rcv-%s-%s-%" PRId64, node, w->sku_id[sku],
+                             day);
                     emit_delta(w, event_id, node, (int)sku, 1 + (int64_t)ceil(all / 2), "receipt",
                                ms_now(day, 0));
                     w->nreceipts++;
@@ -1140,10 +1146,10 @@ static void usage(FILE *f)
           "  --demand tight|ample\n"
           "                 instead: the look-ahead benchmark's world, a demand model written\n"
           "                 as DIR/forecast.csv and --days (default 7) of orders drawn from it\n"
-          "                 (default 60 stores, 200 SKUs, 1000 orders a day), with\n"
+          "                 (default 40 stores, 100 SKUs, 600 orders a day), with\n"
           "                 DIR/routing.yaml and DIR/routing_lookahead.yaml\n"
           "  --horizon-hours N, --refresh-events N\n"
-          "                 the look-ahead block of routing_lookahead.yaml (168, 2000)\n",
+          "                 the look-ahead block of routing_lookahead.yaml (168, 250)\n",
           f);
 }
 
@@ -1186,7 +1192,7 @@ int main(int argc, char **argv)
     int64_t seed = 1;
     bool set_stores = false, set_skus = false, set_orders = false, set_days = false;
     o.horizon_hours = 168;
-    o.refresh_events = 2000;
+    o.refresh_events = 250;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         bool ok = true;
         switch (ch) {
@@ -1253,9 +1259,9 @@ int main(int argc, char **argv)
     }
 
     if (o.demand) {
-        o.stores = set_stores ? o.stores : 60;
-        o.skus = set_skus ? o.skus : 200;
-        o.orders = set_orders ? o.orders : 1000;
+        o.stores = set_stores ? o.stores : 40;
+        o.skus = set_skus ? o.skus : 100;
+        o.orders = set_orders ? o.orders : 600;
         o.days = set_days ? o.days : 7;
     }
     world w = {0};

@@ -92,9 +92,11 @@ static void figures_of(const char *path, figures *out)
         out->splits += json_array_size(ships) > 1;
         size_t i;
         json_t *s;
-        json_array_foreach(ships, i, s) out->ship_cost += json_number_value(json_object_get(s, "cost"));
+        json_array_foreach(ships, i, s) out->ship_cost +=
+            json_number_value(json_object_get(s, "cost"));
         json_t *bo = json_object_get(a, "backordered");
-        json_array_foreach(bo, i, s) out->backordered += (long)json_integer_value(json_object_get(s, "qty"));
+        json_array_foreach(bo, i, s) out->backordered +=
+            (long)json_integer_value(json_object_get(s, "qty"));
     }
     json_decref(last);
     free(buf);
@@ -120,7 +122,8 @@ static bool eligible(const omo_rules *R, const omo_network *net, int n, const ch
                      const omo_service *svc)
 {
     const omo_node *nd = &net->nodes[n];
-    omo_method m = nd->type == OMO_NODE_WAREHOUSE ? OMO_METHOD_WAREHOUSE : OMO_METHOD_SHIP_FROM_STORE;
+    omo_method m =
+        nd->type == OMO_NODE_WAREHOUSE ? OMO_METHOD_WAREHOUSE : OMO_METHOD_SHIP_FROM_STORE;
     if (!nd->ship || !(svc->from_mask & OMO_TYPE_BIT(nd->type)))
         return false;
     for (size_t r = 0; r < R->nrules; r++) {
@@ -196,20 +199,20 @@ static double bound(const char *dir, double *backordered)
     int nbo = 0;
     int *bo_cols = NULL;
 
-#define NEW_COL(cost, upper)                                                                      \
-    do {                                                                                          \
-        if (ncols == capcols) {                                                                   \
-            capcols = capcols ? 2 * capcols : 1024;                                               \
-            cols = realloc(cols, sizeof *cols * capcols);                                         \
-            obj = realloc(obj, sizeof *obj * capcols);                                            \
-            ub = realloc(ub, sizeof *ub * capcols);                                               \
-            if (!cols || !obj || !ub)                                                             \
-                die("out of memory");                                                             \
-        }                                                                                         \
-        memset(&cols[ncols], 0, sizeof cols[ncols]);                                              \
-        obj[ncols] = (cost);                                                                      \
-        ub[ncols] = (upper);                                                                      \
-        ncols++;                                                                                  \
+#define NEW_COL(cost, upper)                                                                       \
+    do {                                                                                           \
+        if (ncols == capcols) {                                                                    \
+            capcols = capcols ? 2 * capcols : 1024;                                                \
+            cols = realloc(cols, sizeof *cols * capcols);                                          \
+            obj = realloc(obj, sizeof *obj * capcols);                                             \
+            ub = realloc(ub, sizeof *ub * capcols);                                                \
+            if (!cols || !obj || !ub)                                                              \
+                die("out of memory");                                                              \
+        }                                                                                          \
+        memset(&cols[ncols], 0, sizeof cols[ncols]);                                               \
+        obj[ncols] = (cost);                                                                       \
+        ub[ncols] = (upper);                                                                       \
+        ncols++;                                                                                   \
     } while (0)
 
     for (char *line = buf, *nl; *line; line = nl + 1) {

@@ -1792,7 +1792,7 @@ omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_even
         break;
     }
     if (r == OMO_APPLY_OK)
-        omo_lookahead_run_applied(eng->la, ++eng->applied, eng->inv);
+        omo_lookahead_run_applied(eng->la, ++eng->applied, eng->inv, eng->clock_ms);
     if (r == OMO_APPLY_DUPLICATE)
         eng->stats.duplicates++;
     else if (r == OMO_APPLY_INVALID || r == OMO_APPLY_CONFLICT)

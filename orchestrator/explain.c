@@ -205,9 +205,9 @@ static json_t *plan_json(const omo_explain_plan *p, const omo_explanation *ex,
     json_t *nodes = json_array();
     for (int s = 0; s < p->nships; s++)
         json_array_append_new(nodes, json_string(net->nodes[p->nodes[s]].id));
-    json_t *j = json_pack("{s:I,s:o,s:i,s:o}", "units", (json_int_t)p->units, "objective",
-                          fixed_json(p->objective, 1000000000LL), "shipments", p->nships, "nodes",
-                          nodes);
+    json_t *j =
+        json_pack("{s:I,s:o,s:i,s:o}", "units", (json_int_t)p->units, "objective",
+                  fixed_json(p->objective, 1000000000LL), "shipments", p->nships, "nodes", nodes);
     if (ex->lookahead)
         json_object_set_new(j, "lookahead_prices", fixed_json(p->priced, 1000000000LL));
     return j;
@@ -257,10 +257,10 @@ char *omo_explain_json(const omo_explanation *ex, const omo_network *net)
     json_t *root = json_pack(
         "{s:s,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:i,s:i,s:b,s:b}", "order_id", ex->order_id, "revision",
         ex->revision, "decided_at", omo_time_format(ex->decided_at_ms, t, sizeof t),
-        "rules_version", ex->rules_version, "lines", lines, "chosen", plan_json(&ex->chosen, ex, net),
-        "runner_up", plan_json(&ex->runner_up, ex, net), "nodes", nodes, "nodes_without_stock",
-        ex->nodes_without_stock, "max_shipments", ex->max_shipments, "split_lines", ex->split_lines,
-        "partial_deny", ex->partial_deny);
+        "rules_version", ex->rules_version, "lines", lines, "chosen",
+        plan_json(&ex->chosen, ex, net), "runner_up", plan_json(&ex->runner_up, ex, net), "nodes",
+        nodes, "nodes_without_stock", ex->nodes_without_stock, "max_shipments", ex->max_shipments,
+        "split_lines", ex->split_lines, "partial_deny", ex->partial_deny);
     if (ex->pickup_store >= 0)
         json_object_set_new(root, "pickup_store_id", json_string(net->nodes[ex->pickup_store].id));
     else

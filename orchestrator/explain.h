@@ -55,10 +55,10 @@ typedef struct omo_explanation {
     int max_shipments;
     bool split_lines, partial_deny;
     omo_explain_plan chosen, runner_up;
-    bool lookahead;            /* look-ahead priced some unit the decision looked at */
-    double weight;             /* look-ahead's weight */
-    omo_explain_plan myopic;   /* with prices: the plan the decision would take without them */
-    const char *rejected; /* the order's rejection reason, when rejected */
+    bool lookahead;          /* look-ahead priced some unit the decision looked at */
+    double weight;           /* look-ahead's weight */
+    omo_explain_plan myopic; /* with prices: the plan the decision would take without them */
+    const char *rejected;    /* the order's rejection reason, when rejected */
 } omo_explanation;
 
 typedef void (*omo_explain_fn)(void *ctx, const omo_explanation *ex);

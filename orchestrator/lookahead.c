@@ -106,7 +106,8 @@ bool omo_lookahead_read_forecast(omo_lookahead *la, const char *path, omo_diag *
             for (int i = 0; i < 4 && ok; i++)
                 ok = !strcmp(field[i], cols[i]);
             if (!ok) {
-                omo_diag_error(diag, &loc, "the forecast's header must be sku,lat,lon,units_per_day");
+                omo_diag_error(diag, &loc,
+                               "the forecast's header must be sku,lat,lon,units_per_day");
                 break;
             }
             continue;
@@ -114,8 +115,7 @@ bool omo_lookahead_read_forecast(omo_lookahead *la, const char *path, omo_diag *
         if (nf != 4) {
             if (nf > 4)
                 loc.col = col[4] - 1;
-            omo_diag_error(diag, &loc, "expected 4 fields (sku,lat,lon,units_per_day), got %d",
-                           nf);
+            omo_diag_error(diag, &loc, "expected 4 fields (sku,lat,lon,units_per_day), got %d", nf);
             continue;
         }
         raw_row r = {.order = nrows};
@@ -144,8 +144,9 @@ bool omo_lookahead_read_forecast(omo_lookahead *la, const char *path, omo_diag *
     fclose(f);
     if (!header) {
         omo_loc loc = {path, 1, 1};
-        omo_diag_error(diag, &loc, "the forecast is empty: it needs the header "
-                                   "sku,lat,lon,units_per_day");
+        omo_diag_error(diag, &loc,
+                       "the forecast is empty: it needs the header "
+                       "sku,lat,lon,units_per_day");
     }
     if (diag->count > start) {
         free(rows);
@@ -187,11 +188,11 @@ void omo_lookahead_free(omo_lookahead *la)
  * and which arcs are columns so far. */
 typedef struct block {
     size_t f;
-    int row0;        /* its first row, 1-based */
-    int nh, np;      /* supply rows, demand rows */
-    int *holders;    /* [nh] nodes */
-    int64_t *cost;   /* [j * nh + h]: one unit from holder h to point j, micro; INT64_MAX: none */
-    bool *in_lp;     /* [j * nh + h]: the arc is a column */
+    int row0;      /* its first row, 1-based */
+    int nh, np;    /* supply rows, demand rows */
+    int *holders;  /* [nh] nodes */
+    int64_t *cost; /* [j * nh + h]: one unit from holder h to point j, micro; INT64_MAX: none */
+    bool *in_lp;   /* [j * nh + h]: the arc is a column */
 } block;
 
 struct omo_price_lp {
@@ -199,6 +200,7 @@ struct omo_price_lp {
     const omo_rules *rules;
     const omo_lookahead *la;
     int64_t unserved; /* micro: what an unserved unit of demand costs in the LP */
+    double hours;     /* of demand counted */
     /* Arc costs under the rules that name no SKU, per (node, distinct forecast location), when
      * the table is of a sane size; SKUs some rule names get theirs computed. */
     size_t nloc;
@@ -291,6 +293,7 @@ omo_price_lp *omo_price_lp_create(const omo_network *net, const omo_rules *rules
     lp->net = net;
     lp->rules = rules;
     lp->la = la;
+    lp->hours = la->horizon_hours;
     /* An unserved unit costs twice the dearest one-unit shipment the rules allow, and one
      * more: the LP serves all the demand it can, and prices scarce units above any shipping
      * saving. */
@@ -305,8 +308,8 @@ omo_price_lp *omo_price_lp_create(const omo_network *net, const omo_rules *rules
         hhours = max64(hhours, net->nodes[n].handling_hours);
         pick = max64(pick, net->nodes[n].pick_cost_per_unit);
     }
-    lp->unserved = 2 * (zone + handling + pick + rules->hour_cost * (zhours + hhours) / 1000) +
-                   OMO_MICRO;
+    lp->unserved =
+        2 * (zone + handling + pick + rules->hour_cost * (zhours + hhours) / 1000) + OMO_MICRO;
     size_t nn = net->nnodes ? net->nnodes : 1;
     lp->order = omo_xmalloc(sizeof(int) * nn);
     lp->rule_ok = omo_xcalloc(rules->nrules + 1, sizeof(bool));
@@ -334,13 +337,18 @@ omo_price_lp *omo_price_lp_create(const omo_network *net, const omo_rules *rules
                 continue;
             const omo_forecast_point *p = &la->points[byloc[i]];
             for (size_t n = 0; n < net->nnodes; n++)
-                lp->generic[n * lp->nloc + (size_t)lp->loc_of[byloc[i]]] = arc_cost(
-                    lp, lp->rule_generic, (int)n,
-                    omo_distance_km(net->nodes[n].lat, net->nodes[n].lon, p->lat, p->lon));
+                lp->generic[n * lp->nloc + (size_t)lp->loc_of[byloc[i]]] =
+                    arc_cost(lp, lp->rule_generic, (int)n,
+                             omo_distance_km(net->nodes[n].lat, net->nodes[n].lon, p->lat, p->lon));
         }
     }
     free(byloc);
     return lp;
+}
+
+void omo_price_lp_set_hours(omo_price_lp *lp, double hours)
+{
+    lp->hours = hours;
 }
 
 void omo_price_lp_destroy(omo_price_lp *lp)
@@ -389,7 +397,7 @@ static bool build_block(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *
     const omo_forecast_sku *fs = &la->skus[f];
     size_t nn = net->nnodes;
     const int64_t *a = atp + f * nn;
-    double scale = la->horizon_hours / 24.0, demand = 0;
+    double scale = lp->hours / 24.0, demand = 0;
     memset(b, 0, sizeof *b);
     b->f = f;
     for (size_t j = 0; j < fs->n; j++)
@@ -437,8 +445,8 @@ static bool build_block(omo_price_lp *lp, glp_prob *P, size_t f, const int64_t *
             int n = b->holders[h];
             c[h] = generic ? lp->generic[(size_t)n * lp->nloc + (size_t)lp->loc_of[pi]]
                            : arc_cost(lp, lp->rule_ok, n,
-                                      omo_distance_km(net->nodes[n].lat, net->nodes[n].lon,
-                                                      pt->lat, pt->lon));
+                                      omo_distance_km(net->nodes[n].lat, net->nodes[n].lon, pt->lat,
+                                                      pt->lon));
             if (c[h] != INT64_MAX)
                 lp->order[k++] = h;
         }
@@ -587,13 +595,14 @@ struct omo_lookahead_run {
     int64_t *price; /* [f * nn + n], unweighted micro; NULL until the first prices take effect */
     /* being computed */
     pthread_t thread;
-    bool pending; /* a snapshot was taken; its prices take effect at due */
-    bool running; /* ... and a thread is computing them */
-    uint64_t due;   /* the applied count at which the prices being computed take effect */
-    int64_t *atp;   /* the snapshot */
-    int64_t *next;  /* the result */
+    bool pending;  /* a snapshot was taken; its prices take effect at due */
+    bool running;  /* ... and a thread is computing them */
+    uint64_t due;  /* the applied count at which the prices being computed take effect */
+    int64_t *atp;  /* the snapshot */
+    int64_t *next; /* the result */
     int64_t *last_atp, *last_price; /* the previous snapshot and its prices */
     bool have_last;
+    double last_hours;
     /* inventory SKU id -> forecast SKU index (-1: none), filled as SKUs are looked up */
     int *fsku;
     size_t cap_fsku;
@@ -626,7 +635,7 @@ omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_ru
 static void compute(omo_lookahead_run *run)
 {
     size_t nn = run->nn;
-    if (!run->have_last) {
+    if (!run->have_last || run->last_hours != run->lp->hours) {
         omo_price_lp_solve(run->lp, run->atp, false, run->next);
     } else {
         for (size_t f = 0; f < run->nf; f++) {
@@ -640,6 +649,7 @@ static void compute(omo_lookahead_run *run)
     memcpy(run->last_atp, run->atp, sizeof(int64_t) * cells(run));
     memcpy(run->last_price, run->next, sizeof(int64_t) * cells(run));
     run->have_last = true;
+    run->last_hours = run->lp->hours;
 }
 
 static void *price_thread(void *arg)
@@ -672,7 +682,8 @@ void omo_lookahead_run_destroy(omo_lookahead_run *run)
     free(run);
 }
 
-void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inventory *inv)
+void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inventory *inv,
+                               int64_t now_ms)
 {
     if (!run)
         return;
@@ -686,6 +697,12 @@ void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inv
     }
     if (applied % every == 0 && !run->pending) {
         omo_price_lp_snapshot(run->lp, inv, run->atp);
+        double hours = run->la->horizon_hours;
+        if (run->la->horizon_end_ms) {
+            double left = (double)(run->la->horizon_end_ms - now_ms) / 3.6e6;
+            hours = left < 0 ? 0 : left < hours ? left : hours;
+        }
+        omo_price_lp_set_hours(run->lp, hours);
         run->due = applied + every;
         run->pending = true;
         run->running = pthread_create(&run->thread, NULL, price_thread, run) == 0;
@@ -716,8 +733,7 @@ int64_t omo_lookahead_run_raw_price(omo_lookahead_run *run, const omo_inventory 
     return lookup(run, inv, sku, node);
 }
 
-int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
-                                int node)
+int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku, int node)
 {
     int64_t p = lookup(run, inv, sku, node);
     if (!p)

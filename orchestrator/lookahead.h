@@ -32,8 +32,9 @@ typedef struct omo_lookahead {
     size_t npoints;
     omo_forecast_sku *skus; /* sorted by SKU in byte order */
     size_t nskus;
-    omo_strmap sku_index; /* sku -> index into skus */
-    double horizon_hours; /* default 24 */
+    omo_strmap sku_index;   /* sku -> index into skus */
+    double horizon_hours;   /* default 24 */
+    int64_t horizon_end_ms; /* extension `horizon_end`: demand is counted up to it; 0: none */
     int64_t refresh_events; /* default 5000 */
     double weight;          /* default 1; 0 turns look-ahead off */
     omo_loc loc;            /* the block's mapping */
@@ -61,6 +62,9 @@ void omo_price_lp_destroy(omo_price_lp *lp);
  * degenerate ties; kept for measuring which is faster). Thread: any, one call at a time. */
 void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_t *price);
 
+/* The hours of demand the LP counts (horizon_hours until set). */
+void omo_price_lp_set_hours(omo_price_lp *lp, double hours);
+
 /* The same for forecast SKU f alone: writes price[f * nnodes + n] for every n. */
 void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price);
 
@@ -78,10 +82,12 @@ omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_ru
 /* Waits for a computation in flight. Accepts NULL. */
 void omo_lookahead_run_destroy(omo_lookahead_run *run);
 
-/* Call after the applied-th event was applied (1-based, counting events that took effect):
+/* Call after the applied-th event was applied (1-based, counting events that took effect), now_ms
+ * the latest event time seen (where the horizon starts):
  * installs the prices computed refresh_events events ago, and every refresh_events events takes
  * a snapshot of inv and starts computing the next ones. Thread: the engine's. */
-void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inventory *inv);
+void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inventory *inv,
+                               int64_t now_ms);
 
 /* weight x the price of a unit of sku (inventory id) at node, in millionths of money: 0 until
  * prices are in effect, or when the SKU has no forecast. */

@@ -47,10 +47,11 @@ static const omo_ykey top_keys[R_KEYS] = {
     [R_LOOKAHEAD] = {"lookahead", OMO_YT_MAP, 0, 0, 0},
 };
 
-enum { L_FORECAST, L_HORIZON_HOURS, L_REFRESH_EVENTS, L_WEIGHT, L_KEYS };
+enum { L_FORECAST, L_HORIZON_HOURS, L_HORIZON_END, L_REFRESH_EVENTS, L_WEIGHT, L_KEYS };
 static const omo_ykey lookahead_keys[L_KEYS] = {
     [L_FORECAST] = {"forecast", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [L_HORIZON_HOURS] = {"horizon_hours", OMO_YT_NUMBER, OMO_YK_MIN | OMO_YK_MAX, 0, 24 * 366},
+    [L_HORIZON_END] = {"horizon_end", OMO_YT_STR, 0, 0, 0},
     [L_REFRESH_EVENTS] = {"refresh_events", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 1, 1e12},
     [L_WEIGHT] = {"weight", OMO_YT_NUMBER, OMO_YK_MIN, 0, 0},
 };
@@ -307,6 +308,9 @@ static void read_lookahead(omo_rules *rules, const omo_ynode *map, omo_diag *dia
     la->horizon_hours = v[L_HORIZON_HOURS].node ? v[L_HORIZON_HOURS].d : 24.0;
     la->refresh_events = v[L_REFRESH_EVENTS].node ? v[L_REFRESH_EVENTS].i : 5000;
     la->weight = v[L_WEIGHT].node ? v[L_WEIGHT].d : 1.0;
+    if (v[L_HORIZON_END].node && !omo_time_parse(v[L_HORIZON_END].str, &la->horizon_end_ms))
+        omo_diag_error(diag, &v[L_HORIZON_END].node->loc,
+                       "horizon_end must be an RFC 3339 time like 2026-11-30T00:00:00Z");
     if (v[L_HORIZON_HOURS].node && la->horizon_hours <= 0)
         omo_diag_error(diag, &v[L_HORIZON_HOURS].node->loc, "horizon_hours must be greater than 0");
     if (!v[L_FORECAST].node || diag->count > before)

@@ -62,7 +62,7 @@ typedef struct omo_rules {
     omo_rule *rules;
     size_t nrules;
     omo_lookahead *lookahead; /* the `lookahead:` block, NULL without one (contract section 13) */
-    char version_hash[17]; /* FNV-1a 64 of the file's bytes, 16 hex digits */
+    char version_hash[17];    /* FNV-1a 64 of the file's bytes, 16 hex digits */
 } omo_rules;
 
 /* Loads routing.yaml. With a network, node ids are checked and resolved; without one only the

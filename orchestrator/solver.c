@@ -287,7 +287,7 @@ typedef struct line_search {
     int used[OMO_PLAN_MAX_SHIP];
     const omo_cand *cand[OMO_PLAN_MAX_SHIP];
     bool refill;
-    int64_t load[OMO_PLAN_MAX_SHIP]; /* units taken at each node, capacity aside */
+    int64_t load[OMO_PLAN_MAX_SHIP];          /* units taken at each node, capacity aside */
     int64_t suffix_units[OMO_MAX_GROUPS + 1]; /* the most the lines from l on can add */
     int64_t min_pick;
     int64_t units, cost;
@@ -490,8 +490,8 @@ static void eval_split(omo_solver *sv, int k)
             line_edge[l * k + s] = -1;
             if (sv->avail[sv->set[s] * L + l] > 0) {
                 line_edge[l * k + s] = ne;
-                add_edge(e, &ne, 2 + l, 2 + L + s * G + p->group[l], p->qty[l],
-                         unit_cost(p, c, l), from);
+                add_edge(e, &ne, 2 + l, 2 + L + s * G + p->group[l], p->qty[l], unit_cost(p, c, l),
+                         from);
             }
         }
     }

@@ -57,7 +57,8 @@ omo_solver *omo_solver_create(void);
 void omo_solver_destroy(omo_solver *sv);
 
 /* Solves prob: among the plans with the most units, the smallest objective plus the candidates'
- * unit prices of the units taken, then the fewest shipments, then the smallest node ids. The returned plan lives in sv until the next call. Counts statistics. */
+ * unit prices of the units taken, then the fewest shipments, then the smallest node ids. The
+ * returned plan lives in sv until the next call. Counts statistics. */
 const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *prob);
 
 /* After a solve with explain: the best plan on a node set other than the chosen one's, or NULL

@@ -145,7 +145,7 @@ static void lp_close(lp_case *c)
     omo_network_destroy(c->net);
 }
 
-#define AT(arr, f, n) (arr)[(size_t)(f) * c.nn + (size_t)(n)]
+#define AT(arr, f, n) (arr)[(size_t)(f)*c.nn + (size_t)(n)]
 
 Test(lookahead, duals_of_a_tiny_network_are_the_hand_computed_prices)
 {
@@ -402,8 +402,8 @@ Test(lookahead, the_per_order_step_is_the_brute_force_optimum_with_prices)
             }
         }
         cr_assert_eq(plan->priced, priced, "iter %d", iter);
-        cr_assert_eq(plan->objective - plan->priced, omo_objective(&p, plan->nships, plan->cand, per),
-                     "iter %d", iter);
+        cr_assert_eq(plan->objective - plan->priced,
+                     omo_objective(&p, plan->nships, plan->cand, per), "iter %d", iter);
         /* Whether the prices moved the choice: solved again without them. */
         if (with_prices && plan->priced) {
             int first = plan->nships ? cands[plan->cand[0]].node : -1;
