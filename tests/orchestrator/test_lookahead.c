@@ -66,6 +66,7 @@ Test(lookahead, the_block_loads_with_its_forecast)
     cr_assert_float_eq(la->horizon_hours, 24.0, 1e-12);
     cr_assert_eq(la->refresh_events, 3);
     cr_assert_float_eq(la->weight, 0.8, 1e-12);
+    cr_assert_eq(la->horizon_end_ms, 0);
     /* SKUs sorted, points grouped by SKU in file order. */
     cr_assert_eq(la->nskus, 2);
     cr_assert_str_eq(la->skus[0].sku, "SKU-A");
@@ -81,11 +82,13 @@ Test(lookahead, broken_blocks_and_forecasts_name_file_line_and_column)
 {
     const char *block[] = {
         FIX "broken_lookahead_block.yaml:12:3: error: unknown key 'refresh' (valid keys: "
-            "forecast, horizon_hours, refresh_events, weight)",
+            "forecast, horizon_hours, horizon_end, refresh_events, weight)",
         FIX "broken_lookahead_block.yaml:13:11: error: weight must not be negative",
         FIX "broken_lookahead_block.yaml:14:18: error: horizon_hours must be greater than 0",
+        FIX "broken_lookahead_block.yaml:15:16: error: horizon_end must be an RFC 3339 time like "
+            "2026-11-30T00:00:00Z",
     };
-    expect_errors(FIX "broken_lookahead_block.yaml", 3, block);
+    expect_errors(FIX "broken_lookahead_block.yaml", 4, block);
     const char *missing[] = {
         FIX "broken_lookahead_missing.yaml:11:13: error: cannot read the forecast " FIX
             "no_such_forecast.csv: No such file or directory",
@@ -200,6 +203,12 @@ Test(lookahead, the_horizon_scales_the_demand)
     cr_assert_eq(AT(c.price, 0, c.a), 0);
     cr_assert_eq(AT(c.price, 0, c.b), 0);
     /* Without W, each city still has its store's unit for its 0.75: no price. */
+    /* 48 hours (as horizon_end may leave): 3 units per city, W serves what the store cannot at
+     * 6.50, so the store's unit is worth 2.50 again. */
+    omo_price_lp_set_hours(c.lp, 48);
+    omo_price_lp_solve(c.lp, c.atp, false, c.price);
+    cr_assert_eq(AT(c.price, 0, c.a), 2500000, "%lld", (long long)AT(c.price, 0, c.a));
+    omo_price_lp_set_hours(c.lp, 12);
     AT(c.atp, 0, c.w) = 0;
     omo_price_lp_solve(c.lp, c.atp, false, c.price);
     cr_assert_eq(AT(c.price, 0, c.a), 0);
