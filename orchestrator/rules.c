@@ -316,7 +316,9 @@ static void read_lookahead(omo_rules *rules, const omo_ynode *map, omo_diag *dia
     if (!v[L_FORECAST].node || diag->count > before)
         return;
     const char *f = v[L_FORECAST].str;
-    const char *slash = strrchr(rules->path, '/');
+    /* Rules that did not come from a file are named by a label with a space ("PUT /rules",
+     * "rules HASH"): their forecast path is taken as it is, from the working directory. */
+    const char *slash = strchr(rules->path, ' ') ? NULL : strrchr(rules->path, '/');
     if (f[0] == '/' || !slash) {
         la->forecast = omo_xstrdup(f);
     } else {
