@@ -711,7 +711,7 @@ void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inv
     }
 }
 
-static int64_t lookup(omo_lookahead_run *run, const omo_inventory *inv, int sku, int node)
+int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku, int node)
 {
     if (!run || !run->price || sku < 0)
         return 0;
@@ -724,20 +724,7 @@ static int64_t lookup(omo_lookahead_run *run, const omo_inventory *inv, int sku,
     if (run->fsku[sku] == -2)
         run->fsku[sku] = omo_strmap_get(&run->la->sku_index, omo_inventory_sku_name(inv, sku));
     int f = run->fsku[sku];
-    return f < 0 ? 0 : run->price[(size_t)f * run->nn + (size_t)node];
-}
-
-int64_t omo_lookahead_run_raw_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
-                                    int node)
-{
-    return lookup(run, inv, sku, node);
-}
-
-int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku, int node)
-{
-    int64_t p = lookup(run, inv, sku, node);
-    if (!p)
-        return 0;
-    /* weight x price, rounded half away from zero, without overflow for sane magnitudes */
-    return (int64_t)llround((double)p * (double)run->weight_micro / OMO_MICRO);
+    int64_t p = f < 0 ? 0 : run->price[(size_t)f * run->nn + (size_t)node];
+    /* weight x price, rounded half away from zero */
+    return p ? (int64_t)llround((double)p * (double)run->weight_micro / OMO_MICRO) : 0;
 }

@@ -94,8 +94,4 @@ void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inv
 int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
                                 int node);
 
-/* The unweighted price, for explanations. */
-int64_t omo_lookahead_run_raw_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
-                                    int node);
-
 #endif

@@ -468,3 +468,26 @@ Test(lookahead, weight_0_decides_byte_for_byte_as_without_the_block)
     free(on);
     free(again);
 }
+
+Test(lookahead, explain_shows_the_prices_and_the_myopic_choice)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s explain --network " FIX "lookahead_network.yaml --rules " FIX
+             "lookahead_rules.yaml --events " FIX "lookahead_events.jsonl O-1",
+             OMO_BINARY);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    char *buf = calloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    cr_assert_eq(pclose(f), 0);
+    /* O-1 went to W; S-A, as near, was the myopic choice: its unit is priced 0.8 x 2.50. */
+    cr_assert(strstr(buf, "Chosen:    W 1u; 1 unit, objective 6.5\n"), "%s", buf);
+    cr_assert(strstr(buf, "Look-ahead: weight 0.8; the chosen units are priced 0\n"), "%s", buf);
+    cr_assert(strstr(buf, "Myopic:    S-A; objective 6.5, prices 2: the prices made the choice, 0 "
+                          "more now to keep units priced 2\n"),
+              "%s", buf);
+    cr_assert(strstr(buf, "1: atp 1, runner-up 1, price 2\n"), "%s", buf);
+    free(buf);
+}
