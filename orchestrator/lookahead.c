@@ -483,7 +483,8 @@ static int price_out(glp_prob *P, block *b)
 /* Solves P to the optimum of the whole LP, arcs left out included: after each solve, the arcs
  * whose reduced cost is negative become columns, until none is (then the duals are feasible
  * for every arc, and the solution is optimal for the whole LP). Writes the prices. */
-static void solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64_t *price)
+static void solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64_t *price,
+                         double *flow)
 {
     if (nb == 0)
         return;
@@ -504,6 +505,8 @@ static void solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64
         for (int h = 0; h < b->nh; h++) {
             double d = -glp_get_row_dual(P, b->row0 + h);
             price[b->f * nn + (size_t)b->holders[h]] = d > 0 ? llround(d * OMO_MICRO) : 0;
+            if (flow)
+                flow[b->f * nn + (size_t)b->holders[h]] = glp_get_row_prim(P, b->row0 + h);
         }
     }
 }
@@ -515,15 +518,18 @@ static void free_block(block *b)
     free(b->in_lp);
 }
 
-void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price)
+void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price,
+                            double *flow)
 {
     size_t nn = lp->net->nnodes;
     memset(price + f * nn, 0, sizeof(int64_t) * nn);
+    if (flow)
+        memset(flow + f * nn, 0, sizeof(double) * nn);
     glp_prob *P = glp_create_prob();
     glp_set_obj_dir(P, GLP_MIN);
     block b;
     if (build_block(lp, P, f, atp, &b)) {
-        solve_blocks(P, &b, 1, nn, price);
+        solve_blocks(P, &b, 1, nn, price, flow);
         free_block(&b);
     }
     glp_delete_prob(P);
@@ -534,7 +540,7 @@ void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_
     size_t nn = lp->net->nnodes, nf = lp->la->nskus;
     if (!joint) {
         for (size_t f = 0; f < nf; f++)
-            omo_price_lp_solve_sku(lp, atp, f, price);
+            omo_price_lp_solve_sku(lp, atp, f, price, NULL);
         return;
     }
     memset(price, 0, sizeof(int64_t) * nn * nf);
@@ -544,7 +550,7 @@ void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_
     glp_set_obj_dir(P, GLP_MIN);
     for (size_t f = 0; f < nf; f++)
         nb += build_block(lp, P, f, atp, &blocks[nb]);
-    solve_blocks(P, blocks, nb, nn, price);
+    solve_blocks(P, blocks, nb, nn, price, NULL);
     glp_delete_prob(P);
     for (size_t i = 0; i < nb; i++)
         free_block(&blocks[i]);
@@ -601,6 +607,7 @@ struct omo_lookahead_run {
     int64_t *atp;  /* the snapshot */
     int64_t *next; /* the result */
     int64_t *last_atp, *last_price; /* the previous snapshot and its prices */
+    double *last_flow;              /* what each node shipped in the solution they came from */
     bool have_last;
     double last_hours;
     /* inventory SKU id -> forecast SKU index (-1: none), filled as SKUs are looked up */
@@ -627,24 +634,38 @@ omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_ru
     run->next = omo_xmalloc(sizeof(int64_t) * cells(run));
     run->last_atp = omo_xmalloc(sizeof(int64_t) * cells(run));
     run->last_price = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->last_flow = omo_xcalloc(cells(run), sizeof(double));
     return run;
 }
 
-/* The next prices: a SKU whose ATP is what it was at the last snapshot keeps its prices (the
- * LP would give them again), the others are solved. */
+/* Whether the last solution of SKU f is still optimal, with the same duals, for ATP a: the
+ * demand is the same, and every node's ATP either is unchanged, or changed where the last
+ * solution left room (so its dual was 0) and still covers what it shipped. */
+static bool still_optimal(const omo_lookahead_run *run, size_t f, const int64_t *a)
+{
+    size_t nn = run->nn;
+    const int64_t *was = run->last_atp + f * nn, *p = run->last_price + f * nn;
+    const double *fl = run->last_flow + f * nn;
+    if (!run->have_last || run->last_hours != run->lp->hours)
+        return false;
+    for (size_t n = 0; n < nn; n++)
+        if (a[n] != was[n] &&
+            !(p[n] == 0 && fl[n] < (double)was[n] - 1e-9 && (double)a[n] >= fl[n] - 1e-9))
+            return false;
+    return true;
+}
+
+/* The next prices: a SKU whose last solution is still optimal keeps its prices (and what each
+ * node shipped in it), the others are solved. */
 static void compute(omo_lookahead_run *run)
 {
     size_t nn = run->nn;
-    if (!run->have_last || run->last_hours != run->lp->hours) {
-        omo_price_lp_solve(run->lp, run->atp, false, run->next);
-    } else {
-        for (size_t f = 0; f < run->nf; f++) {
-            const int64_t *a = run->atp + f * nn;
-            if (!memcmp(a, run->last_atp + f * nn, sizeof(int64_t) * nn))
-                memcpy(run->next + f * nn, run->last_price + f * nn, sizeof(int64_t) * nn);
-            else
-                omo_price_lp_solve_sku(run->lp, run->atp, f, run->next);
-        }
+    for (size_t f = 0; f < run->nf; f++) {
+        const int64_t *a = run->atp + f * nn;
+        if (still_optimal(run, f, a))
+            memcpy(run->next + f * nn, run->last_price + f * nn, sizeof(int64_t) * nn);
+        else
+            omo_price_lp_solve_sku(run->lp, run->atp, f, run->next, run->last_flow);
     }
     memcpy(run->last_atp, run->atp, sizeof(int64_t) * cells(run));
     memcpy(run->last_price, run->next, sizeof(int64_t) * cells(run));
@@ -678,6 +699,7 @@ void omo_lookahead_run_destroy(omo_lookahead_run *run)
     free(run->next);
     free(run->last_atp);
     free(run->last_price);
+    free(run->last_flow);
     free(run->fsku);
     free(run);
 }

@@ -65,8 +65,10 @@ void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_
 /* The hours of demand the LP counts (horizon_hours until set). */
 void omo_price_lp_set_hours(omo_price_lp *lp, double hours);
 
-/* The same for forecast SKU f alone: writes price[f * nnodes + n] for every n. */
-void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price);
+/* The same for forecast SKU f alone: writes price[f * nnodes + n] for every n, and when flow is
+ * not NULL, what the solution ships from each node to flow[f * nnodes + n]. */
+void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price,
+                            double *flow);
 
 /* ATP of every forecast SKU at every node in inv, as the LP takes it: on hand less reserved less
  * the safety stock of the node and of the rules whose `when` names no channel or service. */
