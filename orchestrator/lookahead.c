@@ -209,6 +209,10 @@ struct omo_price_lp {
     bool *rule_ok; /* per rule: its when can match the SKU at hand */
     bool *rule_generic;
     int *order; /* scratch: holders by cost */
+    /* omo_price_lp_solve_warm: each SKU's last problem, solved again from its last basis */
+    glp_prob **warm;
+    block *warm_block;
+    bool *mark; /* scratch: per node */
 };
 
 static int64_t max64(int64_t a, int64_t b)
@@ -360,6 +364,10 @@ void omo_price_lp_destroy(omo_price_lp *lp)
     free(lp->rule_generic);
     free(lp->loc_of);
     free(lp->generic);
+    omo_price_lp_drop_warm(lp);
+    free(lp->warm);
+    free(lp->warm_block);
+    free(lp->mark);
     free(lp);
 }
 
@@ -483,17 +491,20 @@ static int price_out(glp_prob *P, block *b)
 /* Solves P to the optimum of the whole LP, arcs left out included: after each solve, the arcs
  * whose reduced cost is negative become columns, until none is (then the duals are feasible
  * for every arc, and the solution is optimal for the whole LP). Writes the prices. */
-static void solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64_t *price,
-                         double *flow)
+static bool solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64_t *price,
+                         double *flow, bool warm)
 {
     if (nb == 0)
-        return;
+        return true;
     glp_smcp parm;
     glp_init_smcp(&parm);
     parm.msg_lev = GLP_MSG_OFF;
+    /* From the last optimum after new bounds, the basis is still dual feasible. */
+    parm.meth = warm ? GLP_DUALP : GLP_PRIMAL;
     for (;;) {
         if (glp_simplex(P, &parm) != 0 || glp_get_status(P) != GLP_OPT)
-            return; /* no prices rather than wrong ones */
+            return false;       /* no prices rather than wrong ones */
+        parm.meth = GLP_PRIMAL; /* new columns keep the basis primal feasible */
         int added = 0;
         for (size_t i = 0; i < nb; i++)
             added += price_out(P, &blocks[i]);
@@ -509,6 +520,7 @@ static void solve_blocks(glp_prob *P, block *blocks, size_t nb, size_t nn, int64
                 flow[b->f * nn + (size_t)b->holders[h]] = glp_get_row_prim(P, b->row0 + h);
         }
     }
+    return true;
 }
 
 static void free_block(block *b)
@@ -529,7 +541,7 @@ void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int6
     glp_set_obj_dir(P, GLP_MIN);
     block b;
     if (build_block(lp, P, f, atp, &b)) {
-        solve_blocks(P, &b, 1, nn, price, flow);
+        solve_blocks(P, &b, 1, nn, price, flow, false);
         free_block(&b);
     }
     glp_delete_prob(P);
@@ -550,11 +562,73 @@ void omo_price_lp_solve(omo_price_lp *lp, const int64_t *atp, bool joint, int64_
     glp_set_obj_dir(P, GLP_MIN);
     for (size_t f = 0; f < nf; f++)
         nb += build_block(lp, P, f, atp, &blocks[nb]);
-    solve_blocks(P, blocks, nb, nn, price, NULL);
+    solve_blocks(P, blocks, nb, nn, price, NULL, false);
     glp_delete_prob(P);
     for (size_t i = 0; i < nb; i++)
         free_block(&blocks[i]);
     free(blocks);
+}
+
+void omo_price_lp_drop_warm(omo_price_lp *lp)
+{
+    for (size_t f = 0; lp->warm && f < lp->la->nskus; f++)
+        if (lp->warm[f]) {
+            glp_delete_prob(lp->warm[f]);
+            free_block(&lp->warm_block[f]);
+            lp->warm[f] = NULL;
+        }
+}
+
+void omo_price_lp_solve_warm(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price,
+                             double *flow)
+{
+    size_t nn = lp->net->nnodes;
+    const int64_t *a = atp + f * nn;
+    if (!lp->warm) {
+        lp->warm = omo_xcalloc(lp->la->nskus, sizeof *lp->warm);
+        lp->warm_block = omo_xcalloc(lp->la->nskus, sizeof *lp->warm_block);
+        lp->mark = omo_xcalloc(nn ? nn : 1, sizeof(bool));
+    }
+    glp_prob *P = lp->warm[f];
+    block *b = &lp->warm_block[f];
+    if (P) {
+        /* Usable when every node holding ATP has its row: then new bounds are all it takes. */
+        for (int h = 0; h < b->nh; h++)
+            lp->mark[b->holders[h]] = true;
+        bool fits = true;
+        for (size_t n = 0; n < nn && fits; n++)
+            fits = a[n] <= 0 || lp->mark[n];
+        for (int h = 0; h < b->nh; h++)
+            lp->mark[b->holders[h]] = false;
+        if (fits) {
+            const omo_forecast_sku *fs = &lp->la->skus[f];
+            for (int h = 0; h < b->nh; h++)
+                glp_set_row_bnds(P, b->row0 + h, GLP_UP, 0.0, (double)a[b->holders[h]]);
+            for (int j = 0; j < b->np; j++) {
+                double d = lp->la->points[fs->first + (size_t)j].units_per_day * lp->hours / 24.0;
+                glp_set_row_bnds(P, b->row0 + b->nh + j, GLP_FX, d, d);
+            }
+            memset(price + f * nn, 0, sizeof(int64_t) * nn);
+            memset(flow + f * nn, 0, sizeof(double) * nn);
+            if (solve_blocks(P, b, 1, nn, price, flow, true))
+                return;
+        }
+        glp_delete_prob(P);
+        free_block(b);
+        lp->warm[f] = NULL;
+    }
+    memset(price + f * nn, 0, sizeof(int64_t) * nn);
+    memset(flow + f * nn, 0, sizeof(double) * nn);
+    P = glp_create_prob();
+    glp_set_obj_dir(P, GLP_MIN);
+    if (build_block(lp, P, f, atp, b) && solve_blocks(P, b, 1, nn, price, flow, false)) {
+        lp->warm[f] = P;
+        return;
+    }
+    if (b->holders)
+        free_block(b);
+    memset(b, 0, sizeof *b);
+    glp_delete_prob(P);
 }
 
 void omo_price_lp_snapshot(const omo_price_lp *lp, omo_inventory *inv, int64_t *atp)
@@ -599,13 +673,17 @@ struct omo_lookahead_run {
     int64_t weight_micro; /* weight in millionths */
     /* in effect */
     int64_t *price; /* [f * nn + n], unweighted micro; NULL until the first prices take effect */
-    /* being computed */
+    /* being computed, by a thread of the run's own (GLPK's problems live in the thread that
+     * made them, and each SKU's is kept for the next refresh) */
     pthread_t thread;
-    bool pending;  /* a snapshot was taken; its prices take effect at due */
-    bool running;  /* ... and a thread is computing them */
-    uint64_t due;  /* the applied count at which the prices being computed take effect */
-    int64_t *atp;  /* the snapshot */
-    int64_t *next; /* the result */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool threaded;  /* the thread is there; else the engine's thread computes */
+    bool job, quit; /* under mu: a snapshot to price; the run is ending */
+    bool pending;   /* a snapshot was taken; its prices take effect at due */
+    uint64_t due;   /* the applied count at which the prices being computed take effect */
+    int64_t *atp;   /* the snapshot */
+    int64_t *next;  /* the result */
     int64_t *last_atp, *last_price; /* the previous snapshot and its prices */
     double *last_flow;              /* what each node shipped in the solution they came from */
     bool have_last;
@@ -618,24 +696,6 @@ struct omo_lookahead_run {
 static size_t cells(const omo_lookahead_run *run)
 {
     return run->nn * run->nf > 0 ? run->nn * run->nf : 1;
-}
-
-omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_rules *rules)
-{
-    if (!rules->lookahead || rules->lookahead->weight <= 0 || rules->lookahead->nskus == 0)
-        return NULL;
-    omo_lookahead_run *run = omo_xcalloc(1, sizeof *run);
-    run->la = rules->lookahead;
-    run->lp = omo_price_lp_create(net, rules);
-    run->nn = net->nnodes;
-    run->nf = run->la->nskus;
-    run->weight_micro = llround(run->la->weight * OMO_MICRO);
-    run->atp = omo_xmalloc(sizeof(int64_t) * cells(run));
-    run->next = omo_xmalloc(sizeof(int64_t) * cells(run));
-    run->last_atp = omo_xmalloc(sizeof(int64_t) * cells(run));
-    run->last_price = omo_xmalloc(sizeof(int64_t) * cells(run));
-    run->last_flow = omo_xcalloc(cells(run), sizeof(double));
-    return run;
 }
 
 /* Whether the last solution of SKU f is still optimal, with the same duals, for ATP a: the
@@ -656,7 +716,7 @@ static bool still_optimal(const omo_lookahead_run *run, size_t f, const int64_t 
 }
 
 /* The next prices: a SKU whose last solution is still optimal keeps its prices (and what each
- * node shipped in it), the others are solved. */
+ * node shipped in it), the others are solved again from their last basis. */
 static void compute(omo_lookahead_run *run)
 {
     size_t nn = run->nn;
@@ -665,7 +725,7 @@ static void compute(omo_lookahead_run *run)
         if (still_optimal(run, f, a))
             memcpy(run->next + f * nn, run->last_price + f * nn, sizeof(int64_t) * nn);
         else
-            omo_price_lp_solve_sku(run->lp, run->atp, f, run->next, run->last_flow);
+            omo_price_lp_solve_warm(run->lp, run->atp, f, run->next, run->last_flow);
     }
     memcpy(run->last_atp, run->atp, sizeof(int64_t) * cells(run));
     memcpy(run->last_price, run->next, sizeof(int64_t) * cells(run));
@@ -675,24 +735,71 @@ static void compute(omo_lookahead_run *run)
 
 static void *price_thread(void *arg)
 {
-    compute(arg);
+    omo_lookahead_run *run = arg;
+    pthread_mutex_lock(&run->mu);
+    for (;;) {
+        while (!run->job && !run->quit)
+            pthread_cond_wait(&run->cv, &run->mu);
+        if (!run->job)
+            break;
+        pthread_mutex_unlock(&run->mu);
+        compute(run);
+        pthread_mutex_lock(&run->mu);
+        run->job = false;
+        pthread_cond_broadcast(&run->cv);
+    }
+    pthread_mutex_unlock(&run->mu);
+    omo_price_lp_drop_warm(run->lp);
     glp_free_env(); /* GLPK's memory of this thread */
     return NULL;
 }
 
+/* Waits until the snapshot in hand is priced. */
 static void finish(omo_lookahead_run *run)
 {
-    if (!run->running)
+    if (!run->threaded)
         return;
-    pthread_join(run->thread, NULL);
-    run->running = false;
+    pthread_mutex_lock(&run->mu);
+    while (run->job)
+        pthread_cond_wait(&run->cv, &run->mu);
+    pthread_mutex_unlock(&run->mu);
+}
+
+omo_lookahead_run *omo_lookahead_run_create(const omo_network *net, const omo_rules *rules)
+{
+    if (!rules->lookahead || rules->lookahead->weight <= 0 || rules->lookahead->nskus == 0)
+        return NULL;
+    omo_lookahead_run *run = omo_xcalloc(1, sizeof *run);
+    run->la = rules->lookahead;
+    run->lp = omo_price_lp_create(net, rules);
+    run->nn = net->nnodes;
+    run->nf = run->la->nskus;
+    run->weight_micro = llround(run->la->weight * OMO_MICRO);
+    run->atp = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->next = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->last_atp = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->last_price = omo_xmalloc(sizeof(int64_t) * cells(run));
+    run->last_flow = omo_xcalloc(cells(run), sizeof(double));
+    pthread_mutex_init(&run->mu, NULL);
+    pthread_cond_init(&run->cv, NULL);
+    /* Without a thread to be had, the engine's computes the same prices at the same events. */
+    run->threaded = pthread_create(&run->thread, NULL, price_thread, run) == 0;
+    return run;
 }
 
 void omo_lookahead_run_destroy(omo_lookahead_run *run)
 {
     if (!run)
         return;
-    finish(run);
+    if (run->threaded) {
+        pthread_mutex_lock(&run->mu);
+        run->quit = true;
+        pthread_cond_broadcast(&run->cv);
+        pthread_mutex_unlock(&run->mu);
+        pthread_join(run->thread, NULL);
+    }
+    pthread_mutex_destroy(&run->mu);
+    pthread_cond_destroy(&run->cv);
     omo_price_lp_destroy(run->lp);
     free(run->price);
     free(run->atp);
@@ -727,9 +834,14 @@ void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inv
         omo_price_lp_set_hours(run->lp, hours);
         run->due = applied + every;
         run->pending = true;
-        run->running = pthread_create(&run->thread, NULL, price_thread, run) == 0;
-        if (!run->running) /* no thread to be had: the same prices, computed here */
+        if (run->threaded) {
+            pthread_mutex_lock(&run->mu);
+            run->job = true;
+            pthread_cond_broadcast(&run->cv);
+            pthread_mutex_unlock(&run->mu);
+        } else {
             compute(run);
+        }
     }
 }
 

@@ -70,6 +70,14 @@ void omo_price_lp_set_hours(omo_price_lp *lp, double hours);
 void omo_price_lp_solve_sku(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price,
                             double *flow);
 
+/* The same again, from the basis of the SKU's last solve when the nodes holding ATP still have
+ * their rows (else from scratch): the prices are those of an optimum of the same LP, the same
+ * for the same sequence of calls. Keeps each SKU's problem; the thread that made them must
+ * drop them (omo_price_lp_drop_warm, or destroy). */
+void omo_price_lp_solve_warm(omo_price_lp *lp, const int64_t *atp, size_t f, int64_t *price,
+                             double *flow);
+void omo_price_lp_drop_warm(omo_price_lp *lp);
+
 /* ATP of every forecast SKU at every node in inv, as the LP takes it: on hand less reserved less
  * the safety stock of the node and of the rules whose `when` names no channel or service. */
 void omo_price_lp_snapshot(const omo_price_lp *lp, omo_inventory *inv, int64_t *atp);
