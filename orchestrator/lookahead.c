@@ -688,9 +688,6 @@ struct omo_lookahead_run {
     double *last_flow;              /* what each node shipped in the solution they came from */
     bool have_last;
     double last_hours;
-    /* inventory SKU id -> forecast SKU index (-1: none), filled as SKUs are looked up */
-    int *fsku;
-    size_t cap_fsku;
 };
 
 static size_t cells(const omo_lookahead_run *run)
@@ -807,7 +804,6 @@ void omo_lookahead_run_destroy(omo_lookahead_run *run)
     free(run->last_atp);
     free(run->last_price);
     free(run->last_flow);
-    free(run->fsku);
     free(run);
 }
 
@@ -845,20 +841,16 @@ void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inv
     }
 }
 
-int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku, int node)
+int omo_lookahead_run_sku(const omo_lookahead_run *run, const char *sku)
 {
-    if (!run || !run->price || sku < 0)
+    return run && run->price ? omo_strmap_get(&run->la->sku_index, sku) : -1;
+}
+
+int64_t omo_lookahead_run_price(const omo_lookahead_run *run, int fsku, int node)
+{
+    if (!run || !run->price || fsku < 0)
         return 0;
-    if ((size_t)sku >= run->cap_fsku) {
-        size_t old = run->cap_fsku;
-        omo_grow((void **)&run->fsku, &run->cap_fsku, (size_t)sku + 1, sizeof(int));
-        for (size_t i = old; i < run->cap_fsku; i++)
-            run->fsku[i] = -2;
-    }
-    if (run->fsku[sku] == -2)
-        run->fsku[sku] = omo_strmap_get(&run->la->sku_index, omo_inventory_sku_name(inv, sku));
-    int f = run->fsku[sku];
-    int64_t p = f < 0 ? 0 : run->price[(size_t)f * run->nn + (size_t)node];
+    int64_t p = run->price[(size_t)fsku * run->nn + (size_t)node];
     /* weight x price, rounded half away from zero */
     return p ? (int64_t)llround((double)p * (double)run->weight_micro / OMO_MICRO) : 0;
 }

@@ -99,9 +99,11 @@ void omo_lookahead_run_destroy(omo_lookahead_run *run);
 void omo_lookahead_run_applied(omo_lookahead_run *run, uint64_t applied, omo_inventory *inv,
                                int64_t now_ms);
 
-/* weight x the price of a unit of sku (inventory id) at node, in millionths of money: 0 until
- * prices are in effect, or when the SKU has no forecast. */
-int64_t omo_lookahead_run_price(omo_lookahead_run *run, const omo_inventory *inv, int sku,
-                                int node);
+/* The forecast's index of sku, or -1 when it has none or no prices are in effect yet. */
+int omo_lookahead_run_sku(const omo_lookahead_run *run, const char *sku);
+/* weight x the price of a unit of forecast SKU fsku at node, in millionths of money; 0 for
+ * fsku -1. Read only: readers deciding beside the engine's thread may call both (the prices
+ * change only while an event is applied). */
+int64_t omo_lookahead_run_price(const omo_lookahead_run *run, int fsku, int node);
 
 #endif
