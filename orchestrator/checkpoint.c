@@ -119,6 +119,12 @@ void omo_checkpoint_tick(omo_stream *svc)
     reap(svc, false);
     if (svc->ckpt_pid || svc->ckpt_pipe >= 0 || svc->events_since_ckpt == 0 || !svc->lease)
         return;
+    /* Look-ahead prices come from LPs warm-started from their last bases, which a checkpoint
+     * does not hold: once a version with a `lookahead:` block was live, starts replay the
+     * history (and nothing is pruned, since the janitor runs after a checkpoint). */
+    for (size_t i = 0; i < svc->nversions; i++)
+        if (svc->versions[i]->lookahead)
+            return;
     double now = omo_stream_now();
     if (svc->events_since_ckpt < svc->conf->checkpoint_events &&
         now - svc->last_ckpt < (double)svc->conf->checkpoint_seconds)
