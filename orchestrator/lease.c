@@ -200,7 +200,7 @@ static void claimed_cb(void *ctx, int32_t id)
  * may be one, cut off, whose session lives on; claiming it ends that session. */
 static int take_lease(omo_stream *svc)
 {
-    double said = 0;
+    double since = omo_stream_now(), said = since;
     for (;;) {
         char err[512] = "";
         double t = omo_stream_now();
@@ -211,7 +211,7 @@ static int take_lease(omo_stream *svc)
             omo_stream_log("[service] apply lease failed for good: %s", err);
             return 1;
         }
-        if (omo_stream_now() - said > 10) {
+        if (omo_stream_now() - said > 10) { /* the holder may be busy for a while */
             omo_stream_log("[service] waiting for the apply lease: %s", err);
             said = omo_stream_now();
         }

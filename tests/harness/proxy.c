@@ -86,7 +86,7 @@ static bool pump(pipe_dir *d, short revents_from, short revents_to)
     }
     (void)revents_to; /* writes are tried whenever bytes wait: a full socket says EAGAIN */
     if (d->len > 0) {
-        ssize_t n = write(d->to, d->buf + d->off, d->len);
+        ssize_t n = send(d->to, d->buf + d->off, d->len, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return false;
         if (n > 0)
