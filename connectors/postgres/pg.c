@@ -1205,23 +1205,25 @@ static omo_io store_gone_instances(void *self, int64_t stale_ms, int *alive,
         PGresult *cr = NULL;
         bool got = false, claimed = false;
         if (is_stale) {
-            /* Claimed first: from then on it can never say it is alive again. Then its session,
-             * which may live on cut off from its process, is ended, freeing its locks (the apply
-             * lease among them). */
+            /* Its session may live on, cut off from its process, holding its locks (the apply
+             * lease among them) and maybe, mid-commit, its row: it is ended first. Then the
+             * claim, which checks the staleness again in the same statement: should the
+             * process have come back meanwhile, its heartbeat wins. From the claim on it can
+             * never say it is alive again. */
             io = run(st, "claim",
-                     "UPDATE instances i SET adopted_by = $1::integer WHERE id = $2::integer AND "
-                     "seen_at < now() - $3::bigint * interval '1 millisecond' AND " CLAIMABLE
-                     " RETURNING id",
-                     3, NULL, cv, NULL, 0, &cr, err, errlen);
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = "
+                     "'advisory' AND classid = 7302511 AND objid = $2::integer AND objsubid = 2 "
+                     "AND granted AND pid <> pg_backend_pid() AND $1::integer IS NOT NULL",
+                     2, NULL, cv, NULL, 0, NULL, err, errlen);
+            if (io == OMO_IO_OK)
+                io = run(st, "claim",
+                         "UPDATE instances i SET adopted_by = $1::integer WHERE id = $2::integer "
+                         "AND seen_at < now() - $3::bigint * interval '1 millisecond' "
+                         "AND " CLAIMABLE " RETURNING id",
+                         3, NULL, cv, NULL, 0, &cr, err, errlen);
             claimed = io == OMO_IO_OK && PQntuples(cr) > 0;
             PQclear(cr);
             if (claimed)
-                io = run(st, "claim",
-                         "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = "
-                         "'advisory' AND classid = 7302511 AND objid = $2::integer AND objsubid "
-                         "= 2 AND granted AND pid <> pg_backend_pid() AND $1::integer IS NOT NULL",
-                         2, NULL, cv, NULL, 0, NULL, err, errlen);
-            if (claimed && io == OMO_IO_OK)
                 io = lock_instance(st, "claim", id, true, &got, err, errlen);
         } else if (here && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
             /* Its process has ended here; the lock being free says its session has too. */
