@@ -1011,9 +1011,9 @@ static omo_io say_alive(pg_store *st, const char *what, char *err, size_t errlen
     return OMO_IO_OK;
 }
 
-/* Takes an instance's lock unless this session holds it already (locks nest: holding it twice
- * would outlive the one unlock). With wait, waits up to CLAIM_WAIT_MS (then RETRY); *got says
- * whether this session holds it now. */
+/* Takes an instance's lock (7302511 is INSTANCE_LOCK_CLASS) unless this session holds it
+ * already (locks nest: holding it twice would outlive the one unlock). With wait, waits up to
+ * CLAIM_WAIT_MS (then RETRY); *got says whether this session holds it now. */
 static omo_io lock_instance(pg_store *st, const char *what, int32_t id, bool wait, bool *got,
                             char *err, size_t errlen)
 {
