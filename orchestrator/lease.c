@@ -191,13 +191,9 @@ static int adopt_gone(omo_stream *svc)
     return rc;
 }
 
-static void claimed_cb(void *ctx, int32_t id)
-{
-    (void)ctx, (void)id; /* adopted once the lease is taken */
-}
-
-/* Waits for the apply lease. While another holds it, gone instances are claimed: the holder
- * may be one, cut off, whose session lives on; claiming it ends that session. */
+/* Waits for the apply lease. While another holds it, the sessions of instances gone silent are
+ * ended: the holder may be one, cut off, whose session lives on. They are claimed and adopted
+ * only under the lease (claiming takes their locks, which the holder may be waiting for). */
 static int take_lease(omo_stream *svc)
 {
     double since = omo_stream_now(), said = since;
@@ -217,8 +213,10 @@ static int take_lease(omo_stream *svc)
         }
         if (omo_stream_now() - t < 0.5)
             usleep(100 * 1000); /* not a wait for the lock: the connection failed */
-        /* Looking for gone instances retries within the budget when the database is away. */
-        if (find_gone(svc, claimed_cb, NULL))
+        /* This retries within the budget when the database is away. */
+        if (WITH_RETRY(svc, "[postgres] instances",
+                       svc->store.ops->end_stale(svc->store.self, stale_ms(svc), err,
+                                                 sizeof err)) != OMO_IO_OK)
             return 1;
     }
 }

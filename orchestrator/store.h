@@ -92,6 +92,9 @@ typedef struct omo_store_ops {
     omo_io (*gone_instances)(void *self, int64_t stale_ms, int *alive,
                              void (*cb)(void *ctx, int32_t id), void *ctx, char *err,
                              size_t errlen);
+    /* Ends the sessions that unclaimed instances whose last heartbeat is older than stale_ms
+     * still have (cut off, they may hold the apply lease), claiming and locking nothing. */
+    omo_io (*end_stale)(void *self, int64_t stale_ms, char *err, size_t errlen);
     /* Takes a gone instance over: `found` (its messages read back from their topics) are
      * marked delivered, its other unconfirmed messages become this instance's, and it is
      * forgotten. */

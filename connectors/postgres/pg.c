@@ -1161,6 +1161,24 @@ static omo_io store_beat(void *self, int timeout_ms, char *err, size_t errlen)
     return OMO_IO_OK;
 }
 
+/* Ends the sessions of unclaimed instances whose last heartbeat is older than stale_ms: cut
+ * off, they may hold the apply lease. Nothing is claimed or locked: that waits for the lease. */
+static omo_io store_end_stale(void *self, int64_t stale_ms, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    int64_t p[2] = {st->registered ? st->instance : -1, stale_ms};
+    return run_ints(st, "instances",
+                    "SELECT count(pg_terminate_backend(l.pid)) FROM instances i JOIN pg_locks l "
+                    "ON l.locktype = 'advisory' AND l.classid = 7302511 AND l.objid = i.id AND "
+                    "l.objsubid = 2 AND l.granted WHERE i.id <> $1::integer AND i.adopted_by IS "
+                    "NULL AND i.seen_at < now() - $2::bigint * interval '1 millisecond' AND l.pid "
+                    "<> pg_backend_pid()",
+                    2, p, NULL, err, errlen);
+}
+
 /* Which instances an adopter may claim: not claimed, claimed by itself, or claimed by one that
  * is itself claimed or forgotten. */
 #define CLAIMABLE                                                                                  \
@@ -1479,6 +1497,7 @@ static const omo_store_ops pg_store_ops = {
     .heartbeat = store_heartbeat,
     .beat = store_beat,
     .gone_instances = store_gone_instances,
+    .end_stale = store_end_stale,
     .adopt = store_adopt,
     .confirmed_end = store_confirmed_end,
     .max_seqs = store_max_seqs,

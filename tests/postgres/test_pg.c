@@ -917,6 +917,11 @@ Test(pg_store, a_silent_instance_is_claimed_and_its_session_ended)
      * heartbeats are younger than the bound and it is alive. */
     int32_t id2 = 0;
     omo_store other = open_other(&id2);
+    char q[256]; /* sessions holding its lock */
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND "
+             "classid = 7302511 AND objid = %d AND granted",
+             (int)id2);
     cr_assert_eq(other.ops->lease(other.self, true, err, sizeof err), OMO_IO_OK, "%s", err);
     cr_assert_eq(store.ops->lease(store.self, true, err, sizeof err), OMO_IO_RETRY,
                  "the lease is held: taking it gives up after a while");
@@ -928,12 +933,19 @@ Test(pg_store, a_silent_instance_is_claimed_and_its_session_ended)
             OMO_IO_OK, "%s", err);
         cr_assert_eq(gone.n, 0, "an instance that beats is not gone");
         cr_assert_eq(alive, 1);
+        cr_assert_eq(store.ops->end_stale(store.self, 400, err, sizeof err), OMO_IO_OK, "%s", err);
+        cr_assert_eq(sql_int(q), 1, "the session of an instance that beats lives on");
         usleep(150000);
     }
 
     /* Then it falls silent (cut off: its session stays open): once its last heartbeat is older
-     * than the bound it is claimed, its session is ended and the lease is free. */
+     * than the bound its session is ended, which frees the lease, and it is claimed. */
     usleep(500000);
+    cr_assert_eq(store.ops->end_stale(store.self, 400, err, sizeof err), OMO_IO_OK, "%s", err);
+    for (int i = 0; i < 100 && sql_int(q) > 0; i++)
+        usleep(20000);
+    cr_assert_eq(sql_int(q), 0, "the session of a silent instance is ended");
+    cr_assert_eq(store.ops->lease(store.self, true, err, sizeof err), OMO_IO_OK, "%s", err);
     gone.n = 0;
     cr_assert_eq(
         store.ops->gone_instances(store.self, 400, &alive, on_gone, &gone, err, sizeof err),
@@ -942,7 +954,6 @@ Test(pg_store, a_silent_instance_is_claimed_and_its_session_ended)
     cr_assert_eq(gone.v[0], id2);
     cr_assert_eq(alive, 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM instances WHERE adopted_by IS NOT NULL"), 1);
-    cr_assert_eq(store.ops->lease(store.self, true, err, sizeof err), OMO_IO_OK, "%s", err);
     /* Claimed, it can never say it is alive again, on any connection. */
     cr_assert_eq(other.ops->beat(other.self, 1000, err, sizeof err), OMO_IO_FATAL, "%s", err);
     cr_assert_neq(strstr(err, "must stop"), NULL, "%s", err);
