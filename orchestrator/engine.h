@@ -62,6 +62,11 @@ typedef struct omo_allocation {
     const omo_shipment *ships;
     int nships;
     const int64_t *backordered; /* per line */
+    /* The decision's budget ran out before its plan was proven optimal (extension): no plan
+     * allocates more than units_bound units, and none with as many units as this one has an
+     * objective below bound (nano). */
+    bool unproven;
+    int64_t bound, units_bound;
 } omo_allocation;
 
 typedef void (*omo_sink_fn)(void *ctx, const omo_allocation *alloc);
@@ -91,6 +96,7 @@ typedef struct omo_engine_stats {
     uint64_t events, duplicates, invalid;
     uint64_t orders, decisions, revisions, resourced, retried;
     uint64_t solver_sets;
+    uint64_t unproven; /* decisions whose budget ran out before their plan was proven optimal */
 } omo_engine_stats;
 
 typedef struct omo_engine omo_engine;
