@@ -102,6 +102,13 @@ static int64_t composite(const model *m, int64_t units, int64_t objective, int n
     return m->weight * (m->total - units) + (m->K + 1) * (objective / m->scale) + nships;
 }
 
+/* What a unit of line l costs at candidate c (nano): one coefficient per (node, line). */
+static int64_t unit_cost(const omo_problem *p, int c, int l)
+{
+    (void)l;
+    return p->cands[c].pick * 1000;
+}
+
 /* Builds the model. Returns false when its numbers are out of exact reach. */
 static bool build(model *m, const omo_problem *p)
 {
@@ -171,9 +178,12 @@ static bool build(model *m, const omo_problem *p)
     for (int i = 0; i < m->nn; i++) {
         const omo_cand *cd = &p->cands[m->cand[i]];
         s = gcd64(s, cd->fixed * 1000);
-        s = gcd64(s, cd->pick * 1000);
         maxfixed = max64(maxfixed, cd->fixed * 1000);
-        maxpick = max64(maxpick, cd->pick * 1000);
+    }
+    for (int k = 0; k < m->np; k++) {
+        int64_t u = unit_cost(p, m->cand[m->pairs[k].node], m->pairs[k].line);
+        s = gcd64(s, u);
+        maxpick = max64(maxpick, u);
     }
     s = gcd64(s, p->split_penalty * 1000);
     for (int j = 0; j < m->nh; j++)
@@ -199,8 +209,7 @@ static bool build(model *m, const omo_problem *p)
     }
     for (int k = 0; k < m->np; k++) {
         pair *pr = &m->pairs[k];
-        const omo_cand *cd = &p->cands[m->cand[pr->node]];
-        double unit = (double)(-W + K1 * (cd->pick * 1000 / S));
+        double unit = (double)(-W + K1 * (unit_cost(p, m->cand[pr->node], pr->line) / S));
         if (!p->split_lines)
             pr->xcol = add_col(m, GLP_BV, 0, 1, m->binds[pr->node] ? 0 : unit * (double)pr->avail);
         if (m->binds[pr->node])

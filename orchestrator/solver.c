@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* From this many lines and candidates on, dominated candidates are left out before the search. */
+#define DOMINANCE_LINES 11
+#define DOMINANCE_CANDS 64
+
 typedef struct slot {
     bool have;
     omo_plan plan;
@@ -45,6 +49,8 @@ struct omo_solver {
     uint64_t searched, mip_iterations; /* since creation */
     bool proven;                       /* the last solve's plan is optimal */
     int kdone;                         /* node sets of up to this many were all searched */
+    bool reduced;                      /* dominated candidates are left out */
+    int *fh_start, *fh_list;           /* see fill_full_holders */
     int kmax;
     omo_cand *sub; /* the candidates handed to the MIP */
     size_t cap_sub;
@@ -78,6 +84,8 @@ void omo_solver_destroy(omo_solver *sv)
     free(sv->minhsuf);
     free(sv->cover);
     free(sv->sub);
+    free(sv->fh_start);
+    free(sv->fh_list);
     free(sv->top);
     free(sv->slots[0].take);
     free(sv->slots[1].take);
@@ -568,68 +576,112 @@ static void fill_top(omo_solver *sv, int kmax)
     }
 }
 
-static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64_t maxh)
+static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64_t maxh);
+
+/* Looks at position i as the next node of the set after `depth` chosen ones. Returns 0 to go on
+ * with the next position, 1 when no later position can do better (they come in ascending order),
+ * 2 when the budget is spent. */
+static int visit(omo_solver *sv, int depth, int i, int64_t base, int64_t sumfixed, int64_t maxh)
 {
     const omo_problem *p = sv->prob;
     int L = sv->L, k = sv->k, r = k - depth;
+    if (++sv->work > sv->limit)
+        return 2;
+    /* Two bounds that only fall as i grows (so the loop may stop), and the one of i. */
+    const int64_t *top_i = sv->top + (size_t)i * OMO_PLAN_MAX_SHIP;
+    const int64_t *top_next = top_i + OMO_PLAN_MAX_SHIP;
+    int64_t ub = units_bound(sv, depth, i, r), ub_rest = base;
+    for (int t = 0; t < r; t++)
+        ub_rest += top_i[t];
+    ub = min64(ub, ub_rest);
+    const slot *ref = bound_slot(sv);
+    int64_t floor_units = ref ? ref->plan.units : sv->need;
+    if (ub < floor_units || ub == 0)
+        return 1;
+    int64_t ub_i = base + gain_of(sv, depth, i);
+    for (int t = 0; t < r - 1; t++)
+        ub_i += top_next[t];
+    ub_i = min64(ub_i, ub);
+    if (ub_i < floor_units || ub_i == 0)
+        return 0;
+    const omo_cand *c = &p->cands[sv->ord[i]];
+    if (ref && ub_i == ref->plan.units) {
+        int64_t lb = (sumfixed + r * c->fixed) * 1000 + ref->plan.units * sv->minpick * 1000 +
+                     p->hour_cost * max64(maxh, sv->minhsuf[i]) + p->split_penalty * 1000 * (k - 1);
+        if (lb > ref->plan.objective)
+            return ub == ref->plan.units ? 1 : 0;
+    }
+    sv->set[depth] = i;
+    int64_t *cov = sv->cover + (size_t)(depth + 1) * L;
+    const int64_t *prev = sv->cover + (size_t)depth * L;
+    const int64_t *av = sv->avail + (size_t)i * L;
+    for (int l = 0; l < L; l++)
+        cov[l] = p->split_lines ? prev[l] + av[l] : max64(prev[l], av[l]);
+    if (depth + 1 < k) {
+        search(sv, depth + 1, i + 1, sumfixed + c->fixed, max64(maxh, c->hours));
+        return sv->work > sv->limit ? 2 : 0;
+    }
+    /* The whole set is known: its own bounds, before the costlier evaluation. */
+    ub = 0;
+    for (int l = 0; l < L; l++)
+        ub += min64(cov[l], p->qty[l]);
+    ref = bound_slot(sv);
+    if (ub < (ref ? ref->plan.units : sv->need) || ub == 0)
+        return 0;
+    if (ref && ub == ref->plan.units &&
+        (sumfixed + c->fixed) * 1000 + ub * sv->minpick * 1000 +
+                p->hour_cost * max64(maxh, c->hours) + p->split_penalty * 1000 * (k - 1) >
+            ref->plan.objective)
+        return 0;
+    evaluate(sv, k);
+    return 0;
+}
+
+static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64_t maxh)
+{
+    const omo_problem *p = sv->prob;
+    int L = sv->L, r = sv->k - depth;
     const int64_t *cov = sv->cover + (size_t)depth * L;
     int64_t base = 0;
     for (int l = 0; l < L; l++)
         base += min64(cov[l], p->qty[l]);
-    for (int i = start; i <= sv->n - r; i++) {
-        if (++sv->work > sv->limit)
-            return;
-        /* Two bounds that only fall as i grows (so the loop may stop), and the one of i. */
-        const int64_t *top_i = sv->top + (size_t)i * OMO_PLAN_MAX_SHIP;
-        const int64_t *top_next = top_i + OMO_PLAN_MAX_SHIP;
-        int64_t ub = units_bound(sv, depth, i, r), ub_rest = base;
-        for (int t = 0; t < r; t++)
-            ub_rest += top_i[t];
-        ub = min64(ub, ub_rest);
-        const slot *ref = bound_slot(sv);
-        int64_t floor_units = ref ? ref->plan.units : sv->need;
-        if (ub < floor_units || ub == 0)
-            break;
-        int64_t ub_i = base + gain_of(sv, depth, i);
-        for (int t = 0; t < r - 1; t++)
-            ub_i += top_next[t];
-        ub_i = min64(ub_i, ub);
-        if (ub_i < floor_units || ub_i == 0)
-            continue;
-        const omo_cand *c = &p->cands[sv->ord[i]];
-        if (ref && ub_i == ref->plan.units) {
-            int64_t lb = (sumfixed + r * c->fixed) * 1000 + ref->plan.units * sv->minpick * 1000 +
-                         p->hour_cost * max64(maxh, sv->minhsuf[i]) +
-                         p->split_penalty * 1000 * (k - 1);
-            if (lb > ref->plan.objective) {
-                if (ub == ref->plan.units)
-                    break;
-                continue;
-            }
-        }
-        sv->set[depth] = i;
-        int64_t *cov = sv->cover + (size_t)(depth + 1) * L;
-        const int64_t *prev = sv->cover + (size_t)depth * L;
-        const int64_t *av = sv->avail + (size_t)i * L;
+    /* The last node, when the plan to beat allocates every unit (unsplit): only a node that
+     * gives a line all its units where the set lacks them can do, so only those of the line
+     * with the fewest such nodes are looked at. */
+    const slot *ref = bound_slot(sv);
+    if (r == 1 && !p->split_lines && ref && ref->plan.units == sv->total && base < sv->total) {
+        int rare = -1;
         for (int l = 0; l < L; l++)
-            cov[l] = p->split_lines ? prev[l] + av[l] : max64(prev[l], av[l]);
-        if (depth + 1 == k) {
-            /* The whole set is known: its own bounds, before the costlier evaluation. */
-            int64_t ub = 0;
-            for (int l = 0; l < L; l++)
-                ub += min64(cov[l], p->qty[l]);
-            const slot *ref = bound_slot(sv);
-            if (ub < (ref ? ref->plan.units : sv->need) || ub == 0)
-                continue;
-            if (ref && ub == ref->plan.units &&
-                (sumfixed + c->fixed) * 1000 + ub * sv->minpick * 1000 +
-                        p->hour_cost * max64(maxh, c->hours) + p->split_penalty * 1000 * (k - 1) >
-                    ref->plan.objective)
-                continue;
-            evaluate(sv, k);
-        } else
-            search(sv, depth + 1, i + 1, sumfixed + c->fixed, max64(maxh, c->hours));
+            if (cov[l] < p->qty[l] && (rare < 0 || sv->fh_start[l + 1] - sv->fh_start[l] <
+                                                       sv->fh_start[rare + 1] - sv->fh_start[rare]))
+                rare = l;
+        for (int j = sv->fh_start[rare]; j < sv->fh_start[rare + 1]; j++)
+            if (sv->fh_list[j] >= start && visit(sv, depth, sv->fh_list[j], base, sumfixed, maxh))
+                return;
+        return;
     }
+    for (int i = start; i <= sv->n - r; i++)
+        if (visit(sv, depth, i, base, sumfixed, maxh))
+            return;
+}
+
+/* fh_list[fh_start[l] ..]: the positions that can give line l all its units, ascending. */
+static void fill_full_holders(omo_solver *sv)
+{
+    const omo_problem *p = sv->prob;
+    int n = sv->n, L = sv->L;
+    int *start = sv->fh_start;
+    for (int l = 0; l <= L + 1; l++)
+        start[l] = 0;
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < L; l++)
+            start[l + 2] += sv->avail[(size_t)i * L + l] >= p->qty[l];
+    for (int l = 0; l < L; l++)
+        start[l + 2] += start[l + 1];
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < L; l++)
+            if (sv->avail[(size_t)i * L + l] >= p->qty[l])
+                sv->fh_list[start[l + 1]++] = i;
 }
 
 /* avail[pos][l]: what the candidate at position pos can give line l on its own. */
@@ -712,6 +764,7 @@ static void drop_dominated(omo_solver *sv)
         if (!drop[i])
             sv->ord[m++] = sv->ord[i];
     sv->n = m;
+    sv->reduced = true;
     free(start);
     free(list);
     free(drop);
@@ -776,10 +829,12 @@ static void reserve(omo_solver *sv, int n, int L)
         sv->cap_nl = nl * 2;
         sv->avail = omo_xrealloc(sv->avail, sizeof(int64_t) * sv->cap_nl);
         sv->sufmax = omo_xrealloc(sv->sufmax, sizeof(int64_t) * sv->cap_nl);
+        sv->fh_list = omo_xrealloc(sv->fh_list, sizeof(int) * sv->cap_nl);
     }
     if ((size_t)L > sv->cap_l) {
         sv->cap_l = (size_t)L * 2;
         sv->ltake = omo_xrealloc(sv->ltake, sizeof(int64_t) * sv->cap_l);
+        sv->fh_start = omo_xrealloc(sv->fh_start, sizeof(int) * (sv->cap_l + 2));
         sv->assign = omo_xrealloc(sv->assign, sizeof(int) * sv->cap_l);
         sv->best_assign = omo_xrealloc(sv->best_assign, sizeof(int) * sv->cap_l);
         sv->take = omo_xrealloc(sv->take, sizeof(int64_t) * sv->cap_l * OMO_PLAN_MAX_SHIP);
@@ -820,6 +875,13 @@ static void search_all(omo_solver *sv, const omo_problem *p)
     int64_t minh = INT64_MAX, f1 = INT64_MAX, f2 = INT64_MAX;
     sv->kdone = 1;
     fill_avail(sv);
+    /* Big baskets over many candidates: the search finds the same plan without the dominated
+     * ones, sooner. (Ordinary baskets do not pay for looking.) */
+    sv->reduced = false;
+    if (!p->explain && L >= DOMINANCE_LINES && n >= DOMINANCE_CANDS) {
+        drop_dominated(sv);
+        n = sv->n;
+    }
     for (int i = 0; i < n; i++) {
         const omo_cand *c = &p->cands[sv->ord[i]];
         sv->minpick = min64(sv->minpick, c->pick);
@@ -877,6 +939,7 @@ static void search_all(omo_solver *sv, const omo_problem *p)
         for (int l = 0; l < L; l++)
             sv->cover[l] = 0;
         fill_top(sv, kmax);
+        fill_full_holders(sv);
         seed_greedily(sv, kmax);
         for (int k = 2; k <= kmax && sv->work <= sv->limit; k++) {
             sv->k = k;
