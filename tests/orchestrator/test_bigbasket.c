@@ -115,11 +115,11 @@ static optimum exact(const omo_problem *p)
     glp_set_col_bnds(lp, t, GLP_LO, 0, 0);
     int ind[1 + MAXN * MAXL + 2];
     double val[1 + MAXN * MAXL + 2];
-#define ROW(type, lo, hi, k)                                                                      \
-    do {                                                                                          \
-        int r_ = glp_add_rows(lp, 1);                                                             \
-        glp_set_row_bnds(lp, r_, type, lo, hi);                                                   \
-        glp_set_mat_row(lp, r_, k, ind, val);                                                     \
+#define ROW(type, lo, hi, k)                                                                       \
+    do {                                                                                           \
+        int r_ = glp_add_rows(lp, 1);                                                              \
+        glp_set_row_bnds(lp, r_, type, lo, hi);                                                    \
+        glp_set_mat_row(lp, r_, k, ind, val);                                                      \
     } while (0)
     for (int l = 0; l < L; l++) {
         int k = 0;
@@ -264,8 +264,8 @@ static int compare(uint64_t seed, int count, uint64_t budget, uint64_t mip_budge
             proven++;
             cr_expect_eq(plan->units, o.units, "instance %d (n %d, L %d): units %lld, MIP %lld", i,
                          n, L, (long long)plan->units, (long long)o.units);
-            cr_expect(fabs(obj - o.objective) < 1e-6, "instance %d (n %d, L %d): %.6f, MIP %.6f",
-                      i, n, L, obj, o.objective);
+            cr_expect(fabs(obj - o.objective) < 1e-6, "instance %d (n %d, L %d): %.6f, MIP %.6f", i,
+                      n, L, obj, o.objective);
         } else {
             cr_expect_leq(plan->units, o.units, "instance %d", i);
             cr_expect_geq(units_bound, o.units, "instance %d: units bound %lld, MIP %lld", i,
