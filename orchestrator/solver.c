@@ -956,15 +956,44 @@ static void finish_by_mip(omo_solver *sv, const omo_problem *p)
 {
     slot *best = &sv->slots[0];
     int L = sv->L;
-    /* What the search proved: every set of up to kdone nodes was searched, and a larger one
-     * pays at least the kdone + 1 smallest fixed costs (positions are sorted by them), the
-     * cheapest picking and hours and its split penalties; no set of kmax nodes covers more
-     * than the kmax largest single coverages. */
-    int64_t units = best->have ? best->plan.units : 0, fixed = 0;
-    for (int i = 0; i <= sv->kdone && i < sv->n; i++)
-        fixed += p->cands[sv->ord[i]].fixed;
-    sv->bound = fixed * 1000 + units * sv->minpick * 1000 + p->hour_cost * sv->minhsuf[0] +
-                p->split_penalty * 1000 * sv->kdone;
+    /* What the search proved: every set of up to kdone nodes was searched, and a larger one of
+     * k nodes pays at least the k smallest fixed costs (positions are sorted by them), the k-th
+     * smallest hours, the cheapest picking and its split penalties. A plan with every unit
+     * (unsplit) has, for each line, a node giving it all its units: at least the cheapest and
+     * the fastest of those, beside the k - 1 smallest fixed costs. No set of kmax nodes covers
+     * more than the kmax largest single coverages. */
+    int64_t units = best->have ? best->plan.units : 0, fixed = 0, fixed_rest = 0;
+    int k = sv->kdone + 1;
+    int64_t fast[OMO_PLAN_MAX_SHIP + 1]; /* the k smallest hours, ascending */
+    int nfast = 0;
+    for (int i = 0; i < sv->n; i++) {
+        const omo_cand *c = &p->cands[sv->ord[i]];
+        if (i < k)
+            fixed += c->fixed;
+        if (i < k - 1)
+            fixed_rest += c->fixed;
+        int j = nfast < k ? nfast++ : k;
+        for (; j > 0 && fast[j - 1] > c->hours; j--)
+            if (j < k)
+                fast[j] = fast[j - 1];
+        if (j < k)
+            fast[j] = c->hours;
+    }
+    int64_t hours = nfast ? fast[nfast - 1] : 0;
+    if (units == sv->total && !p->split_lines)
+        for (int l = 0; l < L; l++) {
+            int64_t f = INT64_MAX, h = INT64_MAX;
+            for (int j = sv->fh_start[l]; j < sv->fh_start[l + 1]; j++) {
+                f = min64(f, p->cands[sv->ord[sv->fh_list[j]]].fixed);
+                h = min64(h, p->cands[sv->ord[sv->fh_list[j]]].hours);
+            }
+            if (f == INT64_MAX)
+                continue;
+            fixed = max64(fixed, f + fixed_rest);
+            hours = max64(hours, h);
+        }
+    sv->bound = fixed * 1000 + units * sv->minpick * 1000 + p->hour_cost * hours +
+                p->split_penalty * 1000 * (k - 1);
     sv->units_bound = 0;
     for (int t = 0; t < sv->kmax; t++)
         sv->units_bound += sv->top[t];
