@@ -16,6 +16,7 @@ typedef enum omo_topic {
     OMO_TOPIC_ALLOCATIONS,
     OMO_TOPIC_SHIPMENTS,
     OMO_TOPIC_DEAD_LETTER,
+    OMO_TOPIC_AVAILABILITY, /* optional: no name, no feed */
     OMO_TOPICS
 } omo_topic;
 

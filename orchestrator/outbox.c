@@ -101,7 +101,7 @@ void omo_outbox_free_msg(omo_out_msg *m)
     }
 }
 
-static void stock_row(void *ctx, const omo_stock *st)
+static void stock_row(void *ctx, omo_stock *st)
 {
     omo_stream *svc = ctx;
     omo_grow((void **)&svc->stock, &svc->capstock, svc->nstock + 1, sizeof(omo_stock_row));
@@ -109,6 +109,7 @@ static void stock_row(void *ctx, const omo_stock *st)
         (omo_stock_row){svc->net->nodes[st->node].id,
                         omo_inventory_sku_name(omo_engine_inventory(svc->eng), st->sku),
                         st->on_hand, st->reserved, st->bin};
+    omo_avail_feed(svc, st, true);
 }
 
 typedef struct place_ctx {

@@ -124,7 +124,7 @@ int64_t omo_objective(const omo_problem *prob, int nships, const int *cands, con
     return obj + prob->hour_cost * hours + prob->split_penalty * 1000 * (nships - 1);
 }
 
-static const omo_solver *sort_ctx;
+static _Thread_local const omo_solver *sort_ctx; /* for qsort: solvers run side by side */
 
 static int cmp_pos(const void *a, const void *b)
 {

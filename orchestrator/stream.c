@@ -28,16 +28,16 @@ void omo_stream_log(const char *fmt, ...)
 
 const char *omo_stream_topic_label(omo_topic t)
 {
-    static const char *names[] = {"orders",    "stock",       "allocations",
-                                  "shipments", "dead_letter", "api"};
+    static const char *names[] = {"orders",      "stock",        "allocations", "shipments",
+                                  "dead_letter", "availability", "api"};
     return names[t];
 }
 
 const char *omo_stream_topic_name(const omo_stream *svc, omo_topic t)
 {
     const omo_svcconf *c = svc->conf;
-    const char *names[] = {c->topic_orders, c->topic_stock, c->topic_allocations,
-                           c->topic_shipments, c->topic_dead_letter};
+    const char *names[] = {c->topic_orders,    c->topic_stock,       c->topic_allocations,
+                           c->topic_shipments, c->topic_dead_letter, c->topic_availability};
     return names[t];
 }
 
@@ -244,6 +244,15 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
         svc->opts.retry_budget_ms = 60000;
     svc->eng = omo_engine_create(net, rules, on_allocation, svc);
     omo_engine_set_status_sink(svc->eng, on_status, svc);
+    /* Writer-preferring: a stream of readers never keeps the service thread from applying. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&svc->view_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&svc->readers_mu, NULL);
+    pthread_cond_init(&svc->readers_cv, NULL);
+    pthread_cond_init(&svc->readers_done, NULL);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
     svc->started = omo_stream_now();
@@ -271,7 +280,12 @@ void omo_stream_destroy(omo_stream *svc)
     free(svc->dead_by.v);
     free(svc->statuses_by.v);
     free(svc->reloads_by.v);
+    omo_avail_destroy(svc);
     omo_engine_destroy(svc->eng);
+    pthread_rwlock_destroy(&svc->view_lock);
+    pthread_mutex_destroy(&svc->readers_mu);
+    pthread_cond_destroy(&svc->readers_cv);
+    pthread_cond_destroy(&svc->readers_done);
     if (svc->bus.ops)
         svc->bus.ops->destroy(svc->bus.self);
     if (svc->store.ops)
@@ -283,6 +297,22 @@ void omo_stream_destroy(omo_stream *svc)
     pthread_mutex_destroy(&svc->mu);
     pthread_cond_destroy(&svc->cv);
     free(svc);
+}
+
+void omo_stream_write_lock(omo_stream *svc)
+{
+    pthread_rwlock_wrlock(&svc->view_lock);
+}
+
+void omo_stream_write_unlock(omo_stream *svc)
+{
+    pthread_rwlock_unlock(&svc->view_lock);
+}
+
+/* What a replay changed was published by whoever applied it first. */
+static void replayed_stock(void *ctx, omo_stock *st)
+{
+    omo_avail_feed(ctx, st, false);
 }
 
 void omo_stream_replay_cb(void *ctx, const omo_applied_event *ev)
@@ -307,13 +337,15 @@ static void position_cb(void *ctx, const omo_position *p)
 omo_io omo_stream_replay_applied(omo_stream *svc, const char *what,
                                  void (*cb)(void *ctx, const omo_applied_event *ev))
 {
+    omo_stream_write_lock(svc);
     svc->replaying = true;
     svc->replay_rules = svc->rules;
     omo_io io = WITH_RETRY(svc, what,
                            svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1, cb,
                                                   svc, err, sizeof err));
     svc->replaying = false;
-    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), replayed_stock, svc);
+    omo_stream_write_unlock(svc);
     return io;
 }
 
@@ -336,7 +368,9 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
     }
     /* The view: every applied event again, in the order it was applied, under its rules. */
     omo_io io = omo_stream_replay_applied(svc, "[postgres] replay", omo_stream_replay_cb);
+    omo_stream_write_lock(svc);
     omo_engine_set_rules(svc->eng, svc->rules);
+    omo_stream_write_unlock(svc);
     if (io != OMO_IO_OK) {
         snprintf(errout, errlen, "cannot replay the applied events");
         return 1;
@@ -357,6 +391,8 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
 int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
 {
     for (int t = OMO_TOPIC_ALLOCATIONS; t < OMO_TOPICS; t++) {
+        if (!omo_stream_topic_name(svc, (omo_topic)t))
+            continue; /* an optional topic not configured */
         char err[512] = "";
         int32_t n = svc->bus.ops->partitions(svc->bus.self, (omo_topic)t, err, sizeof err);
         if (n < 1) {
@@ -411,19 +447,26 @@ int omo_stream_step(omo_stream *svc)
     svc->batch_arrival = omo_stream_now();
     if (n && omo_lease_take(svc))
         return 1;
+    /* Readers wait only while the batch is applied, never for its commit or the poll. */
+    omo_stream_write_lock(svc);
     for (size_t i = 0; i < n; i++) {
         take_message(svc, &svc->msgs[i]);
         /* The batch before is sent as soon as it is committed, not after this one. */
-        if (i % 64 == 63 && svc->fl.active && atomic_load(&svc->fl.done) &&
-            omo_outbox_flight_finish(svc))
-            return 1;
+        if (i % 64 == 63 && svc->fl.active && atomic_load(&svc->fl.done)) {
+            omo_stream_write_unlock(svc);
+            if (omo_outbox_flight_finish(svc))
+                return 1;
+            omo_stream_write_lock(svc);
+        }
     }
+    omo_stream_write_unlock(svc);
     if (omo_outbox_flight_finish(svc) || omo_lease_housekeeping(svc))
         return 1;
     bool threaded = svc->opts.pipeline && n > 0;
     if (omo_outbox_flight_start(svc, threaded) || (!threaded && omo_outbox_flight_finish(svc)))
         return 1;
     omo_routes_serve(svc);
+    omo_avail_due(svc);
     if (svc->failed)
         return 1;
     /* Other processes wait for the lease: give it when idle, or after a slice of its own. */

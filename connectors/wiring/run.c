@@ -101,7 +101,8 @@ int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_run
     omo_kafka_conf kc = {.brokers = conf->brokers,
                          .group = conf->group,
                          .topics = {conf->topic_orders, conf->topic_stock, conf->topic_allocations,
-                                    conf->topic_shipments, conf->topic_dead_letter},
+                                    conf->topic_shipments, conf->topic_dead_letter,
+                                    conf->topic_availability},
                          .props = conf->kafka_props,
                          .nprops = conf->nkafka_props};
     omo_bus bus;

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 static const char *const topic_names[OMO_TOPICS] = {
-    "omo.orders", "omo.stock", "omo.allocations", "omo.shipments", "omo.dead-letter",
+    "omo.orders",    "omo.stock",       "omo.allocations",
+    "omo.shipments", "omo.dead-letter", "omo.availability",
 };
 
 double omo_test_now(void)
