@@ -202,6 +202,7 @@ struct omo_engine {
     int64_t *region_pick;     /* per region: least pick cost, micro */
     uint64_t regions_skipped;
     bool exhaustive; /* look at every region: for checking that skipping changes nothing */
+    uint64_t search_budget, mip_budget; /* the solver's budgets; 0: its defaults */
     /* A copy of the engine a reader decides in (omo_engine_promise): it reserves nothing and
      * writes nothing shared. */
     bool view;
@@ -1279,7 +1280,9 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
                         .max_shipments = R->max_shipments - parcels(o),
                         .split_lines = R->split_lines,
                         .partial_deny = R->partial_deny,
-                        .explain = explaining};
+                        .explain = explaining,
+                        .budget = eng->search_budget,
+                        .mip_budget = eng->mip_budget};
     if (prob.max_shipments < 1)
         prob.max_shipments = 0;
     uint64_t before = omo_solver_evaluated(eng->sc.sv);
@@ -2513,6 +2516,12 @@ void omo_engine_expect(omo_engine *eng, size_t events)
 void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive)
 {
     eng->exhaustive = exhaustive;
+}
+
+void omo_engine_set_budgets(omo_engine *eng, uint64_t search, uint64_t mip)
+{
+    eng->search_budget = search;
+    eng->mip_budget = mip;
 }
 
 uint64_t omo_engine_regions_skipped(const omo_engine *eng)

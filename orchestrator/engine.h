@@ -121,6 +121,9 @@ void omo_engine_expect(omo_engine *eng, size_t events);
 /* With exhaustive, every node holding an order's SKUs is looked at, none skipped by its region's
  * bound: decisions must come out the same (tests compare both). */
 void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive);
+/* The solver's budgets for every later decision (solver.h; 0: the defaults). Decisions depend
+ * on them: for tests and benchmarks, not for a service whose replays must agree. */
+void omo_engine_set_budgets(omo_engine *eng, uint64_t search, uint64_t mip);
 /* How many regions were skipped by their bound so far. */
 uint64_t omo_engine_regions_skipped(const omo_engine *eng);
 

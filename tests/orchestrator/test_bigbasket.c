@@ -1,11 +1,13 @@
 /* Big baskets (10-64 lines) over a mid-size network, against an exact MIP written here with
  * GLPK and nothing of the solver's: the solver's plan has the MIP's units and objective, or says
  * it is not proven with bounds the MIP's optimum respects. */
+#include "engine.h"
 #include "solver.h"
 
 #include <criterion/criterion.h>
 #include <glpk.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -320,4 +322,89 @@ Test(bigbasket, the_same_problem_gives_the_same_plan)
     omo_solver_destroy(a);
     omo_solver_destroy(b);
     free(I);
+}
+
+/* Through the engine: an allocation not proven optimal says so, with its bounds, and is
+ * counted; the same order with the default budget is proven and carries neither field. */
+typedef struct seen_alloc {
+    const omo_network *net;
+    char *json;
+    size_t cap, len;
+} seen_alloc;
+
+static void keep_alloc(void *ctx, const omo_allocation *a)
+{
+    seen_alloc *s = ctx;
+    s->len = omo_allocation_json(a, s->net, &s->json, &s->cap);
+}
+
+static void decide_big_order(uint64_t search, uint64_t mip, seen_alloc *seen, uint64_t *unproven)
+{
+    char text[16384];
+    size_t n = (size_t)snprintf(text, sizeof text, "nodes:\n");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n,
+                              "  - {id: S-%02d, type: store, lat: %.2f, lon: -74.00, "
+                              "handling_cost: %d.00, handling_hours: 24}\n",
+                              i, 40.70 + 0.05 * i, 1 + i % 3);
+    omo_diag diag = {0};
+    omo_network *net = omo_network_parse("net.yaml", text, n, &diag);
+    cr_assert(net);
+    static const char RULES[] = "version: 1\n"
+                                "objective: {hour_cost: 0.10, split_penalty: 3.00}\n"
+                                "services:\n"
+                                "  standard:\n"
+                                "    zones: [{max_km: 50, cost: 4.00, hours: 24},\n"
+                                "            {max_km: 500, cost: 6.50, hours: 48}]\n";
+    omo_rules *rules = omo_rules_parse("rules.yaml", RULES, strlen(RULES), net, &diag);
+    cr_assert(rules);
+    seen->net = net;
+    omo_engine *eng = omo_engine_create(net, rules, keep_alloc, seen);
+    omo_engine_set_budgets(eng, search, mip);
+    omo_event ev;
+    omo_event_error err;
+    rnd r = {19};
+    for (int i = 0; i < 20; i++)
+        for (int k = 0; k < 40; k++) {
+            if (range(&r, 0, 2) != 0)
+                continue;
+            n = (size_t)snprintf(
+                text, sizeof text,
+                "{\"type\":\"stock.snapshot\",\"event_id\":\"s-%d-%d\",\"node_id\":"
+                "\"S-%02d\",\"sku\":\"K-%02d\",\"on_hand\":%d}",
+                i, k, i, k, (int)range(&r, 1, 3));
+            cr_assert(omo_event_parse(text, n, net, &ev, &err), "%s", err.message);
+            cr_assert_eq(omo_engine_apply(eng, &ev, &err), OMO_APPLY_OK);
+        }
+    n = (size_t)snprintf(text, sizeof text,
+                         "{\"type\":\"order.created\",\"order_id\":\"BIG-1\",\"created_at\":"
+                         "\"2026-11-23T10:00:00Z\",\"customer\":{\"lat\":40.9,\"lon\":-74.0},"
+                         "\"delivery\":{\"method\":\"ship\",\"service\":\"standard\"},\"lines\":[");
+    for (int k = 0; k < 40; k++)
+        n += (size_t)snprintf(text + n, sizeof text - n,
+                              "%s{\"line_id\":\"%d\",\"sku\":\"K-%02d\",\"qty\":1}", k ? "," : "",
+                              k + 1, k);
+    n += (size_t)snprintf(text + n, sizeof text - n, "]}");
+    cr_assert(omo_event_parse(text, n, net, &ev, &err), "%s", err.message);
+    cr_assert_eq(omo_engine_apply(eng, &ev, &err), OMO_APPLY_OK);
+    *unproven = omo_engine_stats_get(eng)->unproven;
+    omo_engine_destroy(eng);
+    omo_rules_destroy(rules);
+    omo_network_destroy(net);
+    omo_diag_clear(&diag);
+}
+
+Test(bigbasket, an_unproven_allocation_says_so_with_its_bounds)
+{
+    seen_alloc seen = {0};
+    uint64_t unproven;
+    decide_big_order(50, 1, &seen, &unproven);
+    cr_assert_eq(unproven, 1);
+    cr_assert(strstr(seen.json, "\"optimal\":false,\"bound\":"), "%s", seen.json);
+    cr_assert(strstr(seen.json, ",\"units_bound\":"), "%s", seen.json);
+    decide_big_order(0, 0, &seen, &unproven);
+    cr_assert_eq(unproven, 0);
+    cr_assert_null(strstr(seen.json, "\"optimal\""), "%s", seen.json);
+    cr_assert_null(strstr(seen.json, "\"bound\""), "%s", seen.json);
+    free(seen.json);
 }
