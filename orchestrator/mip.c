@@ -102,11 +102,28 @@ static int64_t composite(const model *m, int64_t units, int64_t objective, int n
     return m->weight * (m->total - units) + (m->K + 1) * (objective / m->scale) + nships;
 }
 
-/* What a unit of line l costs at candidate c (nano): one coefficient per (node, line). */
+/* What a unit of line l costs at candidate c (nano): picking and its look-ahead price. */
 static int64_t unit_cost(const omo_problem *p, int c, int l)
 {
-    (void)l;
-    return p->cands[c].pick * 1000;
+    const omo_cand *cd = &p->cands[c];
+    return (cd->pick + (cd->price ? cd->price[p->group[l]] : 0)) * 1000;
+}
+
+/* The objective the solver compares plans by: the contract's, with the units' prices. */
+static int64_t plan_objective(const omo_problem *p, int nships, const int *cand,
+                              const int64_t *take)
+{
+    int L = p->nlines;
+    int64_t per[OMO_PLAN_MAX_SHIP], priced = 0;
+    for (int s = 0; s < nships; s++) {
+        per[s] = 0;
+        for (int l = 0; l < L; l++) {
+            int64_t t = take[(size_t)s * L + l];
+            per[s] += t;
+            priced += t * (unit_cost(p, cand[s], l) - p->cands[cand[s]].pick * 1000);
+        }
+    }
+    return omo_objective(p, nships, cand, per) + priced;
 }
 
 /* Builds the model. Returns false when its numbers are out of exact reach. */
@@ -368,8 +385,8 @@ bool omo_mip_solve(const omo_problem *p, int seed_nships, const int *seed_cand,
             per[s] += seed_take[(size_t)s * L + l];
         seed_units += per[s];
     }
-    int64_t seed_comp =
-        composite(&m, seed_units, omo_objective(p, seed_nships, seed_cand, per), seed_nships);
+    int64_t seed_comp = composite(
+        &m, seed_units, plan_objective(p, seed_nships, seed_cand, seed_take), seed_nships);
 
     /* The seed as column values. */
     run r = {.m = &m, .budget = iterations, .lb = -INFINITY};
@@ -437,7 +454,7 @@ bool omo_mip_solve(const omo_problem *p, int seed_nships, const int *seed_cand,
     if (status == GLP_OPT || status == GLP_FEAS) {
         /* The MIP's plan, node by node. */
         int n = 0;
-        int64_t units = 0, pu[OMO_PLAN_MAX_SHIP];
+        int64_t units = 0;
         int pc[OMO_PLAN_MAX_SHIP];
         int64_t *t = take;
         for (int i = 0, k = 0; i < m.nn; i++) {
@@ -458,12 +475,11 @@ bool omo_mip_solve(const omo_problem *p, int seed_nships, const int *seed_cand,
                 sum += u;
             }
             if (sum > 0 && n < OMO_PLAN_MAX_SHIP) {
-                pc[n] = m.cand[i];
-                pu[n++] = sum;
+                pc[n++] = m.cand[i];
                 units += sum;
             }
         }
-        int64_t comp = composite(&m, units, omo_objective(p, n, pc, pu), n);
+        int64_t comp = composite(&m, units, plan_objective(p, n, pc, take), n);
         if (comp < seed_comp) {
             res->improved = true;
             *nships = n;
@@ -478,17 +494,12 @@ bool omo_mip_solve(const omo_problem *p, int seed_nships, const int *seed_cand,
     /* Bounds in the contract's terms, from the composite's. */
     int64_t units = 0, obj;
     if (res->improved) {
-        int64_t pu[OMO_PLAN_MAX_SHIP];
-        for (int s = 0; s < *nships; s++) {
-            pu[s] = 0;
-            for (int l = 0; l < L; l++)
-                pu[s] += take[(size_t)s * L + l];
-            units += pu[s];
-        }
-        obj = omo_objective(p, *nships, cand, pu);
+        for (size_t i = 0; i < (size_t)*nships * (size_t)L; i++)
+            units += take[i];
+        obj = plan_objective(p, *nships, cand, take);
     } else {
         units = seed_units;
-        obj = omo_objective(p, seed_nships, seed_cand, per);
+        obj = plan_objective(p, seed_nships, seed_cand, seed_take);
     }
     if (res->proven) {
         res->units_bound = units;
