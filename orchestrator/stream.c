@@ -242,6 +242,8 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
         svc->opts.poll_ms = 20;
     if (svc->opts.retry_budget_ms <= 0)
         svc->opts.retry_budget_ms = 60000;
+    if (svc->opts.lease_ms <= 0)
+        svc->opts.lease_ms = 15000;
     svc->eng = omo_engine_create(net, rules, on_allocation, svc);
     omo_engine_set_status_sink(svc->eng, on_status, svc);
     /* Writer-preferring: a stream of readers never keeps the service thread from applying. */
@@ -255,6 +257,13 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
     pthread_cond_init(&svc->readers_done, NULL);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
+    pthread_mutex_init(&svc->fence_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&svc->fence_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    svc->beat_ok = 1e300; /* no time bound until heartbeats start */
     svc->started = omo_stream_now();
     return svc;
 }
@@ -263,6 +272,7 @@ void omo_stream_destroy(omo_stream *svc)
 {
     if (!svc)
         return;
+    omo_lease_beat_stop(svc);
     (void)omo_outbox_flight_finish(svc);
     clear_batch(svc);
     free(svc->events);
@@ -296,6 +306,8 @@ void omo_stream_destroy(omo_stream *svc)
     omo_network_destroy(svc->net);
     pthread_mutex_destroy(&svc->mu);
     pthread_cond_destroy(&svc->cv);
+    pthread_mutex_destroy(&svc->fence_mu);
+    pthread_cond_destroy(&svc->fence_cv);
     free(svc);
 }
 
@@ -401,13 +413,17 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
         }
         svc->out_parts[t] = n;
     }
+    double registering = 0;
     if (WITH_RETRY(svc, "[postgres] register",
-                   svc->store.ops->register_instance(svc->store.self, &svc->instance, err,
-                                                     sizeof err)) != OMO_IO_OK) {
+                   (registering = omo_stream_now(),
+                    svc->store.ops->register_instance(svc->store.self, &svc->instance, err,
+                                                      sizeof err))) != OMO_IO_OK) {
         snprintf(errout, errlen, "cannot register in the database");
         return 1;
     }
     omo_stream_log("[service] instance %d", svc->instance);
+    /* Registering recorded a first heartbeat, after `registering`. */
+    omo_lease_beat_start(svc, registering);
     if (omo_stream_rebuild(svc, errout, errlen))
         return 1;
     /* What the others applied meanwhile, and the messages a previous run left unconfirmed. */
@@ -421,7 +437,7 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
 
 int omo_stream_step(omo_stream *svc)
 {
-    if (svc->failed)
+    if (svc->failed || omo_lease_lost(svc))
         return 1;
     if (svc->opts.reload && *svc->opts.reload) {
         *svc->opts.reload = 0;

@@ -123,6 +123,17 @@ struct omo_stream {
     size_t npositions, cappositions;
     bool *position_dirty;
 
+    /* The lease's time bound (see lease.c): under fence_mu, shared with the heartbeat thread. */
+    pthread_mutex_t fence_mu;
+    pthread_cond_t fence_cv;
+    pthread_t beater;
+    bool beating;     /* the heartbeat thread runs */
+    bool beater_stop; /* it is asked to end */
+    double beat_ok;   /* when the last heartbeat the database recorded was sent */
+    bool fenced;      /* no heartbeat for the lease's length: nothing may be sent */
+    size_t dropped;   /* messages the producer held when fenced: this process must stop */
+    bool adopted;     /* another process claimed this one: it must stop */
+
     /* the batch in hand */
     omo_applied_event *events;
     size_t nevents, capevents;
@@ -252,6 +263,15 @@ int omo_versions_reload(omo_stream *svc, const char *by, omo_diag *diag);
 /* The longest a process keeps the lease while others wait; how often it says it is alive. */
 #define LEASE_SLICE_S  0.2
 #define HOUSEKEEPING_S 2.0
+/* Starts the heartbeat thread; `since` is a time before the instance was registered. */
+void omo_lease_beat_start(omo_stream *svc, double since);
+void omo_lease_beat_stop(omo_stream *svc);
+/* Whether a message may be sent now (with fence_mu held): the last heartbeat the database
+ * recorded was sent less than the lease's length ago. */
+bool omo_lease_may_send(const omo_stream *svc);
+/* 1 (with its reason logged) when this process must stop: another one claimed it, or it was
+ * fenced while the producer held messages. */
+int omo_lease_lost(omo_stream *svc);
 typedef struct omo_out_msgs {
     omo_out_msg *v;
     size_t n, cap;

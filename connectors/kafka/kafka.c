@@ -838,6 +838,18 @@ static void kafka_destroy(void *self)
     free(k);
 }
 
+/* librdkafka's calls are thread-safe: this one comes from the service's heartbeat thread. */
+static size_t kafka_purge(void *self)
+{
+    omo_kafka *k = self;
+    int n = rd_kafka_outq_len(k->producer);
+    rd_kafka_resp_err_t e =
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (e)
+        kafka_log("producer", "error: purge: %s", rd_kafka_err2str(e));
+    return n > 0 ? (size_t)n : 0;
+}
+
 static void kafka_committed(void *self, const omo_position *pos, size_t n);
 
 static const omo_bus_ops kafka_ops = {
@@ -849,6 +861,7 @@ static const omo_bus_ops kafka_ops = {
     .ready = kafka_ready,
     .lag = kafka_lag,
     .destroy = kafka_destroy,
+    .purge = kafka_purge,
     .committed = kafka_committed,
 };
 

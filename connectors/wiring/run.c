@@ -221,6 +221,18 @@ int omo_cmd_run(int argc, char **argv)
         }
         opts.retry_budget_ms = (int)ms;
     }
+    /* The lease's time bound (see README, "Instances"): shorter in tests. */
+    const char *lease = getenv("OMO_LEASE_MS");
+    if (lease && *lease) {
+        char *end;
+        long ms = strtol(lease, &end, 10);
+        if (*end || ms < 500 || ms > 3600000) {
+            fprintf(stderr, "omo: OMO_LEASE_MS must be 500..3600000 milliseconds, not '%s'\n",
+                    lease);
+            return 2;
+        }
+        opts.lease_ms = (int)ms;
+    }
     omo_running r;
     int rc = omo_running_open(path, &opts, &r);
     if (rc) {
