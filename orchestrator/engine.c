@@ -34,6 +34,8 @@ typedef struct order_rec {
     int revision;
     int64_t objective;
     int64_t decided_ms;
+    bool unproven;              /* the solver's budget ran out: bounds below */
+    int64_t bound, units_bound; /* nano; units */
     omo_shipment *ships;
     int nships;
     size_t capships;
@@ -47,6 +49,8 @@ typedef struct saved_alloc {
     omo_alloc_status status;
     const char *reason;
     int64_t objective, decided_ms;
+    bool unproven;
+    int64_t bound, units_bound;
     omo_shipment *ships;
     int nships;
     int64_t *backordered;
@@ -209,6 +213,7 @@ struct omo_engine {
     int64_t *region_pick;     /* per region: least pick cost, micro */
     uint64_t regions_skipped;
     bool exhaustive; /* look at every region: for checking that skipping changes nothing */
+    uint64_t search_budget, mip_budget; /* the solver's budgets; 0: its defaults */
     /* A copy of the engine a reader decides in (omo_engine_promise): it reserves nothing and
      * writes nothing shared. */
     bool view;
@@ -640,6 +645,9 @@ static void save_alloc(const order_rec *o, saved_alloc *sa)
     sa->reason = o->reason;
     sa->objective = o->objective;
     sa->decided_ms = o->decided_ms;
+    sa->unproven = o->unproven;
+    sa->bound = o->bound;
+    sa->units_bound = o->units_bound;
     sa->nships = o->nships;
     sa->ships = omo_xmalloc(sizeof(omo_shipment) * (size_t)(o->nships ? o->nships : 1));
     copy_ships(sa->ships, o->ships, o->nships, o->nlines);
@@ -663,6 +671,9 @@ static void restore_alloc(order_rec *o, saved_alloc *sa)
     o->reason = sa->reason;
     o->objective = sa->objective;
     o->decided_ms = sa->decided_ms;
+    o->unproven = sa->unproven;
+    o->bound = sa->bound;
+    o->units_bound = sa->units_bound;
     memcpy(o->backordered, sa->backordered, sizeof(int64_t) * (size_t)o->nlines);
     free(sa->backordered);
 }
@@ -1253,6 +1264,7 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
         eng->nprev = 0;
         o->status = OMO_ALLOC_REJECTED;
         o->objective = 0;
+        o->unproven = false;
         for (int l = 0; l < L; l++)
             o->backordered[l] = 0;
         return;
@@ -1318,7 +1330,9 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
                         .max_shipments = R->max_shipments - parcels(o),
                         .split_lines = R->split_lines,
                         .partial_deny = R->partial_deny,
-                        .explain = explaining};
+                        .explain = explaining,
+                        .budget = eng->search_budget,
+                        .mip_budget = eng->mip_budget};
     if (prob.max_shipments < 1)
         prob.max_shipments = 0;
     uint64_t before = omo_solver_evaluated(eng->sc.sv);
@@ -1391,6 +1405,17 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
             sh->qty[l] += plan->take[(size_t)s * L + l];
     }
     finish_decision(eng, o, oi);
+    /* Bounds on the solver's part of the plan, shifted by what locked shipments hold. */
+    int64_t units_bound, bound;
+    o->unproven = !omo_solver_proven(eng->sc.sv, &units_bound, &bound);
+    if (o->unproven) {
+        int64_t held = 0;
+        for (int l = 0; l < L; l++)
+            held += o->lines[l].qty - o->backordered[l];
+        o->units_bound = held - plan->units + units_bound;
+        o->bound = o->objective - (plan->objective - bound);
+        eng->stats.unproven++;
+    }
 }
 
 static void emit(omo_engine *eng, int oi)
@@ -1418,7 +1443,10 @@ static void emit(omo_engine *eng, int oi)
                         .pickup_store = o->pickup ? o->store : -1,
                         .ships = eng->emit_ships,
                         .nships = 0,
-                        .backordered = o->backordered};
+                        .backordered = o->backordered,
+                        .unproven = o->unproven,
+                        .bound = o->bound,
+                        .units_bound = o->units_bound};
     omo_grow((void **)&eng->emit_ships, &eng->cap_emit_ships, (size_t)o->nships + 1,
              sizeof(omo_shipment));
     a.ships = eng->emit_ships;
@@ -2476,6 +2504,12 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
     }
     sb_lit(&sb, ",\"objective\":");
     sb_fixed(&sb, a->objective, 1000000000LL, 6);
+    if (a->unproven) {
+        sb_lit(&sb, ",\"optimal\":false,\"bound\":");
+        sb_fixed(&sb, a->bound, 1000000000LL, 6);
+        sb_lit(&sb, ",\"units_bound\":");
+        sb_int(&sb, a->units_bound);
+    }
     sb_lit(&sb, ",\"shipments\":[");
     for (int s = 0; s < a->nships; s++) {
         const omo_shipment *sh = &a->ships[s];
@@ -2543,7 +2577,10 @@ static size_t option_json(const omo_engine *eng, const order_rec *o, char **buf,
                         .pickup_store = o->pickup ? o->store : -1,
                         .ships = ships,
                         .nships = n,
-                        .backordered = o->backordered};
+                        .backordered = o->backordered,
+                        .unproven = o->unproven,
+                        .bound = o->bound,
+                        .units_bound = o->units_bound};
     return omo_allocation_json(&a, eng->net, buf, cap);
 }
 
@@ -2663,6 +2700,12 @@ void omo_engine_expect(omo_engine *eng, size_t events)
 void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive)
 {
     eng->exhaustive = exhaustive;
+}
+
+void omo_engine_set_budgets(omo_engine *eng, uint64_t search, uint64_t mip)
+{
+    eng->search_budget = search;
+    eng->mip_budget = mip;
 }
 
 uint64_t omo_engine_regions_skipped(const omo_engine *eng)
@@ -2832,7 +2875,7 @@ void omo_engine_save(const omo_engine *eng, omo_snap_w *w)
     omo_snap_i64(w, eng->dupe_gen_day);
     const uint64_t counts[] = {st->events,      st->duplicates, st->invalid,   st->orders,
                                st->decisions,   st->revisions,  st->resourced, st->retried,
-                               st->solver_sets, eng->applied};
+                               st->solver_sets, eng->applied,   st->unproven};
     omo_snap_u32(w, (uint32_t)(sizeof counts / sizeof counts[0]));
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         omo_snap_i64(w, (int64_t)counts[i]);
@@ -3049,11 +3092,11 @@ bool omo_engine_load_section(omo_engine *eng, uint32_t tag, omo_snap_r *r)
         eng->clock_ms = omo_snap_r_i64(r);
         eng->pruned_day = omo_snap_r_i64(r);
         eng->dupe_gen_day = omo_snap_r_i64(r);
-        uint64_t *counts[] = {&eng->stats.events,      &eng->stats.duplicates,
-                              &eng->stats.invalid,     &eng->stats.orders,
-                              &eng->stats.decisions,   &eng->stats.revisions,
-                              &eng->stats.resourced,   &eng->stats.retried,
-                              &eng->stats.solver_sets, &eng->applied};
+        uint64_t *counts[] = {
+            &eng->stats.events,    &eng->stats.duplicates, &eng->stats.invalid,
+            &eng->stats.orders,    &eng->stats.decisions,  &eng->stats.revisions,
+            &eng->stats.resourced, &eng->stats.retried,    &eng->stats.solver_sets,
+            &eng->applied,         &eng->stats.unproven};
         size_t n = omo_snap_r_count(r, 8);
         for (size_t i = 0; i < n; i++) {
             uint64_t v = (uint64_t)omo_snap_r_i64(r);
