@@ -319,7 +319,8 @@ omo_engine *omo_stream_engine_new(omo_stream *svc);
 /* Retention in the database, from a view frozen at applied_seq whose clock is event_ms (in the
  * checkpoint's child, on its own store). Returns 0 or 1 (tried again next time). */
 int omo_janitor_run(omo_stream *svc, omo_store *store, int64_t applied_seq, int64_t event_ms);
-/* At start, on the service thread: partitions made ahead of the seqs in use. Returns 0 or 1. */
+/* At start, on the service thread: partitions made ahead of the seqs in use. Returns 0 or 1
+ * (then a commit that needs one makes it). */
 int omo_janitor_prepare(omo_stream *svc);
 
 /* ---- ops.c ---- */

@@ -53,6 +53,8 @@ DECLARE
     step bigint;
     made integer := 0;
 BEGIN
+    -- One maker at a time (a service starting, a janitor, a commit that outran them).
+    PERFORM pg_advisory_xact_lock(8029195955916075636); -- "omo.part"
     SELECT hi, size INTO top, step FROM seq_partitions WHERE tbl = t ORDER BY hi DESC LIMIT 1;
     WHILE top <= upto LOOP
         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%s) TO (%s)',
@@ -71,6 +73,7 @@ DECLARE
     p record;
     dropped integer := 0;
 BEGIN
+    PERFORM pg_advisory_xact_lock(8029195955916075636); -- "omo.part"
     FOR p IN SELECT name FROM seq_partitions WHERE tbl = t AND hi <= below + 1
              AND hi < (SELECT max(hi) FROM seq_partitions WHERE tbl = t) ORDER BY lo LOOP
         EXECUTE format('DROP TABLE %I', p.name);
@@ -88,6 +91,7 @@ DECLARE
     top bigint;
     p record;
 BEGIN
+    PERFORM pg_advisory_xact_lock(8029195955916075636); -- "omo.part"
     EXECUTE format('SELECT COALESCE(max(seq), 0) FROM %I', t) INTO top;
     FOR p IN SELECT name FROM seq_partitions WHERE tbl = t AND lo > top ORDER BY lo LOOP
         EXECUTE format('DROP TABLE %I', p.name);
