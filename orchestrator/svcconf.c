@@ -363,14 +363,21 @@ static void read_http(const omo_ynode *map, omo_svcconf *conf, omo_diag *diag)
 
 omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag)
 {
-    size_t start = diag->count;
     char *buf = NULL;
     size_t len = 0;
+    if (!omo_yaml_read_file(path, &buf, &len, diag))
+        return NULL;
+    omo_svcconf *conf = omo_svcconf_parse(path, buf, len, diag);
+    free(buf);
+    return conf;
+}
+
+omo_svcconf *omo_svcconf_parse(const char *path, const char *buf, size_t len, omo_diag *diag)
+{
+    size_t start = diag->count;
     omo_ydoc *doc = NULL;
     omo_svcconf *conf = omo_xcalloc(1, sizeof *conf);
     conf->path = omo_xstrdup(path);
-    if (!omo_yaml_read_file(path, &buf, &len, diag))
-        goto fail;
     doc = omo_ydoc_parse(conf->path, buf, len, diag);
     if (!doc)
         goto fail;
@@ -407,12 +414,10 @@ omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag)
         goto fail;
     }
     omo_ydoc_destroy(doc);
-    free(buf);
     return conf;
 
 fail:
     omo_ydoc_destroy(doc);
-    free(buf);
     omo_svcconf_destroy(conf);
     return NULL;
 }

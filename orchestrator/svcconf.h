@@ -40,6 +40,9 @@ typedef struct omo_svcconf {
  * omo.allocations, omo.shipments, omo.dead-letter; group omo. Returns NULL and fills diag
  * (`FILE:LINE:COL: error: WHAT`) on any error. */
 omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag);
+/* The same from len bytes of buf, read as the file `path` (relative paths resolve against its
+ * directory). */
+omo_svcconf *omo_svcconf_parse(const char *path, const char *buf, size_t len, omo_diag *diag);
 void omo_svcconf_destroy(omo_svcconf *conf);
 
 /* The token's entry, or NULL. */
