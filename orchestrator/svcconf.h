@@ -30,7 +30,8 @@ typedef struct omo_svcconf {
     char *network_path;
     char *routing_path;
     /* http */
-    char *listen; /* "127.0.0.1:8080"; NULL or "" = no HTTP */
+    char *listen;             /* "127.0.0.1:8080"; NULL or "" = no HTTP */
+    char *tls_cert, *tls_key; /* PEM files, resolved like the paths above; both or neither */
     omo_token *tokens;
     size_t ntokens;
 } omo_svcconf;
