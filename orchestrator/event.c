@@ -443,8 +443,7 @@ static bool parse_stock_delta(const json_t *root, const omo_network *net, omo_ev
         return refuse(err, "out_of_range", &TOP, "delta",
                       "must be between -%d and %d, got %" PRId64, OMO_MAX_STOCK, OMO_MAX_STOCK,
                       ev->delta);
-    return
-           get_str(root, K("reason"), false, STR_TEXT, ev->reason, sizeof ev->reason, &TOP, err) !=
+    return get_str(root, K("reason"), false, STR_TEXT, ev->reason, sizeof ev->reason, &TOP, err) !=
                GOT_ERROR &&
            get_str(root, K("order_id"), false, STR_LONG_ID, ev->order_id, sizeof ev->order_id, &TOP,
                    err) != GOT_ERROR &&
@@ -516,8 +515,7 @@ static bool parse_picked_lines(const json_t *root, omo_event *ev, omo_event_erro
             return false;
         if (line->qty < 0 || line->qty > OMO_MAX_QTY)
             return refuse(err, "out_of_range", &sc, "picked",
-                          "must be an integer from 0 to %d, got %" PRId64, OMO_MAX_QTY,
-                          line->qty);
+                          "must be an integer from 0 to %d, got %" PRId64, OMO_MAX_QTY, line->qty);
         char reason[32];
         if (get_str(lj, K("reason"), false, STR_TEXT, reason, sizeof reason, &sc, err) == GOT_ERROR)
             return false;
