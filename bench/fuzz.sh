@@ -80,13 +80,15 @@ prepare() {
   esac
 }
 
-export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+# No allocation stacks (reports keep the stack of the bad access): malloc-heavy parsers run
+# several times faster under ASan.
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:malloc_context_size=0:quarantine_size_mb=32
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 printf '%-8s %12s %9s %10s %9s\n' target executions seconds 'exec/s' findings
 total_findings=0
 for t in "${targets[@]}"; do
   prepare "$t"
-  maxlen=8192
+  maxlen=4096
   [ "$t" = tz ] && maxlen=65536
   log="$out/$t/log"
   start=$(date +%s.%N)

@@ -60,7 +60,8 @@ enum { Z_MAX_KM, Z_COST, Z_HOURS, Z_KEYS };
 static const omo_ykey zone_keys[Z_KEYS] = {
     [Z_MAX_KM] = {"max_km", OMO_YT_NUMBER, OMO_YK_REQUIRED, 0, 0},
     [Z_COST] = {"cost", OMO_YT_MONEY, OMO_YK_REQUIRED | OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_COST},
-    [Z_HOURS] = {"hours", OMO_YT_HOURS, OMO_YK_REQUIRED | OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_HOURS},
+    [Z_HOURS] = {"hours", OMO_YT_HOURS, OMO_YK_REQUIRED | OMO_YK_MIN | OMO_YK_MAX, 0,
+                 OMO_MAX_HOURS},
 };
 
 enum { P_TRANSFER, P_KEYS };

@@ -3,10 +3,10 @@
 #ifndef OMO_FUZZ_H
 #define OMO_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(body);
         return 0; /* 400 with jansson's message */
     }
-    json_t *event = json_pack("{s:s,s:s,s:s}", "type", "pick.confirmed", "shipment_id",
-                              "W-1001/1", "at", "2026-11-23T10:00:00Z");
+    json_t *event = json_pack("{s:s,s:s,s:s}", "type", "pick.confirmed", "shipment_id", "W-1001/1",
+                              "at", "2026-11-23T10:00:00Z");
     json_t *lines = json_object_get(body, "lines");
     if (lines)
         json_object_set(event, "lines", lines);

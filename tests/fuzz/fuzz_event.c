@@ -8,9 +8,9 @@
 static omo_network *net;
 
 static const char *const reasons[] = {
-    "malformed_json", "wrong_type", "missing_field", "unknown_type", "unknown_node",
-    "out_of_range",   "too_long",   "bad_id",        "bad_time",     "bad_bin",
-    "duplicate_line",
+    "malformed_json", "wrong_type",   "missing_field",  "unknown_type",
+    "unknown_node",   "out_of_range", "too_long",       "bad_id",
+    "bad_time",       "bad_bin",      "duplicate_line",
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -6,8 +6,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const int64_t ms[] = {
-        INT64_C(-62135596800000), INT64_C(-2208988800000), INT64_C(0), INT64_C(1795392000000),
-        INT64_C(4102444800000),   INT64_C(253402300799000),
+        INT64_C(-62135596800000), INT64_C(-2208988800000), INT64_C(0),
+        INT64_C(1795392000000),   INT64_C(4102444800000),  INT64_C(253402300799000),
     };
     int64_t days[sizeof ms / sizeof ms[0]];
     if (!omo_tz_parse_check(data, size, ms, days, sizeof ms / sizeof ms[0]))
