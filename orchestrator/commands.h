@@ -8,6 +8,9 @@ int omo_cmd_solve(int argc, char **argv);
 int omo_cmd_rules(int argc, char **argv);
 /* `omo explain --network N --rules R --events E [--json] ORDER_ID`. */
 int omo_cmd_explain(int argc, char **argv);
+/* `omo config check --config omo.yaml` (argv[0] is "check"): the service configuration, the
+ * network and rules it names, and the stores its tokens name, without connecting to anything. */
+int omo_cmd_config(int argc, char **argv);
 /* `omo run --config omo.yaml` and `omo db migrate --config omo.yaml` (connectors/wiring). */
 int omo_cmd_run(int argc, char **argv);
 int omo_cmd_db(int argc, char **argv);

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define LEASE_DRAIN_MS 2000
 /* A process just gone may have left writes on their way to the broker: they land within this
  * time, and are then found by reading back rather than sent twice. */

@@ -11,8 +11,9 @@ static void usage(FILE *out)
           "  solve --network N.yaml --rules R.yaml --events E.jsonl [--out A.jsonl] [--strict]\n"
           "  rules check R.yaml [--network N.yaml]\n"
           "  explain --network N.yaml --rules R.yaml --events E.jsonl [--json] ORDER_ID\n"
-          "  demo [--keep]\n"
+          "  demo [--keep] [--rate N] [--config-dir DIR] [--state DIR] [--host ADDR] [--port N]\n"
           "  run --config omo.yaml\n"
+          "  config check --config omo.yaml\n"
           "  db migrate --config omo.yaml\n"
           "  picklist --config omo.yaml --store ID [--format text|csv|json|html] [--max-orders N]\n"
           "  stock import-bins --config omo.yaml FILE.csv\n",
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
         return omo_cmd_explain(argc - 2, argv + 2);
     if (!strcmp(cmd, "run"))
         return omo_cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "config"))
+        return omo_cmd_config(argc - 2, argv + 2);
     if (!strcmp(cmd, "db"))
         return omo_cmd_db(argc - 2, argv + 2);
     if (!strcmp(cmd, "demo"))

@@ -621,6 +621,11 @@ void omo_stream_http(void *ctx, const omo_http_request *req, omo_http_response *
         respond(resp, 200, "text/plain", "ok\n");
         return;
     }
+    /* While the view is rebuilt the service thread serves nothing: other requests wait for it. */
+    if (!strcmp(req->method, "GET") && !strcmp(req->path, "/readyz") && !atomic_load(&svc->ready)) {
+        respond(resp, 503, "text/plain", "starting\n");
+        return;
+    }
     http_job job = {req, resp, false, NULL};
     pthread_mutex_lock(&svc->mu);
     job.next = svc->jobs;

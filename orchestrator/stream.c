@@ -489,3 +489,8 @@ void omo_stream_attach_bus(omo_stream *svc, omo_bus bus)
 {
     svc->bus = bus;
 }
+
+void omo_stream_set_ready(omo_stream *svc)
+{
+    atomic_store(&svc->ready, true);
+}

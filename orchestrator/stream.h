@@ -58,6 +58,10 @@ int omo_stream_rebuild(omo_stream *svc, char *err, size_t errlen);
  * or 1 when an outside system fails beyond the retry budget (err says why). */
 int omo_stream_start(omo_stream *svc, char *err, size_t errlen);
 
+/* From now on /readyz answers 200 whenever the bus and the store answer; before, 503. Call once
+ * the view is rebuilt (omo_stream_start) and the service is about to consume. Any thread. */
+void omo_stream_set_ready(omo_stream *svc);
+
 /* Runs until *opts.stop is set (then drains: finishes the batch in hand, commits, waits for
  * deliveries) or a fault outlasts the retry budget. Returns the process exit code: 0 or 1. */
 int omo_stream_run(omo_stream *svc);

@@ -93,7 +93,8 @@ typedef struct flight {
 } flight;
 
 struct omo_stream {
-    flight fl; /* the batch being committed while the next one is applied */
+    flight fl;         /* the batch being committed while the next one is applied */
+    atomic_bool ready; /* rebuilt and consuming: /readyz may answer 200 (omo_stream_set_ready) */
     const omo_svcconf *conf;
     omo_network *net;
     omo_rules *rules;

@@ -11,13 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { T_KAFKA, T_POSTGRES, T_NETWORK, T_ROUTING, T_HTTP, T_KEYS };
+enum { T_KAFKA, T_POSTGRES, T_NETWORK, T_ROUTING, T_HTTP, T_STATE, T_KEYS };
 static const omo_ykey top_keys[T_KEYS] = {
     [T_KAFKA] = {"kafka", OMO_YT_MAP, OMO_YK_REQUIRED, 0, 0},
     [T_POSTGRES] = {"postgres", OMO_YT_MAP, OMO_YK_REQUIRED, 0, 0},
     [T_NETWORK] = {"network", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [T_ROUTING] = {"routing", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [T_HTTP] = {"http", OMO_YT_MAP, 0, 0, 0},
+    [T_STATE] = {"state", OMO_YT_MAP, 0, 0, 0},
 };
 
 enum { K_BROKERS, K_GROUP, K_TOPICS, K_PROPERTIES, K_KEYS };
@@ -61,6 +62,16 @@ static const omo_ykey token_keys[TK_KEYS] = {
     [TK_TOKEN] = {"token", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [TK_ROLE] = {"role", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
     [TK_STORE] = {"store", OMO_YT_STR, 0, 0, 0},
+};
+
+/* Small values are allowed (tests checkpoint every few events); checkpoints at most a day apart,
+ * history kept at most ten years. */
+enum { S_CHECKPOINT_EVENTS, S_CHECKPOINT_SECONDS, S_RETAIN_DAYS, S_KEYS };
+static const omo_ykey state_keys[S_KEYS] = {
+    [S_CHECKPOINT_EVENTS] = {"checkpoint_events", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 1,
+                             1000000000},
+    [S_CHECKPOINT_SECONDS] = {"checkpoint_seconds", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 1, 86400},
+    [S_RETAIN_DAYS] = {"retain_days", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 1, 3650},
 };
 
 #define KAFKA_TOPIC_MAX 249
@@ -294,6 +305,7 @@ static bool read_token(const omo_ynode *item, omo_token *tok, omo_diag *diag)
     const omo_ynode *store = v[TK_STORE].node;
     if (store) {
         tok->store = expand(store, diag);
+        tok->store_loc = store->loc;
         if (tok->store && !omo_id_valid(tok->store))
             omo_diag_error(diag, &store->loc,
                            "invalid store id '%s': 1 to %d characters of A-Z a-z 0-9 _ . - "
@@ -386,6 +398,18 @@ static void read_http(const omo_ynode *map, omo_svcconf *conf, omo_diag *diag)
     free(lines);
 }
 
+static void read_state(const omo_ynode *map, omo_svcconf *conf, omo_diag *diag)
+{
+    omo_yval v[S_KEYS];
+    (void)omo_ymap_read(map, "state", state_keys, S_KEYS, v, diag);
+    if (v[S_CHECKPOINT_EVENTS].node)
+        conf->checkpoint_events = v[S_CHECKPOINT_EVENTS].i;
+    if (v[S_CHECKPOINT_SECONDS].node)
+        conf->checkpoint_seconds = v[S_CHECKPOINT_SECONDS].i;
+    if (v[S_RETAIN_DAYS].node)
+        conf->retain_days = v[S_RETAIN_DAYS].i;
+}
+
 omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag)
 {
     char *buf = NULL;
@@ -403,6 +427,9 @@ omo_svcconf *omo_svcconf_parse(const char *path, const char *buf, size_t len, om
     omo_ydoc *doc = NULL;
     omo_svcconf *conf = omo_xcalloc(1, sizeof *conf);
     conf->path = omo_xstrdup(path);
+    conf->checkpoint_events = 100000;
+    conf->checkpoint_seconds = 300;
+    conf->retain_days = 7;
     doc = omo_ydoc_parse(conf->path, buf, len, diag);
     if (!doc)
         goto fail;
@@ -433,6 +460,8 @@ omo_svcconf *omo_svcconf_parse(const char *path, const char *buf, size_t len, om
     }
     if (v[T_HTTP].node)
         read_http(v[T_HTTP].node, conf, diag);
+    if (v[T_STATE].node)
+        read_state(v[T_STATE].node, conf, diag);
 
     if (diag->count > start) {
         omo_yaml_diag_sort(diag, start, conf->path);

@@ -3,6 +3,7 @@
 # what is missing, and touches apt's lists only when something is.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang-format
+      python3 python3-jsonschema python3-yaml python3-kafka
       libyaml-dev libjansson-dev libcriterion-dev librdkafka-dev libpq-dev
       libmicrohttpd-dev libglpk-dev postgresql tzdata
       chromium fonts-dejavu-core)

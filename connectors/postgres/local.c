@@ -189,6 +189,13 @@ static bool exists(const char *path)
 
 omo_pg_local *omo_pg_local_start(const char *dir, bool durable, char *err, size_t errlen)
 {
+    /* A client-only install (the service's container image) has libpq and no server. */
+    if (access(PG_BIN "/initdb", X_OK) || access(PG_BIN "/postgres", X_OK)) {
+        snprintf(err, errlen,
+                 "PostgreSQL's server binaries are not in " PG_BIN
+                 " (Debian's postgresql-15; in a container, the image's demo target)");
+        return NULL;
+    }
     omo_pg_local *pg = calloc(1, sizeof *pg);
     if (!pg) {
         snprintf(err, errlen, "out of memory");

@@ -167,8 +167,9 @@ static void random_token(char *buf, size_t len)
 
 /* Writes the demo's omo.yaml; returns its path (static) or NULL. */
 static const char *write_config(const char *state, const char *bootstraps, const char *dsn,
-                                const char *net_path, const char *rules_path, int port,
-                                const omo_network *net, char *ops_token, char (*store_tokens)[40])
+                                const char *net_path, const char *rules_path, const char *host,
+                                int port, const omo_network *net, char *ops_token,
+                                char (*store_tokens)[40])
 {
     static char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/omo.yaml", state);
@@ -180,8 +181,8 @@ static const char *write_config(const char *state, const char *bootstraps, const
             "kafka:\n  brokers: \"%s\"\n  group: omo-demo\n"
 
             "postgres:\n  dsn: \"%s\"\nnetwork: \"%s\"\nrouting: \"%s\"\n"
-            "http:\n  listen: 127.0.0.1:%d\n  tokens:\n    - {token: \"%s\", role: ops}\n",
-            bootstraps, dsn, net_path, rules_path, port, ops_token);
+            "http:\n  listen: \"%s:%d\"\n  tokens:\n    - {token: \"%s\", role: ops}\n",
+            bootstraps, dsn, net_path, rules_path, host, port, ops_token);
     for (size_t i = 0; i < net->nnodes; i++)
         if (net->nodes[i].type == OMO_NODE_STORE)
             fprintf(f, "    - {token: \"%s\", role: store, store: %s}\n", store_tokens[i],
@@ -268,7 +269,8 @@ static void summary(omo_stream *stream, const omo_network *net, const omo_stream
 
 static void usage(void)
 {
-    fputs("usage: omo demo [--keep] [--config-dir DIR] [--state DIR] [--rate EVENTS_PER_S]\n",
+    fputs("usage: omo demo [--keep] [--config-dir DIR] [--state DIR] [--rate EVENTS_PER_S] "
+          "[--host ADDR] [--port N]\n",
           stderr);
 }
 
@@ -278,10 +280,14 @@ int omo_cmd_demo(int argc, char **argv)
                                          {"config-dir", required_argument, 0, 'c'},
                                          {"state", required_argument, 0, 's'},
                                          {"rate", required_argument, 0, 'r'},
+                                         {"host", required_argument, 0, 'h'},
+                                         {"port", required_argument, 0, 'p'},
                                          {0, 0, 0, 0}};
-    const char *config_dir = "config", *state = "state/demo";
+    /* The examples of the working directory (a clone), else the installed ones. */
+    const char *config_dir = access("config/day.jsonl", R_OK) ? OMO_DATADIR "/config" : "config";
+    const char *state = "state/demo", *host = "127.0.0.1";
     bool keep = false;
-    int rate = 20000, c;
+    int rate = 20000, want_port = 8080, c;
     optind = 0;
     while ((c = getopt_long(argc + 1, argv - 1, "", opts, NULL)) != -1) {
         switch (c) {
@@ -296,6 +302,12 @@ int omo_cmd_demo(int argc, char **argv)
             break;
         case 'r':
             rate = atoi(optarg);
+            break;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            want_port = atoi(optarg);
             break;
         default:
             usage();
@@ -375,13 +387,13 @@ int omo_cmd_demo(int argc, char **argv)
     f.mock = mock;
     fprintf(stderr, "[demo] Kafka mock cluster at %s, PostgreSQL at %s\n",
             omo_kafka_mock_bootstraps(mock), omo_pg_local_dsn(pg));
-    int port = port_free(8080) > 0 ? 8080 : port_free(0);
+    int port = port_free(want_port) > 0 ? want_port : port_free(0);
     random_token(ops_token, sizeof ops_token);
     for (size_t i = 0; i < net->nnodes; i++)
         random_token(store_tokens[i], sizeof store_tokens[i]);
     const char *conf =
         write_config(state_abs, omo_kafka_mock_bootstraps(mock), omo_pg_local_dsn(pg), net_path,
-                     rules_path, port, net, ops_token, store_tokens);
+                     rules_path, host, port, net, ops_token, store_tokens);
     if (!conf) {
         fprintf(stderr, "omo demo: cannot write the configuration in %s\n", state_abs);
         goto done;

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "http/http.h"
 #include "kafka/kafka.h"
+#include "notify.h"
 #include "postgres/pg.h"
 #include "yamldoc.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile sig_atomic_t omo_stop_requested, omo_reload_requested;
@@ -71,6 +73,8 @@ int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_run
     }
     omo_diag_clear(&diag);
     out->conf = conf;
+    out->notify = omo_notify_open();
+    omo_notify_send(out->notify, "STATUS=connecting to PostgreSQL");
 
     omo_store store;
     int budget = opts && opts->retry_budget_ms > 0 ? opts->retry_budget_ms : 60000;
@@ -108,11 +112,7 @@ int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_run
         return 2;
     }
     omo_stream_attach_bus(out->stream, bus);
-    if (omo_stream_start(out->stream, err, sizeof err)) {
-        fprintf(stderr, "[service] cannot start: %s\n", err);
-        omo_running_close(out);
-        return 1;
-    }
+    /* HTTP first: /healthz answers (and /readyz says 503) while the view is rebuilt. */
     if (conf->listen && conf->listen[0]) {
         omo_http_conf hc = {
             .listen = conf->listen, .tls_cert = conf->tls_cert, .tls_key = conf->tls_key};
@@ -123,6 +123,19 @@ int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_run
             return 1;
         }
     }
+    omo_notify_send(out->notify, "STATUS=rebuilding the view from PostgreSQL");
+    if (omo_stream_start(out->stream, err, sizeof err)) {
+        fprintf(stderr, "[service] cannot start: %s\n", err);
+        omo_notify_send(out->notify, "STATUS=cannot start: %s", err);
+        omo_running_close(out);
+        return 1;
+    }
+    /* Ready for /readyz before READY=1 goes out: whoever hears READY=1 finds /readyz 200. */
+    omo_stream_set_ready(out->stream);
+    omo_notify_send(out->notify, "READY=1\nSTATUS=consuming");
+    if (out->notify)
+        fprintf(stderr, "[notify] READY=1 sent%s\n",
+                omo_notify_watchdog_enabled(out->notify) ? "; watchdog on" : "");
     return 0;
 }
 
@@ -134,6 +147,40 @@ void omo_running_close(omo_running *r)
     r->stream = NULL;
     omo_svcconf_destroy(r->conf);
     r->conf = NULL;
+    omo_notify_close(r->notify);
+    r->notify = NULL;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The service loop, telling the service manager how it goes: WATCHDOG=1 from this loop (a loop
+ * that stops turning stops the pings), a STATUS= line every few seconds, STOPPING=1 as soon as a
+ * stop is asked for; then the drain. */
+static int serve(omo_running *r)
+{
+    double next_status = mono_s() + 5;
+    while (!omo_stop_requested) {
+        if (omo_stream_step(r->stream)) {
+            omo_notify_send(r->notify, "STATUS=failed: an outside system did not answer in time");
+            return 1;
+        }
+        omo_notify_watchdog(r->notify);
+        if (r->notify && mono_s() >= next_status) {
+            omo_stream_stats st;
+            omo_stream_stats_get(r->stream, &st);
+            omo_notify_send(
+                r->notify, "STATUS=consuming: %llu events applied, %llu orders, lag %lld",
+                (unsigned long long)st.applied, (unsigned long long)st.orders, (long long)st.lag);
+            next_status = mono_s() + 5;
+        }
+    }
+    omo_notify_send(r->notify, "STOPPING=1\nSTATUS=draining: committing the batch in hand");
+    return omo_stream_run(r->stream); /* the stop is set: it only drains */
 }
 
 static const char *config_arg(int argc, char **argv, const char *usage)
@@ -181,7 +228,7 @@ int omo_cmd_run(int argc, char **argv)
         omo_running_close(&r);
         return rc;
     }
-    rc = omo_stream_run(r.stream);
+    rc = serve(&r);
     omo_running_close(&r);
     return rc;
 }

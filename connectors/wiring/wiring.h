@@ -16,9 +16,11 @@ typedef struct omo_running {
     omo_svcconf *conf;
     omo_stream *stream;
     struct omo_http_server *http;
+    struct omo_notify *notify; /* the service manager, when NOTIFY_SOCKET names one */
 } omo_running;
 
-/* Loads conf_path, opens PostgreSQL and Kafka, rebuilds the view, starts HTTP. Returns 0, or
+/* Loads conf_path, opens PostgreSQL and Kafka, starts HTTP, rebuilds the view, then marks the
+ * service ready (/readyz, and READY=1 to $NOTIFY_SOCKET when set). Returns 0, or
  * the exit code (2 invalid configuration, 1 outside system unreachable) after printing why. */
 int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_running *out);
 void omo_running_close(omo_running *r);

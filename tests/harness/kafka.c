@@ -1,10 +1,14 @@
 #include "kafka.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t now_ms(void)
 {
@@ -210,4 +214,49 @@ const char *omo_test_record_header(const omo_test_record *rec, const char *name)
         if (strcmp(rec->hname[h], name) == 0)
             found = rec->hvalue[h];
     return found;
+}
+
+bool omo_test_records_valid(const char *dir, const omo_test_records *const *sets, size_t nsets,
+                            char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32], report[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/outputs.jsonl", dir);
+    snprintf(report, sizeof report, "%s/schema.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s", path);
+        return false;
+    }
+    for (size_t s = 0; s < nsets; s++)
+        for (size_t i = 0; i < sets[s]->n; i++)
+            fprintf(f, "%.*s\n", (int)sets[s]->recs[i].value_len, sets[s]->recs[i].value);
+    if (fclose(f)) {
+        snprintf(err, errlen, "cannot write %s", path);
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(report, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+            _exit(126);
+        execl("/usr/bin/python3", "python3", OMO_SOURCE_DIR "/tests/schema/validate.py", path,
+              (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+        snprintf(err, errlen, "cannot run tests/schema/validate.py");
+        return false;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return true;
+    char text[600] = "";
+    f = fopen(report, "r");
+    if (f) {
+        text[fread(text, 1, sizeof text - 1, f)] = '\0';
+        fclose(f);
+    }
+    snprintf(err, errlen, "output messages that do not validate against config/schema (%s): %s",
+             path, text[0] ? text : "(validate.py did not run)");
+    return false;
 }

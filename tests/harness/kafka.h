@@ -45,4 +45,11 @@ void omo_test_records_free(omo_test_records *recs);
 /* Header `name` of a record (the last one of that name), or NULL (absent or null). */
 const char *omo_test_record_header(const omo_test_record *rec, const char *name);
 
+/* Writes the values of every record of the nsets sets, one a line, to DIR/outputs.jsonl and
+ * validates them against the JSON Schemas of config/schema/ (tests/schema/validate.py, with
+ * Debian's python3 and python3-jsonschema). Returns false with the first lines of the report in
+ * err when any does not validate. */
+bool omo_test_records_valid(const char *dir, const omo_test_records *const *sets, size_t nsets,
+                            char *err, size_t errlen);
+
 #endif

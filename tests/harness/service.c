@@ -1187,6 +1187,13 @@ bool omo_test_service_check_drained(omo_test_service *svc, char *err, size_t err
     return true;
 }
 
+/* Every allocation and shipment status on the topics validates against the JSON Schemas. */
+static bool check_schemas(check_ctx *c)
+{
+    const omo_test_records *sets[] = {&c->alloc, &c->ships};
+    return omo_test_records_valid(c->svc->dir, sets, 2, c->err, c->errlen);
+}
+
 bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *err, size_t errlen)
 {
     check_ctx c = {.svc = svc, .err = err, .errlen = errlen};
@@ -1197,7 +1204,7 @@ bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *er
               fail(err, errlen, "only %zu of %zu inputs produced", svc->nproduced, svc->ninputs);
     ok = ok && omo_test_service_check_drained(svc, err, errlen) && read_topics(&c) &&
          check_applied(&c, export_path) && check_allocations(&c) && check_solve(&c, export_path) &&
-         check_outbox(&c) && check_dead_letters(&c);
+         check_outbox(&c) && check_dead_letters(&c) && check_schemas(&c);
     if (ok) {
         long long bad = omo_test_service_sql_count(
             svc, "SELECT count(*) FROM stock WHERE reserved > on_hand OR reserved < 0");

@@ -159,7 +159,8 @@ typedef struct omo_test_check {
  *   at the offset the row recorded; no omo.seq twice on a topic;
  * - stock: no row with reserved > on_hand or reserved < 0;
  * - dead letters: exactly the bad input messages, each once, with their key and value and the
- *   headers omo.error.reason (as `omo solve` reported), omo.error.field and omo.source.*. */
+ *   headers omo.error.reason (as `omo solve` reported), omo.error.field and omo.source.*;
+ * - every allocation and shipment status validates against the JSON Schemas of config/schema/. */
 bool omo_test_service_check(omo_test_service *svc, omo_test_check *out, char *err, size_t errlen);
 
 /* Seconds on a monotonic clock. */

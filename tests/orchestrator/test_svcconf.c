@@ -125,6 +125,9 @@ Test(svcconf, full_file_with_environment)
     cr_assert_str_eq(conf->tokens[2].token, "s001-token");
     cr_assert_eq(conf->tokens[2].role, OMO_ROLE_STORE);
     cr_assert_str_eq(conf->tokens[2].store, "S-001");
+    cr_assert_eq(conf->checkpoint_events, 50000);
+    cr_assert_eq(conf->checkpoint_seconds, 60);
+    cr_assert_eq(conf->retain_days, 30);
     omo_svcconf_destroy(conf);
 }
 
@@ -166,6 +169,9 @@ Test(svcconf, defaults_and_paths_next_to_the_file)
     cr_assert_null(conf->listen);
     cr_assert_eq(conf->ntokens, 0);
     cr_assert_null(omo_svcconf_token(conf, "anything"));
+    cr_assert_eq(conf->checkpoint_events, 100000);
+    cr_assert_eq(conf->checkpoint_seconds, 300);
+    cr_assert_eq(conf->retain_days, 7);
     /* the resolved paths name files that exist, wherever the process was started */
     cr_assert_eq(access(conf->network_path, R_OK), 0);
     cr_assert_eq(access(conf->routing_path, R_OK), 0);
@@ -260,7 +266,7 @@ Test(svcconf, unknown_keys_list_the_valid_ones)
                     "properties)",
                   F ":7:3: error: unknown key 'password' (valid keys: dsn)",
                   F ":10:1: error: unknown key 'rules' (valid keys: kafka, postgres, network, "
-                    "routing, http)",
+                    "routing, http, state)",
                   F ":14:31: error: unknown key 'scope' (valid keys: token, role, store)");
 #undef F
 }
@@ -320,6 +326,17 @@ Test(svcconf, wrong_values)
         F ":13:11: error: invalid listen address '8080': HOST:PORT expected, HOST an IPv4 address "
           "or localhost, PORT 0 to 65535",
         F ":14:11: error: expected a list for 'tokens', got a mapping");
+#undef F
+}
+
+Test(svcconf, state_values)
+{
+#define F "tests/fixtures/broken_omo_state.yaml"
+    EXPECT_ERRORS(F, F ":6:22: error: checkpoint_events must be between 1 and 1000000000",
+                  F ":7:23: error: expected an integer for 'checkpoint_seconds', got '5m'",
+                  F ":8:16: error: retain_days must be between 1 and 3650",
+                  F ":9:3: error: unknown key 'retain' (valid keys: checkpoint_events, "
+                    "checkpoint_seconds, retain_days)");
 #undef F
 }
 

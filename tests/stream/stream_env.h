@@ -51,6 +51,7 @@ typedef struct env {
     char **orders, **stock; /* the fixture's lines, by topic */
     char **order_keys, **stock_keys;
     size_t norders, nstock;
+    bool outputs_valid; /* env_stop: every output message validated against config/schema */
 } env;
 
 static inline double env_now(void)
@@ -572,11 +573,32 @@ static inline void env_restart(env *e)
     }
 }
 
-/* Stops the service (SIGTERM: it drains and exits 0, leak-free under ASan) and everything else.
- * The directory is removed when the test passed so far; otherwise kept, with the log's tail. */
+/* Every allocation and shipment status on the topics validates against config/schema. */
+static inline bool env_outputs_valid(env *e)
+{
+    omo_test_records recs[2] = {{0}};
+    const char *topics[] = {"omo.allocations", "omo.shipments"};
+    bool ok = true;
+    for (int t = 0; t < 2; t++)
+        ok =
+            ok && omo_test_kafka_read_all(omo_kafka_mock_bootstraps(e->kafka), topics[t], &recs[t]);
+    char err[1024] = "cannot read the output topics back";
+    const omo_test_records *sets[] = {&recs[0], &recs[1]};
+    ok = ok && omo_test_records_valid(e->dir, sets, 2, err, sizeof err);
+    if (!ok)
+        fprintf(stderr, "%s\n", err);
+    omo_test_records_free(&recs[0]);
+    omo_test_records_free(&recs[1]);
+    return ok;
+}
+
+/* Stops the service (SIGTERM: it drains and exits 0, leak-free under ASan), checks its outputs
+ * against the schemas (e->outputs_valid), and stops everything else. Returns the service's exit
+ * code. The caller removes the directory when the test passed; otherwise keeps it. */
 static inline int env_stop(env *e)
 {
     int rc = 0;
+    e->outputs_valid = false;
     if (e->pid > 0) {
         kill(e->pid, SIGTERM);
         rc = env_wait_pid(e->pid, 30000);
@@ -586,6 +608,8 @@ static inline int env_stop(env *e)
         }
         e->pid = 0;
     }
+    if (e->kafka)
+        e->outputs_valid = env_outputs_valid(e);
     if (e->db)
         PQfinish(e->db);
     e->db = NULL;

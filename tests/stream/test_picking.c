@@ -24,6 +24,8 @@ static void teardown(void)
     }
     /* A clean drain: the service exits 0 on SIGTERM, without leaks under ASan. */
     cr_expect_eq(rc, 0, "omo run exited %d on SIGTERM", rc);
+    cr_expect(E.outputs_valid, "allocations or shipment statuses that do not validate against "
+                               "config/schema (see the [schema] lines above)");
 }
 
 /* Sends a request and checks the answer's status and, when key is given, a JSON member. */

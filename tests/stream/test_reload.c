@@ -612,6 +612,9 @@ Test(stream, rules_swapped_under_load, .timeout = 600, .fini = teardown)
         omo_test_kafka_read_all(omo_kafka_mock_bootstraps(svc->kafka), "omo.allocations", &alloc));
     cr_assert_eq(alloc.n, rp.n, "%zu allocations on the topic, %zu decided by the replay", alloc.n,
                  rp.n);
+    char serr[1024];
+    const omo_test_records *sets[] = {&alloc};
+    cr_assert(omo_test_records_valid(svc->dir, sets, 1, serr, sizeof serr), "%s", serr);
     size_t under[NTEXTS] = {0}, store_parcels[NTEXTS] = {0};
     bool *seen = omo_xcalloc(rp.n + 1, sizeof(bool));
     for (size_t k = 0; k < alloc.n; k++) {
