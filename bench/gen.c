@@ -294,6 +294,8 @@ typedef struct opts {
     const char *out_dir;
     uint64_t seed;
     int64_t stores, skus, orders, days, bad;
+    const char *demand; /* "tight" or "ample": the look-ahead world (write_demand_world) */
+    int64_t horizon_hours, refresh_events;
 } opts;
 
 typedef struct store {
@@ -905,38 +907,6 @@ static void write_days(world *w)
         emit_bad(w, next_bad++, ms_now(w->o->days, 0));
 }
 
-/* ---- command line ------------------------------------------------------------------------ */
-
-static void usage(FILE *f)
-{
-    fputs("usage: gen [--out-dir DIR] [--seed N] [--stores N] [--skus N] [--orders N]\n"
-          "           [--days N] [--bad N]\n"
-          "\n"
-          "Writes DIR/network.yaml, DIR/routing.yaml and DIR/events.jsonl.\n"
-          "  --out-dir DIR  where to write (default .; created when missing)\n"
-          "  --seed N       the PRNG seed (default 1)\n"
-          "  --stores N     stores (default 1000)\n"
-          "  --skus N       catalogue size (default 5000)\n"
-          "  --orders N     orders per day (default 50000)\n"
-          "  --days N       days of orders after the opening stock (default 1)\n"
-          "  --bad N        malformed lines spread through the day (default 0)\n",
-          f);
-}
-
-static bool parse_count(const char *name, const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "gen: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%s'\n",
-                name, min, max, s);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static FILE *open_out(const char *dir, const char *name, char *path, size_t len)
 {
     snprintf(path, len, "%s/%s", dir, name);
@@ -956,6 +926,247 @@ static bool close_out(FILE *f, const char *path)
     return ok;
 }
 
+/* ---- the look-ahead world: a demand model, its forecast, a week drawn from it ------------- */
+
+/* Expected lines per order and units per line of the demand model's orders. */
+static const int DM_LINES[] = {70, 25, 5};
+static const int DM_QTY[] = {85, 15};
+#define DM_MEAN_LINES 1.35
+#define DM_MEAN_QTY   1.15
+
+/* Expected units of sku (by id) per day ordered near city c. */
+static double dm_rate(const world *w, int sku, size_t c)
+{
+    double city = (double)CITIES[c].population / w->city_cdf[NCITIES - 1];
+    double zipf = 1.0 / ((double)(w->rank[sku] + 1) * w->sku_cdf[w->o->skus - 1]);
+    return (double)w->o->orders * DM_MEAN_LINES * DM_MEAN_QTY * city * zipf;
+}
+
+static void write_demand_routing(const world *w, FILE *f, bool lookahead)
+{
+    fputs("# Routing rules of the look-ahead benchmark: one ship service.\n", f);
+    write_command_line(f, w->o);
+    fputs("version: 1\n"
+          "objective:\n"
+          "  hour_cost: 0.10\n"
+          "  split_penalty: 3.00\n"
+          "max_shipments: 3\n"
+          "split_lines: false\n"
+          "partial: allow\n"
+          "services:\n"
+          "  standard:\n"
+          "    zones:\n"
+          "      - {max_km: 50,   cost: 4.00, hours: 24}\n"
+          "      - {max_km: 500,  cost: 6.50, hours: 48}\n"
+          "      - {max_km: 5000, cost: 9.00, hours: 96}\n"
+          "rules:\n"
+          "  - name: hazmat ships only from warehouses\n"
+          "    when: {sku_tag: hazmat}\n"
+          "    allow_node_types: [warehouse]\n",
+          f);
+    /* The stores are not restocked within the week: the horizon ends with it. Prices are
+     * marginal values, at which the very demand they stand for is indifferent between the
+     * unit and its alternative: a weight below 1 gives such an order the unit. */
+    char end[40];
+    if (lookahead)
+        fprintf(f,
+                "lookahead:\n"
+                "  forecast: forecast.csv\n"
+                "  horizon_hours: %" PRId64 "\n"
+                "  horizon_end: \"%s\"\n"
+                "  refresh_events: %" PRId64 "\n"
+                "  weight: 0.6\n",
+                w->o->horizon_hours, fmt_time(ms_now(w->o->days, 0), end, sizeof end),
+                w->o->refresh_events);
+}
+
+/* The demand model as the forecast: every SKU at every city centre. */
+static void write_forecast(const world *w, FILE *f)
+{
+    fputs("sku,lat,lon,units_per_day\n", f);
+    for (int64_t k = 0; k < w->o->skus; k++)
+        for (size_t c = 0; c < NCITIES; c++)
+            fprintf(f, "%s,%.4f,%.4f,%.6f\n", w->sku_id[k], CITIES[c].lat, CITIES[c].lon,
+                    dm_rate(w, (int)k, c));
+}
+
+/* Opening stock, then each day's orders drawn from the model (web, standard service, from the
+ * cities by population, SKUs by popularity), warehouses receiving half a day of all the
+ * demand of every SKU at each midnight. Warehouses open with ten days of it, so they never
+ * run dry; stores hold what the regime says: tight, 1-3 units of 60% of the SKUs; ample, every
+ * SKU, twice a week of its city's demand per store, and 5 more. */
+static void write_demand_events(world *w)
+{
+    rng r = rng_stream(w->o->seed, 2);
+    size_t nskus = (size_t)w->o->skus;
+    bool tight = !strcmp(w->o->demand, "tight");
+    char event_id[96], node[24];
+    int64_t per_city[NCITIES] = {0};
+    stores_per_city(w->o->stores, per_city);
+    for (size_t i = 0; i < NCENTRES; i++) {
+        snprintf(node, sizeof node, "DC-%s", CENTRES[i].code);
+        for (size_t sku = 0; sku < nskus; sku++) {
+            double day = 0;
+            for (size_t c = 0; c < NCITIES; c++)
+                day += dm_rate(w, (int)sku, c);
+            snprintf(event_id, sizeof event_id, "init-%s-%s", node, w->sku_id[sku]);
+            emit_snapshot(w, event_id, node, (int)sku, 10 + (int64_t)ceil(10 * day), NULL,
+                          ms_now(0, 0));
+            w->nsnapshots++;
+        }
+    }
+    for (size_t i = 0; i < w->nstores; i++) {
+        store *s = &w->stores[i];
+        for (size_t sku = 0; sku < nskus; sku++) {
+            int64_t on_hand;
+            if (tight)
+                on_hand = rng_chance(&r, 0.6) ? rng_range(&r, 1, 3) : 0;
+            else
+                on_hand = 5 + (int64_t)ceil(2 * 7 * dm_rate(w, (int)sku, (size_t)s->city) /
+                                            (double)per_city[s->city]);
+            if (!on_hand)
+                continue;
+            snprintf(event_id, sizeof event_id, "init-%s-%s", s->id, w->sku_id[sku]);
+            emit_snapshot(w, event_id, s->id, (int)sku, on_hand, NULL, ms_now(0, 0));
+            w->nsnapshots++;
+        }
+    }
+    rng ro = rng_stream(w->o->seed, 3);
+    int64_t per_day = w->o->orders, seq = 0;
+    for (int64_t day = 0; day < w->o->days; day++) {
+        if (day > 0)
+            for (size_t i = 0; i < NCENTRES; i++)
+                for (size_t sku = 0; sku < nskus; sku++) {
+                    double all = 0;
+                    for (size_t c = 0; c < NCITIES; c++)
+                        all += dm_rate(w, (int)sku, c);
+                    snprintf(node, sizeof node, "DC-%s", CENTRES[i].code);
+                    snprintf(event_id, sizeof event_id, "rcv-%s-%s-%" PRId64, node, w->sku_id[sku],
+                             day);
+                    emit_delta(w, event_id, node, (int)sku, 1 + (int64_t)ceil(all / 2), "receipt",
+                               ms_now(day, 0));
+                    w->nreceipts++;
+                }
+        for (int64_t i = 0; i < per_day; i++, seq++) {
+            int64_t ms = ms_now(day, 1000 * ((i * (DAY_MS / 1000)) / (per_day ? per_day : 1)));
+            char at[40];
+            size_t c = pick_cdf(&ro, w->city_cdf, NCITIES);
+            double lat, lon;
+            jitter(&ro, CITIES[c].lat, CITIES[c].lon, 30.0, &lat, &lon);
+            fprintf(w->ev,
+                    "{\"type\":\"order.created\",\"order_id\":\"W-%07" PRId64
+                    "\",\"created_at\":\"%s\",\"channel\":\"web\",\"customer\":{\"lat\":%.4f,"
+                    "\"lon\":%.4f},\"delivery\":{\"method\":\"ship\",\"service\":\"standard\"},"
+                    "\"lines\":[",
+                    seq + 1, fmt_time(ms, at, sizeof at), lat, lon);
+            int64_t nlines = 1 + pick_weighted(&ro, DM_LINES, 3);
+            int skus[3], n = 0;
+            for (int64_t l = 0; l < nlines && l < w->o->skus; l++)
+                for (int attempt = 0; attempt < 32; attempt++) {
+                    int sku = w->by_rank[pick_cdf(&ro, w->sku_cdf, nskus)];
+                    bool dup = false;
+                    for (int j = 0; j < n; j++)
+                        dup |= skus[j] == sku;
+                    if (!dup) {
+                        skus[n++] = sku;
+                        break;
+                    }
+                }
+            for (int l = 0; l < n; l++)
+                fprintf(w->ev, "%s{\"line_id\":\"%d\",\"sku\":\"%s\",\"qty\":%" PRId64 "}",
+                        l ? "," : "", l + 1, w->sku_id[skus[l]], 1 + pick_weighted(&ro, DM_QTY, 2));
+            fputs("]}\n", w->ev);
+            w->nevents++;
+            w->norders++;
+        }
+    }
+}
+
+static int write_demand_world(world *w)
+{
+    const opts *o = w->o;
+    char path[4096];
+    /* Stores ship their whole stock if asked and keep none back: the regime alone decides. */
+    for (size_t i = 0; i < w->nstores; i++) {
+        w->stores[i].safety = 0;
+        w->stores[i].capacity = 100000;
+    }
+    FILE *f = open_out(o->out_dir, "network.yaml", path, sizeof path);
+    if (!f)
+        return 1;
+    write_network(w, f);
+    if (!close_out(f, path))
+        return 1;
+    for (int la = 0; la < 2; la++) {
+        f = open_out(o->out_dir, la ? "routing_lookahead.yaml" : "routing.yaml", path, sizeof path);
+        if (!f)
+            return 1;
+        write_demand_routing(w, f, la);
+        if (!close_out(f, path))
+            return 1;
+    }
+    f = open_out(o->out_dir, "forecast.csv", path, sizeof path);
+    if (!f)
+        return 1;
+    write_forecast(w, f);
+    if (!close_out(f, path))
+        return 1;
+    w->ev = open_out(o->out_dir, "events.jsonl", path, sizeof path);
+    if (!w->ev)
+        return 1;
+    setvbuf(w->ev, NULL, _IOFBF, 1 << 20);
+    write_demand_events(w);
+    f = w->ev;
+    w->ev = NULL;
+    if (!close_out(f, path))
+        return 1;
+    fprintf(stderr,
+            "gen: %s stock, %zu nodes, %" PRId64 " SKUs, %" PRId64 " events (%" PRId64
+            " snapshots, %" PRId64 " orders, %" PRId64 " receipts) -> %s/\n",
+            o->demand, NCENTRES + w->nstores, o->skus, w->nevents, w->nsnapshots, w->norders,
+            w->nreceipts, o->out_dir);
+    return 0;
+}
+
+/* ---- command line ------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fputs("usage: gen [--out-dir DIR] [--seed N] [--stores N] [--skus N] [--orders N]\n"
+          "           [--days N] [--bad N]\n"
+          "\n"
+          "Writes DIR/network.yaml, DIR/routing.yaml and DIR/events.jsonl.\n"
+          "  --out-dir DIR  where to write (default .; created when missing)\n"
+          "  --seed N       the PRNG seed (default 1)\n"
+          "  --stores N     stores (default 1000)\n"
+          "  --skus N       catalogue size (default 5000)\n"
+          "  --orders N     orders per day (default 50000)\n"
+          "  --days N       days of orders after the opening stock (default 1)\n"
+          "  --bad N        malformed lines spread through the day (default 0)\n"
+          "  --demand tight|ample\n"
+          "                 instead: the look-ahead benchmark's world, a demand model written\n"
+          "                 as DIR/forecast.csv and --days (default 7) of orders drawn from it\n"
+          "                 (default 40 stores, 100 SKUs, 600 orders a day), with\n"
+          "                 DIR/routing.yaml and DIR/routing_lookahead.yaml\n"
+          "  --horizon-hours N, --refresh-events N\n"
+          "                 the look-ahead block of routing_lookahead.yaml (168, 250)\n",
+          f);
+}
+
+static bool parse_count(const char *name, const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "gen: --%s must be an integer from %" PRId64 " to %" PRId64 ", not '%s'\n",
+                name, min, max, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     opts o = {.out_dir = ".",
@@ -972,10 +1183,16 @@ int main(int argc, char **argv)
                                              {"orders", required_argument, NULL, 'n'},
                                              {"days", required_argument, NULL, 'd'},
                                              {"bad", required_argument, NULL, 'b'},
+                                             {"demand", required_argument, NULL, 'D'},
+                                             {"horizon-hours", required_argument, NULL, 'H'},
+                                             {"refresh-events", required_argument, NULL, 'R'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
     int64_t seed = 1;
+    bool set_stores = false, set_skus = false, set_orders = false, set_days = false;
+    o.horizon_hours = 168;
+    o.refresh_events = 250;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         bool ok = true;
         switch (ch) {
@@ -987,18 +1204,34 @@ int main(int argc, char **argv)
             break;
         case 'S':
             ok = parse_count("stores", optarg, 1, 1000000, &o.stores);
+            set_stores = true;
             break;
         case 'k':
             ok = parse_count("skus", optarg, 1, 10000000, &o.skus);
+            set_skus = true;
             break;
         case 'n':
             ok = parse_count("orders", optarg, 0, 100000000, &o.orders);
+            set_orders = true;
             break;
         case 'd':
             ok = parse_count("days", optarg, 1, 3650, &o.days);
+            set_days = true;
             break;
         case 'b':
             ok = parse_count("bad", optarg, 0, 1000000, &o.bad);
+            break;
+        case 'D':
+            o.demand = optarg;
+            ok = !strcmp(optarg, "tight") || !strcmp(optarg, "ample");
+            if (!ok)
+                fprintf(stderr, "gen: --demand must be tight or ample, not '%s'\n", optarg);
+            break;
+        case 'H':
+            ok = parse_count("horizon-hours", optarg, 1, 100000, &o.horizon_hours);
+            break;
+        case 'R':
+            ok = parse_count("refresh-events", optarg, 1, 1000000000, &o.refresh_events);
             break;
         case 'h':
             usage(stdout);
@@ -1025,10 +1258,21 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (o.demand) {
+        o.stores = set_stores ? o.stores : 40;
+        o.skus = set_skus ? o.skus : 100;
+        o.orders = set_orders ? o.orders : 600;
+        o.days = set_days ? o.days : 7;
+    }
     world w = {0};
     build_world(&w, &o);
     char path[4096];
     int rc = 1;
+    if (o.demand) {
+        rc = write_demand_world(&w);
+        destroy_world(&w);
+        return rc;
+    }
 
     FILE *f = open_out(o.out_dir, "network.yaml", path, sizeof path);
     if (!f)

@@ -3,7 +3,7 @@
  *
  *   streambench --day DIR [--omo PATH] [--out DIR] [--partitions N] [--fetch-wait-ms N]
  *               [--rate ORDERS_PER_S] [--perf FILE] [--no-floor] [--no-latency]
- *               [--latency-only --rate ORDERS_PER_S]
+ *               [--latency-only --rate ORDERS_PER_S] [--readers P,A]
  *   streambench relay BOOTSTRAPS GROUP IN_TOPIC IN_TOPIC OUT_TOPIC   (the floor's process)
  *
  * DIR holds gen's network.yaml, routing.yaml and events.jsonl: the opening stock snapshots,
@@ -21,6 +21,11 @@
  *  latency     a new cluster, database and service; after the opening, the day is produced
  *              paced at half the measured rate (or --rate); for each order, the time from just
  *              before it is produced to its first allocation being read back.
+ *
+ *  readers     with --readers P,A: the latency phase again, on a new cluster, database and
+ *              service, with P client threads sending POST /promise and A sending
+ *              GET /availability back to back while the day streams; their requests/s, p50 and
+ *              p99, and the stream's p99 against the phase without them (bench/promise.sh).
  *
  * The mock cluster answers a fetch that finds no data only after the consumer's full
  * fetch.wait.max.ms (a real broker answers as soon as data arrives); with librdkafka's default
@@ -49,8 +54,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -446,6 +453,187 @@ static bool alive(pid_t pid)
     return waitpid(pid, &status, WNOHANG) == 0;
 }
 
+/* ---- readers beside the stream (bench/promise.sh) ------------------------------------------
+ *
+ * Client threads, each on one keep-alive HTTP/1.1 connection, sending requests back to back:
+ * POST /promise with the basket of a random order of the day (its lines, 1 to 4, and its
+ * delivery, ship or pickup), or GET /availability for a random SKU of one. */
+
+#define BENCH_TOKEN "streambench"
+
+typedef struct loader {
+    pthread_t thread;
+    int port;
+    bool promise;
+    const day *d;
+    const size_t *lines; /* order.created lines of at most 4 lines */
+    size_t nlines;
+    uint64_t rng;
+    atomic_bool *stop;
+    double *lat; /* ms */
+    size_t n, cap;
+    uint64_t errors;
+    double t0, t1;
+} loader;
+
+static uint64_t loader_rand(loader *l)
+{
+    l->rng ^= l->rng << 13;
+    l->rng ^= l->rng >> 7;
+    l->rng ^= l->rng << 17;
+    return l->rng;
+}
+
+static int loader_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* One request and its whole answer on a kept-alive connection; the status, or -1. */
+static int loader_call(int fd, const char *head, const char *body, size_t blen, char **buf,
+                       size_t *cap)
+{
+    /* One write: a head and a body in two would wait for the delayed ACK (Nagle). */
+    size_t hlen = strlen(head);
+    if (hlen + blen + 1 > *cap) {
+        *cap = hlen + blen + 65536;
+        *buf = omo_xrealloc(*buf, *cap);
+    }
+    memcpy(*buf, head, hlen);
+    if (blen)
+        memcpy(*buf + hlen, body, blen);
+    if (write(fd, *buf, hlen + blen) != (ssize_t)(hlen + blen))
+        return -1;
+    size_t used = 0;
+    char *end = NULL;
+    for (;;) {
+        if (used + 4096 > *cap) {
+            *cap = *cap ? *cap * 2 : 65536;
+            *buf = omo_xrealloc(*buf, *cap);
+        }
+        ssize_t r = read(fd, *buf + used, *cap - used - 1);
+        if (r <= 0)
+            return -1;
+        used += (size_t)r;
+        (*buf)[used] = 0;
+        if (!end && (end = strstr(*buf, "\r\n\r\n"))) {
+            const char *cl = strcasestr(*buf, "content-length:");
+            size_t want = (size_t)(end - *buf) + 4 + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+            while (used < want) {
+                if (want + 1 > *cap) {
+                    *cap = want + 1;
+                    *buf = omo_xrealloc(*buf, *cap);
+                }
+                r = read(fd, *buf + used, want - used);
+                if (r <= 0)
+                    return -1;
+                used += (size_t)r;
+            }
+            return atoi(*buf + 9);
+        }
+    }
+}
+
+static void *loader_run(void *arg)
+{
+    loader *l = arg;
+    /* The clients would be elsewhere: here they take only what omo leaves of the two cores. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    char *buf = NULL, head[512], path[160];
+    size_t cap = 0;
+    int fd = -1;
+    l->t0 = now_s();
+    while (!atomic_load(l->stop)) {
+        if (fd < 0 && (fd = loader_connect(l->port)) < 0) {
+            l->errors++;
+            sleep_s(0.01);
+            continue;
+        }
+        const char *line = l->d->lines[l->lines[loader_rand(l) % l->nlines]];
+        const char *body = NULL;
+        size_t blen = 0;
+        if (l->promise) {
+            /* An order.created is a promise body: its id and type are ignored, its created_at
+             * is the decision's time. */
+            body = line;
+            blen = strlen(line);
+            snprintf(head, sizeof head,
+                     "POST /promise HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                     "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     BENCH_TOKEN, blen);
+        } else {
+            char sku[96] = "";
+            field(line, "sku", sku, sizeof sku);
+            snprintf(path, sizeof path, "/availability?sku=%s", sku);
+            snprintf(head, sizeof head,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", path,
+                     BENCH_TOKEN);
+        }
+        double t = now_s();
+        int status = loader_call(fd, head, body, blen, &buf, &cap);
+        double ms = (now_s() - t) * 1000.0;
+        if (status != 200) {
+            l->errors++;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 1 << 16;
+            l->lat = omo_xrealloc(l->lat, l->cap * sizeof *l->lat);
+        }
+        l->lat[l->n++] = ms;
+    }
+    l->t1 = now_s();
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return NULL;
+}
+
+/* What one kind of reader did: requests/s over the run, p50 and p99 in ms. */
+typedef struct load_result {
+    double per_s, p50, p99;
+    size_t n;
+    uint64_t errors;
+} load_result;
+
+static int cmp_double(const void *a, const void *b);
+static double percentile(const double *v, size_t n, double p);
+
+static load_result load_summary(loader *ls, int from, int to)
+{
+    load_result r = {0};
+    size_t n = 0;
+    double secs = 0;
+    for (int i = from; i < to; i++) {
+        n += ls[i].n;
+        r.errors += ls[i].errors;
+        secs = fmax(secs, ls[i].t1 - ls[i].t0);
+    }
+    double *all = omo_xmalloc((n ? n : 1) * sizeof *all);
+    size_t k = 0;
+    for (int i = from; i < to; i++)
+        for (size_t j = 0; j < ls[i].n; j++)
+            all[k++] = ls[i].lat[j];
+    if (n) {
+        qsort(all, n, sizeof *all, cmp_double);
+        r.p50 = percentile(all, n, 0.50);
+        r.p99 = percentile(all, n, 0.99);
+    }
+    r.n = n;
+    r.per_s = secs > 0 ? (double)n / secs : 0;
+    free(all);
+    return r;
+}
+
 /* ---- the service -------------------------------------------------------------------------- */
 
 typedef struct opts {
@@ -453,6 +641,7 @@ typedef struct opts {
     int partitions, fetch_wait_ms, tick_ms;
     double rate;
     bool throughput, floor, latency;
+    int promise_threads, avail_threads; /* --readers P,A: client threads beside the stream */
 } opts;
 
 typedef struct service {
@@ -600,7 +789,7 @@ static bool service_start(service *s, const opts *o, const char *name, const day
             "    fetch.wait.max.ms: \"%d\"\n"
             "postgres:\n  dsn: \"%s\"\n"
             "network: \"%s\"\nrouting: \"%s\"\n"
-            "http:\n  listen: 127.0.0.1:%d\n",
+            "http:\n  listen: 127.0.0.1:%d\n  tokens:\n    - {token: " BENCH_TOKEN ", role: ops}\n",
             omo_kafka_mock_bootstraps(s->mock), name, o->fetch_wait_ms, omo_pg_local_dsn(s->pg),
             net, rules, s->http_port);
     if (fclose(f))
@@ -1043,9 +1232,21 @@ static bool latencies(const tracker *t, const day *d, const double *sent, const 
 }
 
 static result phase_latency(const opts *o, const day *d, service *s, double orders_s,
-                            const char *self)
+                            const char *self, int readers, load_result *promises,
+                            load_result *reads)
 {
     result r = {.rate = orders_s};
+    loader *ls = omo_xcalloc((size_t)readers + 1, sizeof *ls);
+    atomic_bool stop_readers = false;
+    size_t *baskets = omo_xmalloc((d->n + 1) * sizeof *baskets), nbaskets = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        int nl = 0;
+        for (const char *p = d->lines[i]; (p = strstr(p, "\"line_id\"")); p++)
+            nl++;
+        if (d->order[i] >= 0 && nl >= 1 && nl <= 4)
+            baskets[nbaskets++] = i;
+    }
+    int started = 0;
     feeder f = {0};
     tracker t = {0};
     pid_t relay = 0;
@@ -1065,9 +1266,31 @@ static result phase_latency(const opts *o, const day *d, service *s, double orde
     feeder_close(&f);
     if (!feeder_open(&f, bs, "omo.orders", "omo.stock", "0"))
         goto done;
-    fprintf(stderr, "[streambench] latency: producing %zu events paced at %.0f orders/s\n",
-            d->n - d->opening, orders_s);
-    if (!paced(&f, d, orders_s, o->tick_ms, sent) || !wait_all(&t, d, s->pid, "omo run", s))
+    for (; started < readers && nbaskets; started++) {
+        loader *l = &ls[started];
+        *l = (loader){.port = s->http_port,
+                      .promise = started < o->promise_threads,
+                      .d = d,
+                      .lines = baskets,
+                      .nlines = nbaskets,
+                      .rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(started + 1),
+                      .stop = &stop_readers};
+        if (pthread_create(&l->thread, NULL, loader_run, l))
+            break;
+    }
+    fprintf(stderr, "[streambench] latency: producing %zu events paced at %.0f orders/s%s\n",
+            d->n - d->opening, orders_s, started ? ", readers on" : "");
+    bool streamed = paced(&f, d, orders_s, o->tick_ms, sent);
+    atomic_store(&stop_readers, true);
+    for (int i = 0; i < started; i++)
+        pthread_join(ls[i].thread, NULL);
+    if (started && promises && reads) {
+        *promises =
+            load_summary(ls, 0, o->promise_threads < started ? o->promise_threads : started);
+        *reads =
+            load_summary(ls, o->promise_threads < started ? o->promise_threads : started, started);
+    }
+    if (!streamed || !wait_all(&t, d, s->pid, "omo run", s))
         goto done;
     snprintf(path, sizeof path, "%s/latency_ms.txt", s->dir);
     if (!latencies(&t, d, sent, path, &r.p50, &r.p99, &r.pmax, &r.orders))
@@ -1095,10 +1318,15 @@ static result phase_latency(const opts *o, const day *d, service *s, double orde
     r.floor_ok =
         latencies(&t, d, sent, path, &r.floor_p50, &r.floor_p99, &r.floor_max, &(size_t){0});
 done:
+    atomic_store(&stop_readers, true);
     relay_stop(relay, in);
     tracker_stop(&t);
     feeder_close(&f);
     free(sent);
+    for (int i = 0; i <= readers; i++)
+        free(ls[i].lat);
+    free(ls);
+    free(baskets);
     return r;
 }
 
@@ -1220,7 +1448,8 @@ static void usage(void)
 {
     fputs("usage: streambench --day DIR [--omo PATH] [--out DIR] [--partitions N]\n"
           "                   [--fetch-wait-ms N] [--rate ORDERS_PER_S] [--perf FILE]\n"
-          "                   [--no-floor] [--no-latency] [--latency-only --rate R]\n",
+          "                   [--no-floor] [--no-latency] [--latency-only --rate R]\n"
+          "                   [--readers PROMISE_THREADS,AVAILABILITY_THREADS]\n",
           stderr);
 }
 
@@ -1233,13 +1462,19 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "relay"))
         return relay_main(argc - 1, argv + 1);
-    static const struct option longopts[] = {
-        {"day", required_argument, 0, 'd'},           {"omo", required_argument, 0, 'o'},
-        {"out", required_argument, 0, 'w'},           {"partitions", required_argument, 0, 'p'},
-        {"fetch-wait-ms", required_argument, 0, 'f'}, {"rate", required_argument, 0, 'r'},
-        {"perf", required_argument, 0, 'P'},          {"no-floor", no_argument, 0, 'F'},
-        {"no-latency", no_argument, 0, 'L'},          {"latency-only", no_argument, 0, 'T'},
-        {"tick-ms", required_argument, 0, 't'},       {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"day", required_argument, 0, 'd'},
+                                             {"omo", required_argument, 0, 'o'},
+                                             {"out", required_argument, 0, 'w'},
+                                             {"partitions", required_argument, 0, 'p'},
+                                             {"fetch-wait-ms", required_argument, 0, 'f'},
+                                             {"rate", required_argument, 0, 'r'},
+                                             {"perf", required_argument, 0, 'P'},
+                                             {"no-floor", no_argument, 0, 'F'},
+                                             {"no-latency", no_argument, 0, 'L'},
+                                             {"latency-only", no_argument, 0, 'T'},
+                                             {"tick-ms", required_argument, 0, 't'},
+                                             {"readers", required_argument, 0, 'R'},
+                                             {0, 0, 0, 0}};
     opts o = {.out = "bench/out/stream",
               .partitions = 8,
               .fetch_wait_ms = 10,
@@ -1282,6 +1517,13 @@ int main(int argc, char **argv)
             break;
         case 't':
             o.tick_ms = atoi(optarg);
+            break;
+        case 'R':
+            if (sscanf(optarg, "%d,%d", &o.promise_threads, &o.avail_threads) != 2 ||
+                o.promise_threads < 0 || o.avail_threads < 0) {
+                usage();
+                return 2;
+            }
             break;
         default:
             usage();
@@ -1341,7 +1583,16 @@ int main(int argc, char **argv)
     }
     double rate = o.rate > 0 ? o.rate : a.orders_s / 2;
     if ((a.ok || !o.throughput) && o.latency && !stop_requested) {
-        b = phase_latency(&o, &d, &s, rate, self);
+        b = phase_latency(&o, &d, &s, rate, self, 0, NULL, NULL);
+        service_stop(&s);
+    }
+    int readers = o.promise_threads + o.avail_threads;
+    result withr = {0};
+    load_result promises = {0}, reads = {0};
+    if (readers && b.ok && !stop_requested) {
+        opts with = o;
+        with.floor = false;
+        withr = phase_latency(&with, &d, &s, rate, self, readers, &promises, &reads);
         service_stop(&s);
     }
 
@@ -1390,6 +1641,29 @@ int main(int argc, char **argv)
     if (o.throughput && a.orders < d.norders)
         printf("  refused      %zu orders got no allocation (dead letters)\n",
                d.norders - a.orders);
+    if (readers) {
+        if (!withr.ok) {
+            printf("  readers      FAILED (see %s/latency/omo.log)\n", o.out);
+        } else {
+            printf("  readers      %d POST /promise and %d GET /availability client threads "
+                   "beside the stream at %.0f orders/s:\n",
+                   o.promise_threads, o.avail_threads, withr.rate);
+            printf("  promise      %.0f requests/s  p50 %.2f ms  p99 %.2f ms  (%zu, %llu "
+                   "errors)\n",
+                   promises.per_s, promises.p50, promises.p99, promises.n,
+                   (unsigned long long)promises.errors);
+            printf("  availability %.0f requests/s  p50 %.2f ms  p99 %.2f ms  (%zu, %llu "
+                   "errors)\n",
+                   reads.per_s, reads.p50, reads.p99, reads.n, (unsigned long long)reads.errors);
+            printf("  stream       p99 %.1f ms with readers, %.1f ms without: ratio %.2f  (p50 "
+                   "%.1f / %.1f ms)\n",
+                   withr.p99, b.p99, withr.p99 / b.p99, withr.p50, b.p50);
+            printf("  target       promise >= 10000/s p99 <= 20 ms: %s; availability >= 20000/s "
+                   "p99 <= 5 ms: %s; stream p99 within 20%%: %s\n",
+                   mark(promises.per_s >= 10000 && promises.p99 <= 20),
+                   mark(reads.per_s >= 20000 && reads.p99 <= 5), mark(withr.p99 <= 1.2 * b.p99));
+        }
+    }
     printf("  target      ");
     if (o.throughput)
         printf(" >= %.0f orders/s: %s;", TARGET_ORDERS_S, mark(a.orders_s >= TARGET_ORDERS_S));

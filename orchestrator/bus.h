@@ -16,6 +16,7 @@ typedef enum omo_topic {
     OMO_TOPIC_ALLOCATIONS,
     OMO_TOPIC_SHIPMENTS,
     OMO_TOPIC_DEAD_LETTER,
+    OMO_TOPIC_AVAILABILITY, /* optional: no name, no feed */
     OMO_TOPICS
 } omo_topic;
 
@@ -87,6 +88,10 @@ typedef struct omo_bus_ops {
     /* Consumer lag of the assigned input partitions, or -1 when unknown (for /metrics). */
     int64_t (*lag)(void *self);
     void (*destroy)(void *self);
+    /* Drops every output message queued or in flight (their deliveries are reported failed) and
+     * returns how many the producer still held, reports not yet handed out included. Any
+     * thread may call it. */
+    size_t (*purge)(void *self);
     /* Optional (may be NULL): input positions the core has just committed to its store (the
      * positions of record). The bus may publish them, asynchronously and for information only
      * (Kafka: the group's committed offsets, so that its tools show the lag). */

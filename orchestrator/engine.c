@@ -1,7 +1,11 @@
 #include "engine.h"
 
+#include "lookahead.h"
 #include "solver.h"
+#include "strbuf.h"
 #include "tz.h"
+
+#include <jansson.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -52,6 +56,107 @@ typedef struct int_vec {
     size_t n, cap;
 } int_vec;
 
+/* Everything one decision writes while it builds and solves its problem. The service thread
+ * has one in the engine; every reader has its own, so that promises run beside each other. */
+typedef struct scratch {
+    unsigned stamp;
+    unsigned *node_stamp; /* per node */
+    int *node_cand;       /* per node */
+    omo_cand *cands;
+    size_t capcands;
+    int64_t *atp_pool;
+    int64_t *price_pool;
+    unsigned char *ok_pool;
+    size_t cap_atp, cap_ok, cap_price;
+    int64_t *safety_pool;
+    size_t cap_safety;
+    unsigned char *rule_order_ok;
+    unsigned char *rule_line_ok;
+    size_t cap_rule_order, cap_rule_line;
+    int64_t qty[OMO_MAX_LINES];
+    omo_method *methods; /* per candidate */
+    size_t capmethods;
+    unsigned *region_stamp; /* per region: decision that listed it */
+    int *region_pass;       /* per region: the gathering pass that takes it */
+    int64_t *region_lb;     /* per region: lower bound of any plan using one of its nodes */
+    int *region_order;      /* the listed regions */
+    double target[3];
+    double *zone_cos; /* per zone of the service in use: cos(max_km / R), and its sine */
+    double *zone_sin;
+    size_t cap_zone_cos, cap_zone_sin;
+    unsigned tz_stamp[256]; /* local day per time zone, for the decision being made */
+    int64_t tz_day[256];
+    omo_solver *sv;
+} scratch;
+
+static void scratch_init(scratch *sc, size_t nnodes, size_t nregions)
+{
+    memset(sc, 0, sizeof *sc);
+    nnodes = nnodes ? nnodes : 1;
+    nregions = nregions ? nregions : 1;
+    sc->node_stamp = omo_xcalloc(nnodes, sizeof(unsigned));
+    sc->node_cand = omo_xcalloc(nnodes, sizeof(int));
+    sc->region_stamp = omo_xcalloc(nregions, sizeof(unsigned));
+    sc->region_pass = omo_xcalloc(nregions, sizeof(int));
+    sc->region_lb = omo_xcalloc(nregions, sizeof(int64_t));
+    sc->region_order = omo_xcalloc(nregions, sizeof(int));
+    sc->sv = omo_solver_create();
+}
+
+static void scratch_free(scratch *sc)
+{
+    free(sc->node_stamp);
+    free(sc->node_cand);
+    free(sc->cands);
+    free(sc->atp_pool);
+    free(sc->price_pool);
+    free(sc->ok_pool);
+    free(sc->safety_pool);
+    free(sc->rule_order_ok);
+    free(sc->rule_line_ok);
+    free(sc->methods);
+    free(sc->region_stamp);
+    free(sc->region_pass);
+    free(sc->region_lb);
+    free(sc->region_order);
+    free(sc->zone_cos);
+    free(sc->zone_sin);
+    omo_solver_destroy(sc->sv);
+}
+
+/* ---- holds and pauses: state of their own, applied as events ---------------------------- */
+
+/* Units a hold keeps from everyone else at one node. */
+typedef struct hold_unit {
+    int node, sku;
+    int64_t qty;
+} hold_unit;
+
+/* A checkout hold (hold.placed): the plan decided for its basket, its units counted as held at
+ * their nodes until it is released, expires, or an order naming it arrives. */
+typedef struct hold_rec {
+    char *id;
+    int64_t placed_ms, expires_ms;
+    hold_unit *units;
+    int nunits;
+    char *option; /* the plan as JSON (an option of POST /promise), for repeated requests */
+    bool live;
+} hold_rec;
+
+typedef struct holds_state {
+    hold_rec *v;
+    size_t n, cap;
+    omo_strmap ids; /* hold id -> index into v (gone ones stay, not live) */
+    size_t live;
+} holds_state;
+
+/* A node closed for new units (node.paused). */
+typedef struct pause_rec {
+    bool on;
+    char reason[OMO_PAUSE_REASON_MAX + 1];
+    int64_t until_ms; /* when to resume by itself, or 0 */
+} pause_rec;
+
 struct omo_engine {
     const omo_network *net;
     const omo_rules *rules;
@@ -61,6 +166,9 @@ struct omo_engine {
     void *status_ctx;
     omo_inventory *inv;
     omo_solver *sv;
+    omo_lookahead_run *la; /* look-ahead prices, NULL when the rules have none */
+    uint64_t applied;      /* events that took effect: the clock of price refreshes */
+    omo_solver *sv_myopic; /* explanations: the choice without prices */
 
     order_rec *orders;
     size_t norders, caporders;
@@ -69,29 +177,14 @@ struct omo_engine {
     int_vec *backlog; /* per SKU: orders that had units of it backordered */
     size_t capbacklog;
 
-    /* scratch for building one problem */
-    unsigned stamp;
-    unsigned *node_stamp;
-    int *node_cand;
-    omo_cand *cands;
-    size_t capcands;
-    int64_t *atp_pool;
-    unsigned char *ok_pool;
-    size_t cap_atp, cap_ok;
-    int64_t *safety_pool;
-    size_t cap_safety;
-    unsigned char *rule_order_ok;
-    unsigned char *rule_line_ok;
-    size_t cap_rule_order, cap_rule_line;
-    int64_t qty[OMO_MAX_LINES];
-    omo_method *methods; /* per candidate */
+    /* The service thread's scratch; a reader (omo_reader) decides with its own. */
+    scratch sc;
     /* While re-sourcing a short pick: that node is not asked again for the SKUs it lacked. */
     int avoid_node;
     int avoid_skus[OMO_MAX_LINES];
     int navoid;
     omo_shipment *emit_ships; /* the shipments with units, for the revision being emitted */
     size_t cap_emit_ships;
-    size_t capmethods;
     int *prev_node, *prev_seq; /* shipment ids of the allocation being replaced */
     int nprev;
     size_t capprev;
@@ -109,18 +202,14 @@ struct omo_engine {
     int64_t *region_handling; /* per region: least handling cost, micro */
     int64_t *region_hours;    /* per region: least handling hours, milli */
     int64_t *region_pick;     /* per region: least pick cost, micro */
-    unsigned *region_stamp;   /* per region: decision that listed it */
-    int *region_pass;         /* per region: the gathering pass that takes it */
-    int64_t *region_lb;       /* per region: lower bound of any plan using one of its nodes */
-    int *region_order;        /* scratch: the listed regions */
     uint64_t regions_skipped;
     bool exhaustive; /* look at every region: for checking that skipping changes nothing */
-    double target[3];
-    double *zone_cos; /* per zone of the service in use: cos(max_km / R), and its sine */
-    double *zone_sin;
-    size_t cap_zone_cos, cap_zone_sin;
-    unsigned tz_stamp[256]; /* local day per time zone, for the decision being made */
-    int64_t tz_day[256];
+    /* A copy of the engine a reader decides in (omo_engine_promise): it reserves nothing and
+     * writes nothing shared. */
+    bool view;
+
+    holds_state holds;
+    pause_rec *paused; /* per node */
 
     /* explanations */
     char *explain_id;
@@ -234,10 +323,6 @@ static void build_regions(omo_engine *eng)
     eng->region_handling = omo_xmalloc(sizeof(int64_t) * nr);
     eng->region_hours = omo_xmalloc(sizeof(int64_t) * nr);
     eng->region_pick = omo_xmalloc(sizeof(int64_t) * nr);
-    eng->region_stamp = omo_xcalloc(nr, sizeof(unsigned));
-    eng->region_pass = omo_xcalloc(nr, sizeof(int));
-    eng->region_lb = omo_xcalloc(nr, sizeof(int64_t));
-    eng->region_order = omo_xcalloc(nr, sizeof(int));
     for (size_t r = 0; r < nr; r++)
         eng->region_handling[r] = eng->region_hours[r] = eng->region_pick[r] = INT64_MAX;
     for (size_t n = 0; n < net->nnodes; n++) {
@@ -286,14 +371,14 @@ omo_engine *omo_engine_create(const omo_network *net, const omo_rules *rules, om
     eng->sink = sink;
     eng->sink_ctx = sink_ctx;
     eng->inv = omo_inventory_create();
-    eng->sv = omo_solver_create();
-    eng->node_stamp = omo_xcalloc(net->nnodes, sizeof(unsigned));
-    eng->node_cand = omo_xcalloc(net->nnodes, sizeof(int));
     eng->avoid_node = -1;
     eng->unit = omo_xmalloc(sizeof(double) * 3 * (net->nnodes ? net->nnodes : 1));
     for (size_t n = 0; n < net->nnodes; n++)
         unit_vector(net->nodes[n].lat, net->nodes[n].lon, &eng->unit[3 * n]);
     build_regions(eng);
+    scratch_init(&eng->sc, net->nnodes, (size_t)eng->nregions);
+    eng->la = omo_lookahead_run_create(net, rules);
+    eng->paused = omo_xcalloc(net->nnodes ? net->nnodes : 1, sizeof(pause_rec));
     return eng;
 }
 
@@ -319,16 +404,23 @@ void omo_engine_destroy(omo_engine *eng)
         free(eng->backlog[i].v);
     free(eng->backlog);
     free(eng->retry.v);
-    free(eng->methods);
     free(eng->emit_ships);
     free(eng->prev_node);
     free(eng->prev_seq);
     omo_strmap_free(&eng->order_ids);
     omo_hashset_free(&eng->event_ids);
     omo_inventory_destroy(eng->inv);
-    omo_solver_destroy(eng->sv);
-    free(eng->node_stamp);
-    free(eng->node_cand);
+    scratch_free(&eng->sc);
+    omo_solver_destroy(eng->sv_myopic);
+    omo_lookahead_run_destroy(eng->la);
+    for (size_t i = 0; i < eng->holds.n; i++) {
+        free(eng->holds.v[i].id);
+        free(eng->holds.v[i].units);
+        free(eng->holds.v[i].option);
+    }
+    free(eng->holds.v);
+    omo_strmap_free(&eng->holds.ids);
+    free(eng->paused);
     free(eng->unit);
     free(eng->region_of);
     free(eng->region_centre);
@@ -338,25 +430,18 @@ void omo_engine_destroy(omo_engine *eng)
     free(eng->region_handling);
     free(eng->region_hours);
     free(eng->region_pick);
-    free(eng->region_stamp);
-    free(eng->region_pass);
-    free(eng->region_lb);
-    free(eng->region_order);
     free(eng->explain_id);
     drop_explanation(eng);
-    free(eng->zone_cos);
-    free(eng->zone_sin);
-    free(eng->cands);
-    free(eng->atp_pool);
-    free(eng->ok_pool);
-    free(eng->safety_pool);
-    free(eng->rule_order_ok);
-    free(eng->rule_line_ok);
     free(eng);
 }
 
 void omo_engine_set_rules(omo_engine *eng, const omo_rules *rules)
 {
+    if (rules == eng->rules)
+        return;
+    /* Prices belong to the rules' forecast and weight: new rules start their own cycle. */
+    omo_lookahead_run_destroy(eng->la);
+    eng->la = omo_lookahead_run_create(eng->net, rules);
     eng->rules = rules;
 }
 
@@ -373,15 +458,15 @@ omo_inventory *omo_engine_inventory(omo_engine *eng)
 /* Prepares zone_for for the service's zones and the point the distances are measured to. */
 static void zones_prepare(omo_engine *eng, const omo_service *svc, double lat, double lon)
 {
-    unit_vector(lat, lon, eng->target);
+    unit_vector(lat, lon, eng->sc.target);
     if (!svc)
         return;
-    omo_grow((void **)&eng->zone_cos, &eng->cap_zone_cos, svc->nzones + 1, sizeof(double));
-    omo_grow((void **)&eng->zone_sin, &eng->cap_zone_sin, svc->nzones + 1, sizeof(double));
+    omo_grow((void **)&eng->sc.zone_cos, &eng->sc.cap_zone_cos, svc->nzones + 1, sizeof(double));
+    omo_grow((void **)&eng->sc.zone_sin, &eng->sc.cap_zone_sin, svc->nzones + 1, sizeof(double));
     for (size_t z = 0; z < svc->nzones; z++) {
         double ang = svc->zones[z].max_km / EARTH_KM;
-        eng->zone_cos[z] = ang >= M_PI ? -2.0 : cos(ang);
-        eng->zone_sin[z] = ang >= M_PI ? 0.0 : sin(ang);
+        eng->sc.zone_cos[z] = ang >= M_PI ? -2.0 : cos(ang);
+        eng->sc.zone_sin[z] = ang >= M_PI ? 0.0 : sin(ang);
     }
 }
 
@@ -392,9 +477,9 @@ static const omo_zone *zone_for(const omo_engine *eng, const omo_service *svc, i
                                 double lon)
 {
     const double *u = &eng->unit[3 * n];
-    double dot = u[0] * eng->target[0] + u[1] * eng->target[1] + u[2] * eng->target[2];
+    double dot = u[0] * eng->sc.target[0] + u[1] * eng->sc.target[1] + u[2] * eng->sc.target[2];
     for (size_t z = 0; z < svc->nzones; z++) {
-        double c = eng->zone_cos[z];
+        double c = eng->sc.zone_cos[z];
         if (dot > c + 1e-9)
             return &svc->zones[z];
         if (dot >= c - 1e-9) {
@@ -412,11 +497,18 @@ static int64_t local_day(omo_engine *eng, int n, int64_t now)
     int tz = eng->net->nodes[n].tz;
     if (tz < 0 || tz >= 256)
         return omo_tz_local_day(tz, now);
-    if (eng->tz_stamp[tz] != eng->stamp) {
-        eng->tz_stamp[tz] = eng->stamp;
-        eng->tz_day[tz] = omo_tz_local_day(tz, now);
+    if (eng->sc.tz_stamp[tz] != eng->sc.stamp) {
+        eng->sc.tz_stamp[tz] = eng->sc.stamp;
+        eng->sc.tz_day[tz] = omo_tz_local_day(tz, now);
     }
-    return eng->tz_day[tz];
+    return eng->sc.tz_day[tz];
+}
+
+/* Units node n took on its local day. A reader must not touch the inventory's cache. */
+static int64_t day_used(const omo_engine *eng, int n, int64_t day)
+{
+    return eng->view ? omo_inventory_day_peek(eng->inv, n, day)
+                     : omo_inventory_day_used(eng->inv, n, day);
 }
 
 /* ---- reservations ---------------------------------------------------------------------- */
@@ -661,7 +753,7 @@ static bool rules_allow(const omo_engine *eng, int n, omo_method method, int l, 
     *safety = nd->safety_stock;
     for (size_t r = 0; r < R->nrules; r++) {
         const omo_rule *ru = &R->rules[r];
-        if (!eng->rule_order_ok[r] || !eng->rule_line_ok[(size_t)l * R->nrules + r])
+        if (!eng->sc.rule_order_ok[r] || !eng->sc.rule_line_ok[(size_t)l * R->nrules + r])
             continue;
         if ((ru->node >= 0 && ru->node != n) ||
             (ru->node_type >= 0 && ru->node_type != (int)nd->type))
@@ -718,9 +810,8 @@ static void backlog_add(omo_engine *eng, int sku, int oi)
 }
 
 /* Numbers the shipments, computes objective, backorders and status, and reserves. */
-static void finish_decision(omo_engine *eng, int oi)
+static void finish_decision(omo_engine *eng, order_rec *o, int oi)
 {
-    order_rec *o = &eng->orders[oi];
     const omo_rules *R = eng->rules;
     if (o->nships > 1)
         qsort(o->ships, (size_t)o->nships, sizeof(omo_shipment), cmp_ship_node);
@@ -757,13 +848,14 @@ static void finish_decision(omo_engine *eng, int oi)
             got += o->ships[s].qty[l];
         o->backordered[l] = o->lines[l].qty - got;
         total += o->lines[l].qty;
-        if (o->backordered[l] > 0)
+        if (o->backordered[l] > 0 && oi >= 0)
             backlog_add(eng, o->sku[l], oi);
     }
     o->status = units == total ? OMO_ALLOC_ALLOCATED
                 : units > 0    ? OMO_ALLOC_PARTIAL
                                : OMO_ALLOC_BACKORDERED;
-    reserve_order(eng, oi);
+    if (oi >= 0)
+        reserve_order(eng, oi);
 }
 
 /* ---- explanations --------------------------------------------------------------------- */
@@ -802,10 +894,11 @@ static void plan_summary(const omo_engine *eng, const omo_plan *plan, omo_explai
         return;
     out->present = true;
     out->units = plan->units;
-    out->objective = plan->objective;
+    out->objective = plan->objective - plan->priced;
+    out->priced = plan->priced;
     out->nships = plan->nships < 16 ? plan->nships : 16;
     for (int s = 0; s < out->nships; s++)
-        out->nodes[s] = eng->cands[plan->cand[s]].node;
+        out->nodes[s] = eng->sc.cands[plan->cand[s]].node;
 }
 
 static int64_t plan_units_at(const omo_engine *eng, const omo_plan *plan, int node, int l, int L)
@@ -813,7 +906,7 @@ static int64_t plan_units_at(const omo_engine *eng, const omo_plan *plan, int no
     if (!plan)
         return 0;
     for (int s = 0; s < plan->nships; s++)
-        if (eng->cands[plan->cand[s]].node == node)
+        if (eng->sc.cands[plan->cand[s]].node == node)
             return plan->take[(size_t)s * L + l];
     return 0;
 }
@@ -821,7 +914,7 @@ static int64_t plan_units_at(const omo_engine *eng, const omo_plan *plan, int no
 /* Looks again, reasons kept, at every node holding one of the order's SKUs: what the solver was
  * given, and why each node or line was left out. */
 static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_service *svc,
-                              const omo_plan *plan, const omo_plan *runner)
+                              const omo_plan *plan, const omo_plan *runner, const omo_plan *myopic)
 {
     const order_rec *o = &eng->orders[oi];
     const omo_network *net = eng->net;
@@ -845,12 +938,17 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
     ex->rejected = o->reason;
     plan_summary(eng, plan, &ex->chosen);
     plan_summary(eng, runner, &ex->runner_up);
+    if (myopic) {
+        ex->lookahead = true;
+        ex->weight = R->lookahead->weight;
+        plan_summary(eng, myopic, &ex->myopic);
+    }
     if (o->reason)
         return;
 
     omo_explain_node *nodes = NULL;
     size_t nn = 0, cap = 0;
-    unsigned stamp = ++eng->stamp;
+    unsigned stamp = ++eng->sc.stamp;
     for (int g = 0; g < o->ngroups; g++) {
         size_t nrec;
         const int *hnodes;
@@ -858,9 +956,9 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
         omo_inventory_holders(eng->inv, o->sku[o->group_line[g]], &hnodes, &hfree, &nrec);
         for (size_t i = 0; i < nrec; i++) {
             int n = hnodes[i];
-            if (eng->node_stamp[n] == stamp)
+            if (eng->sc.node_stamp[n] == stamp)
                 continue;
-            eng->node_stamp[n] = stamp;
+            eng->sc.node_stamp[n] = stamp;
             const omo_node *nd = &net->nodes[n];
             omo_grow((void **)&nodes, &cap, nn + 1, sizeof *nodes);
             omo_explain_node *en = &nodes[nn++];
@@ -893,8 +991,13 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
                 else
                     en->excluded = omo_xstrdup(why ? why : "not eligible");
             }
-            if (nd->daily_capacity >= 0) {
-                int64_t used = omo_inventory_day_used(eng->inv, n, local_day(eng, n, now));
+            if (eng->paused[n].on) {
+                free((char *)en->excluded);
+                en->excluded =
+                    fmt_reason("paused: %s", eng->paused[n].reason[0] ? eng->paused[n].reason
+                                                                      : "no reason given");
+            } else if (nd->daily_capacity >= 0) {
+                int64_t used = day_used(eng, n, local_day(eng, n, now));
                 en->capacity_left = max64(0, nd->daily_capacity - used);
                 if (terms && en->capacity_left == 0)
                     en->excluded = fmt_reason("capacity: %lld of %lld units used today",
@@ -909,9 +1012,11 @@ static void build_explanation(omo_engine *eng, int oi, int64_t now, const omo_se
                 rule_verdict v = {0};
                 bool ok = rules_allow(eng, n, en->method, l, &el->safety, &v);
                 el->safety_from = v.safety_from ? v.safety_from->name : NULL;
-                el->atp = max64(0, el->on_hand - el->reserved - el->safety);
+                el->atp = max64(0, el->on_hand - el->reserved - (st ? st->held : 0) - el->safety);
                 el->chosen = plan_units_at(eng, plan, n, l, L);
                 el->runner_up = plan_units_at(eng, runner, n, l, L);
+                el->price = omo_lookahead_run_price(
+                    eng->la, omo_lookahead_run_sku(eng->la, o->lines[l].sku), n);
                 if (!ok)
                     el->excluded = fmt_reason("rule '%s' (%s)", v.blocked_by->name, v.action);
                 else if (el->atp == 0 && el->safety > 0 && el->on_hand > el->reserved)
@@ -948,6 +1053,7 @@ typedef struct gather_ctx {
     unsigned stamp;
     int G, L, nc;
     bool ruled[OMO_MAX_LINES];
+    int fsku[OMO_MAX_LINES]; /* per group: its forecast SKU for look-ahead prices, or -1 */
 } gather_ctx;
 
 /* Makes the holder at slot of group g a candidate, or adds the group's ATP to its candidate. */
@@ -956,11 +1062,11 @@ static void gather_holder(omo_engine *eng, gather_ctx *gc, int g, int n, int64_t
     const order_rec *o = gc->o;
     const omo_network *net = eng->net;
     int G = gc->G, L = gc->L;
-    if (free_units <= 0)
-        return; /* nothing to promise whatever the safety stock */
-    if (eng->node_stamp[n] != gc->stamp) {
-        eng->node_stamp[n] = gc->stamp;
-        eng->node_cand[n] = -1;
+    if (free_units <= 0 || eng->paused[n].on)
+        return; /* nothing to promise whatever the safety stock; or it takes nothing new */
+    if (eng->sc.node_stamp[n] != gc->stamp) {
+        eng->sc.node_stamp[n] = gc->stamp;
+        eng->sc.node_cand[n] = -1;
         omo_method method;
         int64_t fixed, hours;
         const omo_zone *zone;
@@ -969,24 +1075,25 @@ static void gather_holder(omo_engine *eng, gather_ctx *gc, int g, int n, int64_t
         const omo_node *nd = &net->nodes[n];
         int64_t capacity = INT64_MAX;
         if (nd->daily_capacity >= 0)
-            capacity = max64(0, nd->daily_capacity - omo_inventory_day_used(
-                                                         eng->inv, n, local_day(eng, n, gc->now)));
+            capacity = max64(0, nd->daily_capacity - day_used(eng, n, local_day(eng, n, gc->now)));
         if (capacity == 0)
             return;
         int c = gc->nc++;
-        eng->cands[c] = (omo_cand){.node = n,
-                                   .fixed = fixed,
-                                   .hours = hours,
-                                   .pick = nd->pick_cost_per_unit,
-                                   .capacity = capacity,
-                                   .atp = eng->atp_pool + (size_t)c * G,
-                                   .ok = eng->ok_pool + (size_t)c * L};
-        eng->methods[c] = method;
-        memset(eng->cands[c].atp, 0, sizeof(int64_t) * (size_t)G);
-        memset(eng->cands[c].ok, 0, (size_t)L);
-        eng->node_cand[n] = c;
+        eng->sc.cands[c] = (omo_cand){.node = n,
+                                      .fixed = fixed,
+                                      .hours = hours,
+                                      .pick = nd->pick_cost_per_unit,
+                                      .capacity = capacity,
+                                      .atp = eng->sc.atp_pool + (size_t)c * G,
+                                      .ok = eng->sc.ok_pool + (size_t)c * L};
+        eng->sc.methods[c] = method;
+        memset(eng->sc.cands[c].atp, 0, sizeof(int64_t) * (size_t)G);
+        if (eng->la)
+            memset(eng->sc.price_pool + (size_t)c * G, 0, sizeof(int64_t) * (size_t)G);
+        memset(eng->sc.cands[c].ok, 0, (size_t)L);
+        eng->sc.node_cand[n] = c;
     }
-    int c = eng->node_cand[n];
+    int c = eng->sc.node_cand[n];
     if (c < 0)
         return;
     if (n == eng->avoid_node)
@@ -999,14 +1106,22 @@ static void gather_holder(omo_engine *eng, gather_ctx *gc, int g, int n, int64_t
         if (o->group[l] != g)
             continue;
         int64_t sl = net->nodes[n].safety_stock;
-        if (!gc->ruled[l] || rules_allow(eng, n, eng->methods[c], l, &sl, NULL)) {
-            eng->cands[c].ok[l] = 1;
+        if (!gc->ruled[l] || rules_allow(eng, n, eng->sc.methods[c], l, &sl, NULL)) {
+            eng->sc.cands[c].ok[l] = 1;
             any = true;
         }
         safety = sl; /* same SKU, same rules: the same safety for every line */
     }
-    if (any)
-        eng->cands[c].atp[g] = max64(0, free_units - safety);
+    if (!any)
+        return;
+    eng->sc.cands[c].atp[g] = max64(0, free_units - safety);
+    /* A candidate carries prices only when one of them is not 0, so that a decision without
+     * any is the plain one, bit for bit. */
+    int64_t price = omo_lookahead_run_price(eng->la, gc->fsku[g], n);
+    if (price) {
+        eng->sc.price_pool[(size_t)c * G + g] = price;
+        eng->sc.cands[c].price = eng->sc.price_pool + (size_t)c * G;
+    }
 }
 
 /* Gathers the holders of every region whose pass is `pass`. */
@@ -1015,11 +1130,13 @@ static void gather_pass(omo_engine *eng, gather_ctx *gc, int pass)
     const order_rec *o = gc->o;
     for (int g = 0; g < gc->G; g++) {
         int sku = o->sku[o->group_line[g]];
+        if (sku < 0)
+            continue; /* never seen: nobody holds it */
         size_t nreg;
         const omo_region_slots *regs = omo_inventory_regions_of(eng->inv, sku, &nreg);
         for (size_t r = 0; r < nreg; r++) {
-            if (eng->region_stamp[regs[r].region] != gc->stamp ||
-                eng->region_pass[regs[r].region] != pass)
+            if (eng->sc.region_stamp[regs[r].region] != gc->stamp ||
+                eng->sc.region_pass[regs[r].region] != pass)
                 continue;
             for (size_t i = 0; i < regs[r].n; i++)
                 gather_holder(eng, gc, g, regs[r].nodes[i], regs[r].free[i]);
@@ -1038,8 +1155,8 @@ static bool zone_floor(const omo_engine *eng, const omo_service *zs, int r, doub
         double a = zs->zones[z].max_km / EARTH_KM;
         /* zones_prepare computed this service's cosines and sines. */
         bool reach = a + eng->region_rho[r] >= M_PI ||
-                     dot >= eng->zone_cos[z] * eng->region_cos_rho[r] -
-                                eng->zone_sin[z] * eng->region_sin_rho[r] - 1e-12;
+                     dot >= eng->sc.zone_cos[z] * eng->region_cos_rho[r] -
+                                eng->sc.zone_sin[z] * eng->region_sin_rho[r] - 1e-12;
         if (reach) {
             *cost = min64(*cost, zs->zones[z].cost);
             *hours = min64(*hours, zs->zones[z].hours);
@@ -1050,55 +1167,57 @@ static bool zone_floor(const omo_engine *eng, const omo_service *zs, int r, doub
 
 /* Lists the regions that hold the order's SKUs, with a lower bound on the objective of any plan
  * that uses one of their nodes, and puts the most promising in pass 0, the rest in pass 1.
- * Returns how many were listed (in eng->region_order, by ascending bound). */
+ * Returns how many were listed (in eng->sc.region_order, by ascending bound). */
 static int list_regions(omo_engine *eng, gather_ctx *gc, const omo_service *zs)
 {
     const order_rec *o = gc->o;
     const omo_rules *R = eng->rules;
     int n = 0;
     for (int g = 0; g < gc->G; g++) {
-        size_t nreg;
+        size_t nreg = 0;
         const omo_region_slots *regs =
-            omo_inventory_regions_of(eng->inv, o->sku[o->group_line[g]], &nreg);
+            o->sku[o->group_line[g]] < 0
+                ? NULL
+                : omo_inventory_regions_of(eng->inv, o->sku[o->group_line[g]], &nreg);
         for (size_t i = 0; i < nreg; i++) {
             int r = regs[i].region;
-            if (eng->region_stamp[r] == gc->stamp)
+            if (eng->sc.region_stamp[r] == gc->stamp)
                 continue;
-            eng->region_stamp[r] = gc->stamp;
+            eng->sc.region_stamp[r] = gc->stamp;
             /* On a sphere, no member is nearer than the centre's angle less the radius. */
             const double *c = &eng->region_centre[3 * r];
-            double dot = eng->target[0] * c[0] + eng->target[1] * c[1] + eng->target[2] * c[2];
+            double dot =
+                eng->sc.target[0] * c[0] + eng->sc.target[1] * c[1] + eng->sc.target[2] * c[2];
             int64_t zc, zh;
             if (!zs || !zone_floor(eng, zs, r, dot, &zc, &zh)) {
-                eng->region_lb[r] = INT64_MAX;
+                eng->sc.region_lb[r] = INT64_MAX;
             } else {
-                eng->region_lb[r] = (eng->region_handling[r] + zc) * 1000 +
-                                    R->hour_cost * (eng->region_hours[r] + zh) +
-                                    eng->region_pick[r] * 1000;
+                eng->sc.region_lb[r] = (eng->region_handling[r] + zc) * 1000 +
+                                       R->hour_cost * (eng->region_hours[r] + zh) +
+                                       eng->region_pick[r] * 1000;
             }
             /* The pickup store itself pays no zone: its region is always looked at. */
             if (o->pickup && eng->region_of[o->store] == r)
-                eng->region_lb[r] = INT64_MIN;
+                eng->sc.region_lb[r] = INT64_MIN;
             int j = n++;
-            while (j > 0 && eng->region_lb[eng->region_order[j - 1]] > eng->region_lb[r]) {
-                eng->region_order[j] = eng->region_order[j - 1];
+            while (j > 0 && eng->sc.region_lb[eng->sc.region_order[j - 1]] > eng->sc.region_lb[r]) {
+                eng->sc.region_order[j] = eng->sc.region_order[j - 1];
                 j--;
             }
-            eng->region_order[j] = r;
+            eng->sc.region_order[j] = r;
         }
     }
     for (int i = 0; i < n; i++) {
-        int r = eng->region_order[i];
-        eng->region_pass[r] = eng->region_lb[r] == INT64_MAX ? -1 : i < 3 ? 0 : 1;
+        int r = eng->sc.region_order[i];
+        eng->sc.region_pass[r] = eng->sc.region_lb[r] == INT64_MAX ? -1 : i < 3 ? 0 : 1;
     }
     return n;
 }
 
 /* Decides order oi at time now from scratch (its unfulfilled reservations must be released).
  * Fills its shipments, backorders, status and objective, and reserves what it takes. */
-static void decide(omo_engine *eng, int oi, int64_t now)
+static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
 {
-    order_rec *o = &eng->orders[oi];
     const omo_rules *R = eng->rules;
     const omo_network *net = eng->net;
     int L = o->nlines, G = o->ngroups;
@@ -1116,10 +1235,10 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         else
             svc = &R->services[si];
     }
-    bool explaining = eng->explain_fn && !strcmp(o->id, eng->explain_id);
+    bool explaining = oi >= 0 && eng->explain_fn && !strcmp(o->id, eng->explain_id);
     if (o->reason) {
         if (explaining)
-            build_explanation(eng, oi, now, NULL, NULL, NULL);
+            build_explanation(eng, oi, now, NULL, NULL, NULL, NULL);
         eng->nprev = 0;
         o->status = OMO_ALLOC_REJECTED;
         o->objective = 0;
@@ -1133,21 +1252,21 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         int64_t kept = 0;
         for (int s = 0; s < o->nships; s++)
             kept += o->ships[s].qty[l];
-        eng->qty[l] = o->lines[l].qty - kept;
+        eng->sc.qty[l] = o->lines[l].qty - kept;
     }
 
     size_t nr = R->nrules;
-    omo_grow((void **)&eng->rule_order_ok, &eng->cap_rule_order, nr + 1, 1);
-    omo_grow((void **)&eng->rule_line_ok, &eng->cap_rule_line, nr * (size_t)L + 1, 1);
+    omo_grow((void **)&eng->sc.rule_order_ok, &eng->sc.cap_rule_order, nr + 1, 1);
+    omo_grow((void **)&eng->sc.rule_line_ok, &eng->sc.cap_rule_line, nr * (size_t)L + 1, 1);
     for (size_t r = 0; r < nr; r++) {
-        eng->rule_order_ok[r] = rule_matches_order(&R->rules[r], o);
+        eng->sc.rule_order_ok[r] = rule_matches_order(&R->rules[r], o);
         for (int l = 0; l < L; l++)
-            eng->rule_line_ok[(size_t)l * nr + r] =
-                eng->rule_order_ok[r] && rule_matches_sku(eng, &R->rules[r], o->lines[l].sku);
+            eng->sc.rule_line_ok[(size_t)l * nr + r] =
+                eng->sc.rule_order_ok[r] && rule_matches_sku(eng, &R->rules[r], o->lines[l].sku);
     }
 
     /* Candidates: nodes that hold a record of one of the order's SKUs. */
-    unsigned stamp = ++eng->stamp;
+    unsigned stamp = ++eng->sc.stamp;
     if (o->pickup)
         zones_prepare(eng, R->has_transfer ? &R->transfer : NULL, net->nodes[o->store].lat,
                       net->nodes[o->store].lon);
@@ -1155,27 +1274,33 @@ static void decide(omo_engine *eng, int oi, int64_t now)
         zones_prepare(eng, svc, o->lat, o->lon);
     /* Room for every node as a candidate, once per decision rather than per candidate. */
     size_t most = net->nnodes ? net->nnodes : 1;
-    omo_grow((void **)&eng->cands, &eng->capcands, most, sizeof(omo_cand));
-    omo_grow((void **)&eng->methods, &eng->capmethods, most, sizeof(omo_method));
-    omo_grow((void **)&eng->atp_pool, &eng->cap_atp, most * (size_t)G, sizeof(int64_t));
-    omo_grow((void **)&eng->ok_pool, &eng->cap_ok, most * (size_t)L, 1);
+    omo_grow((void **)&eng->sc.cands, &eng->sc.capcands, most, sizeof(omo_cand));
+    omo_grow((void **)&eng->sc.methods, &eng->sc.capmethods, most, sizeof(omo_method));
+    omo_grow((void **)&eng->sc.atp_pool, &eng->sc.cap_atp, most * (size_t)G, sizeof(int64_t));
+    omo_grow((void **)&eng->sc.ok_pool, &eng->sc.cap_ok, most * (size_t)L, 1);
     gather_ctx gc = {.o = o, .svc = svc, .now = now, .stamp = stamp, .G = G, .L = L};
+    if (eng->la) {
+        omo_grow((void **)&eng->sc.price_pool, &eng->sc.cap_price, most * (size_t)G,
+                 sizeof(int64_t));
+        for (int g = 0; g < G; g++)
+            gc.fsku[g] = omo_lookahead_run_sku(eng->la, o->lines[o->group_line[g]].sku);
+    }
     /* Lines no rule can touch need no rule check at any node. */
     for (int l = 0; l < L; l++) {
         gc.ruled[l] = false;
         for (size_t r = 0; r < nr && !gc.ruled[l]; r++)
-            gc.ruled[l] = eng->rule_line_ok[(size_t)l * nr + r];
+            gc.ruled[l] = eng->sc.rule_line_ok[(size_t)l * nr + r];
     }
     int64_t want = 0;
     for (int l = 0; l < L; l++)
-        want += eng->qty[l];
+        want += eng->sc.qty[l];
     int nlisted = list_regions(eng, &gc, o->pickup ? (R->has_transfer ? &R->transfer : NULL) : svc);
     gather_pass(eng, &gc, 0);
     omo_problem prob = {.nlines = L,
-                        .qty = eng->qty,
+                        .qty = eng->sc.qty,
                         .group = o->group,
                         .ngroups = G,
-                        .cands = eng->cands,
+                        .cands = eng->sc.cands,
                         .ncands = gc.nc,
                         .hour_cost = R->hour_cost,
                         .split_penalty = R->split_penalty,
@@ -1185,48 +1310,76 @@ static void decide(omo_engine *eng, int oi, int64_t now)
                         .explain = explaining};
     if (prob.max_shipments < 1)
         prob.max_shipments = 0;
-    uint64_t before = omo_solver_evaluated(eng->sv);
-    const omo_plan *plan = omo_solver_solve(eng->sv, &prob);
+    uint64_t before = omo_solver_evaluated(eng->sc.sv);
+    const omo_plan *plan = omo_solver_solve(eng->sc.sv, &prob);
     /* The regions left: all of them unless the plan in hand allocates every unit; then only
      * those whose lower bound does not exceed its objective. */
     bool full = plan->units == want && !explaining && !eng->exhaustive;
     int more = 0;
     for (int i = 0; i < nlisted; i++) {
-        int r = eng->region_order[i];
-        if (eng->region_pass[r] != 1)
+        int r = eng->sc.region_order[i];
+        if (eng->sc.region_pass[r] != 1)
             continue;
-        if (full && eng->region_lb[r] > plan->objective) {
+        if (full && eng->sc.region_lb[r] > plan->objective) {
             eng->regions_skipped++;
             continue;
         }
-        eng->region_pass[r] = 2;
+        eng->sc.region_pass[r] = 2;
         more++;
     }
     if (more) {
         gather_pass(eng, &gc, 2);
         prob.ncands = gc.nc;
-        plan = omo_solver_solve(eng->sv, &prob);
+        plan = omo_solver_solve(eng->sc.sv, &prob);
     }
-    eng->stats.solver_sets += omo_solver_evaluated(eng->sv) - before;
-    if (explaining)
-        build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sv));
+    eng->stats.solver_sets += omo_solver_evaluated(eng->sc.sv) - before;
+    if (explaining) {
+        /* With prices, how much of the choice they made: the plan the decision takes without. */
+        const omo_plan *myopic = NULL;
+        bool priced = false;
+        for (int c = 0; c < gc.nc; c++)
+            priced |= eng->sc.cands[c].price != NULL;
+        if (priced) {
+            const int64_t **keep = omo_xmalloc(sizeof *keep * (size_t)gc.nc);
+            for (int c = 0; c < gc.nc; c++) {
+                keep[c] = eng->sc.cands[c].price;
+                eng->sc.cands[c].price = NULL;
+            }
+            if (!eng->sv_myopic)
+                eng->sv_myopic = omo_solver_create();
+            omo_problem plain = prob;
+            plain.explain = false;
+            myopic = omo_solver_solve(eng->sv_myopic, &plain);
+            for (int c = 0; c < gc.nc; c++)
+                eng->sc.cands[c].price = keep[c];
+            free(keep);
+        }
+        build_explanation(eng, oi, now, svc, plan, omo_solver_runner_up(eng->sc.sv), myopic);
+        if (myopic) /* what its units would have been priced */
+            for (int s = 0; s < myopic->nships; s++) {
+                const omo_cand *c = &eng->sc.cands[myopic->cand[s]];
+                for (int l = 0; l < L && c->price; l++)
+                    eng->pending_ex->myopic.priced +=
+                        myopic->take[(size_t)s * L + l] * c->price[o->group[l]] * 1000;
+            }
+    }
 
     /* The plan's shipments, beside the locked ones: a picked tote takes no more units. */
     for (int s = 0; s < plan->nships; s++) {
-        const omo_cand *c = &eng->cands[plan->cand[s]];
+        const omo_cand *c = &eng->sc.cands[plan->cand[s]];
         omo_grow((void **)&o->ships, &o->capships, (size_t)o->nships + 1, sizeof(omo_shipment));
         omo_shipment *sh = &o->ships[o->nships++];
         *sh = (omo_shipment){.seq = 0, .node = c->node};
         sh->qty = omo_xcalloc(2 * (size_t)L, sizeof(int64_t));
         sh->done = sh->qty + L;
-        sh->method = eng->methods[plan->cand[s]];
+        sh->method = eng->sc.methods[plan->cand[s]];
         sh->cost = c->fixed;
         sh->hours = c->hours;
         sh->day = local_day(eng, c->node, now);
         for (int l = 0; l < L; l++)
             sh->qty[l] += plan->take[(size_t)s * L + l];
     }
-    finish_decision(eng, oi);
+    finish_decision(eng, o, oi);
 }
 
 static void emit(omo_engine *eng, int oi)
@@ -1279,7 +1432,7 @@ static void redecide(omo_engine *eng, int oi, int64_t now, bool retry)
     if (retry)
         save_alloc(o, &old);
     release_order(eng, oi, false, now);
-    decide(eng, oi, now);
+    decide(eng, &eng->orders[oi], oi, now);
     o = &eng->orders[oi];
     if (retry) {
         if (order_units(o) <= before) {
@@ -1326,7 +1479,7 @@ static void retry_backorders(omo_engine *eng, const int *skus, int nskus, int64_
 {
     int_vec *rv = &eng->retry;
     rv->n = 0;
-    unsigned stamp = ++eng->stamp;
+    unsigned stamp = ++eng->sc.stamp;
     for (int i = 0; i < nskus; i++) {
         if ((size_t)skus[i] >= eng->capbacklog)
             continue;
@@ -1370,17 +1523,12 @@ static void set_error(omo_event_error *err, const char *field, const char *reaso
     snprintf(err->message, sizeof err->message, fmt, arg);
 }
 
-static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
+/* Fills o (zeroed by the caller) from an order-like event: the basket, its delivery and id.
+ * SKUs never seen are interned only when intern (a reader may not): else they are -1, which no
+ * node holds. */
+static void order_fill(omo_inventory *inv, order_rec *o, const omo_event *ev, const char *id,
+                       bool intern)
 {
-    int oi = (int)eng->norders;
-    bool added;
-    if (omo_strmap_add(&eng->order_ids, ev->order_id, oi, &added) < 0)
-        abort();
-    if (!added)
-        return OMO_APPLY_DUPLICATE;
-    omo_grow((void **)&eng->orders, &eng->caporders, eng->norders + 1, sizeof(order_rec));
-    order_rec *o = &eng->orders[eng->norders++];
-    memset(o, 0, sizeof *o);
     int L = (int)ev->nlines;
     o->created_ms = ev->at_ms;
     memcpy(o->channel, ev->channel, sizeof o->channel);
@@ -1392,7 +1540,7 @@ static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
     o->lon = ev->cust_lon;
     o->nlines = L;
     /* One block for the id and the per-line arrays: an order is one allocation. */
-    size_t idlen = strlen(ev->order_id) + 1;
+    size_t idlen = strlen(id) + 1;
     char *block = omo_xmalloc(sizeof(omo_line) * (size_t)L + sizeof(int64_t) * (size_t)L +
                               3 * sizeof(int) * (size_t)L + idlen);
     o->lines = (omo_line *)block;
@@ -1401,25 +1549,47 @@ static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
     o->group = o->sku + L;
     o->group_line = o->group + L;
     o->id = (char *)(o->group_line + L);
-    memcpy(o->id, ev->order_id, idlen);
+    memcpy(o->id, id, idlen);
     memset(o->backordered, 0, sizeof(int64_t) * (size_t)L);
     memcpy(o->lines, ev->lines, sizeof(omo_line) * (size_t)L);
     for (int l = 0; l < L; l++) {
-        o->sku[l] = omo_inventory_sku(eng->inv, ev->lines[l].sku, true);
+        o->sku[l] = omo_inventory_sku(inv, ev->lines[l].sku, intern);
         o->group[l] = -1;
         for (int j = 0; j < l; j++)
-            if (o->sku[j] == o->sku[l])
+            if (!strcmp(o->lines[j].sku, o->lines[l].sku))
                 o->group[l] = o->group[j];
         if (o->group[l] < 0) {
             o->group_line[o->ngroups] = l;
             o->group[l] = o->ngroups++;
         }
     }
+}
+
+static void hold_release(omo_engine *eng, const char *hold_id, int *skus, int *nskus);
+
+static omo_apply_result order_created(omo_engine *eng, const omo_event *ev)
+{
+    int oi = (int)eng->norders;
+    bool added;
+    if (omo_strmap_add(&eng->order_ids, ev->order_id, oi, &added) < 0)
+        abort();
+    if (!added)
+        return OMO_APPLY_DUPLICATE;
+    omo_grow((void **)&eng->orders, &eng->caporders, eng->norders + 1, sizeof(order_rec));
+    order_rec *o = &eng->orders[eng->norders++];
+    memset(o, 0, sizeof *o);
+    order_fill(eng->inv, o, ev, ev->order_id, true);
+    /* The hold it follows gives its units back just before the order is decided. */
+    int freed[OMO_MAX_LINES], nfreed = 0;
+    if (ev->hold_id[0])
+        hold_release(eng, ev->hold_id, freed, &nfreed);
     eng->stats.orders++;
     eng->stats.decisions++;
     eng->nprev = 0;
-    decide(eng, oi, ev->at_ms);
+    decide(eng, &eng->orders[oi], oi, ev->at_ms);
     emit(eng, oi);
+    if (nfreed)
+        retry_backorders(eng, freed, nfreed, ev->at_ms);
     return OMO_APPLY_OK;
 }
 
@@ -1705,6 +1875,285 @@ void omo_engine_set_status_sink(omo_engine *eng, omo_status_fn fn, void *ctx)
     eng->status_ctx = ctx;
 }
 
+/* ---- checkout holds and node pauses ----------------------------------------------------- */
+
+/* Adds (sign 1) or takes back (sign -1) a hold's units at their nodes. */
+static void hold_count(omo_engine *eng, const hold_rec *h, int sign)
+{
+    for (int i = 0; i < h->nunits; i++) {
+        omo_stock *st = omo_inventory_get(eng->inv, h->units[i].node, h->units[i].sku, true);
+        st->held += sign * h->units[i].qty;
+        omo_inventory_touch(eng->inv, st);
+    }
+}
+
+/* Gives a live hold's units back; the SKUs freed are added to skus (OMO_MAX_LINES of room). */
+static void hold_release(omo_engine *eng, const char *hold_id, int *skus, int *nskus)
+{
+    int hi = omo_strmap_get(&eng->holds.ids, hold_id);
+    if (hi < 0 || !eng->holds.v[hi].live)
+        return;
+    hold_rec *h = &eng->holds.v[hi];
+    hold_count(eng, h, -1);
+    h->live = false;
+    eng->holds.live--;
+    for (int i = 0; i < h->nunits; i++) {
+        bool seen = false;
+        for (int k = 0; k < *nskus; k++)
+            seen |= skus[k] == h->units[i].sku;
+        if (!seen && *nskus < OMO_MAX_LINES)
+            skus[(*nskus)++] = h->units[i].sku;
+    }
+}
+
+static void free_order(order_rec *o)
+{
+    free(o->lines);
+    free_ships(o->ships, o->nships);
+    free(o->ships);
+}
+
+static size_t option_json(const omo_engine *eng, const order_rec *o, char **buf, size_t *cap);
+
+/* hold.placed: the basket decided as an order arriving now would be, and its units held. */
+static omo_apply_result hold_placed(omo_engine *eng, const omo_event *ev, int64_t now)
+{
+    bool added;
+    int hi = (int)eng->holds.n;
+    if (omo_strmap_add(&eng->holds.ids, ev->hold_id, hi, &added) < 0)
+        abort();
+    if (!added)
+        return OMO_APPLY_DUPLICATE; /* a repeated hold id answers the hold it names */
+    order_rec o = {0};
+    order_fill(eng->inv, &o, ev, ev->hold_id, true);
+    eng->nprev = 0;
+    decide(eng, &o, -1, now);
+    omo_grow((void **)&eng->holds.v, &eng->holds.cap, eng->holds.n + 1, sizeof(hold_rec));
+    hold_rec *h = &eng->holds.v[eng->holds.n++];
+    *h = (hold_rec){.id = omo_xstrdup(ev->hold_id),
+                    .placed_ms = now,
+                    .expires_ms = now + ev->ttl_ms,
+                    .live = true};
+    h->units = omo_xmalloc(sizeof(hold_unit) * (size_t)(o.nships * o.nlines + 1));
+    for (int s = 0; s < o.nships; s++)
+        for (int l = 0; l < o.nlines; l++) {
+            int64_t q = o.ships[s].qty[l];
+            if (q <= 0)
+                continue;
+            int k = 0;
+            while (k < h->nunits &&
+                   (h->units[k].node != o.ships[s].node || h->units[k].sku != o.sku[l]))
+                k++;
+            if (k == h->nunits)
+                h->units[h->nunits++] = (hold_unit){o.ships[s].node, o.sku[l], 0};
+            h->units[k].qty += q;
+        }
+    char *json = NULL;
+    size_t cap = 0;
+    option_json(eng, &o, &json, &cap);
+    h->option = json;
+    free_order(&o);
+    hold_count(eng, h, 1);
+    eng->holds.live++;
+    return OMO_APPLY_OK;
+}
+
+/* hold.released and hold.expired: the units go back, and the backorders of their SKUs are
+ * retried. */
+static omo_apply_result hold_ended(omo_engine *eng, const omo_event *ev, int64_t now,
+                                   omo_event_error *err)
+{
+    int hi = omo_strmap_get(&eng->holds.ids, ev->hold_id);
+    if (hi < 0) {
+        set_error(err, "hold_id", "unknown_hold", "hold_id: no hold '%s' was placed", ev->hold_id);
+        return OMO_APPLY_INVALID;
+    }
+    if (!eng->holds.v[hi].live)
+        return OMO_APPLY_DUPLICATE;
+    int skus[OMO_MAX_LINES], n = 0;
+    hold_release(eng, ev->hold_id, skus, &n);
+    retry_backorders(eng, skus, n, now);
+    return OMO_APPLY_OK;
+}
+
+/* Marks every record of the node changed: its ATP changed for every SKU it holds. */
+static void touch_node(omo_engine *eng, int node, int *skus, int *nskus)
+{
+    size_t nrec = omo_inventory_nrecords(eng->inv);
+    for (size_t i = 0; i < nrec; i++) {
+        omo_stock *st = omo_inventory_at(eng->inv, (int)i);
+        if (st->node != node)
+            continue;
+        omo_inventory_touch(eng->inv, st);
+        if (skus && st->on_hand - st->reserved - st->held > 0)
+            skus[(*nskus)++] = st->sku;
+    }
+}
+
+static omo_apply_result node_paused(omo_engine *eng, const omo_event *ev, int64_t now)
+{
+    pause_rec *p = &eng->paused[ev->node];
+    p->on = true;
+    snprintf(p->reason, sizeof p->reason, "%s", ev->pause_reason);
+    p->until_ms = ev->until_ms;
+    touch_node(eng, ev->node, NULL, NULL);
+    if (!ev->resource)
+        return OMO_APPLY_OK;
+    /* Its shipments not yet picked go elsewhere, oldest order first. */
+    for (size_t oi = 0; oi < eng->norders; oi++) {
+        const order_rec *o = &eng->orders[oi];
+        if (!open_order(o))
+            continue;
+        bool movable = false;
+        for (int s = 0; s < o->nships && !movable; s++)
+            movable = o->ships[s].node == ev->node && o->ships[s].state == OMO_SHIP_ALLOCATED &&
+                      !ship_locked(&o->ships[s], o->nlines) &&
+                      ship_units(&o->ships[s], o->nlines) > 0;
+        if (movable)
+            redecide(eng, (int)oi, now, false);
+    }
+    return OMO_APPLY_OK;
+}
+
+static omo_apply_result node_resumed(omo_engine *eng, const omo_event *ev, int64_t now)
+{
+    pause_rec *p = &eng->paused[ev->node];
+    if (!p->on)
+        return OMO_APPLY_DUPLICATE;
+    memset(p, 0, sizeof *p);
+    /* Its stock is there to take again: for backorders too. */
+    size_t nrec = omo_inventory_nrecords(eng->inv);
+    int *skus = omo_xmalloc(sizeof(int) * (nrec ? nrec : 1));
+    int n = 0;
+    touch_node(eng, ev->node, skus, &n);
+    retry_backorders(eng, skus, n, now);
+    free(skus);
+    return OMO_APPLY_OK;
+}
+
+bool omo_engine_node_paused(const omo_engine *eng, int node, const char **reason)
+{
+    if (reason)
+        *reason = eng->paused[node].reason;
+    return eng->paused[node].on;
+}
+
+void omo_engine_due(const omo_engine *eng, int64_t now, omo_due_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < eng->holds.n; i++)
+        if (eng->holds.v[i].live && eng->holds.v[i].expires_ms <= now)
+            fn(ctx, OMO_EV_HOLD_EXPIRED, eng->holds.v[i].id, -1);
+    for (size_t n = 0; n < eng->net->nnodes; n++)
+        if (eng->paused[n].on && eng->paused[n].until_ms && eng->paused[n].until_ms <= now)
+            fn(ctx, OMO_EV_NODE_RESUMED, NULL, (int)n);
+}
+
+char *omo_engine_hold_json(const omo_engine *eng, const char *hold_id, bool *live)
+{
+    int hi = omo_strmap_get(&eng->holds.ids, hold_id);
+    if (hi < 0)
+        return NULL;
+    const hold_rec *h = &eng->holds.v[hi];
+    if (live)
+        *live = h->live;
+    omo_strbuf t = {0};
+    char tbuf[40];
+    json_t *id = json_string(h->id);
+    char *ids = json_dumps(id, JSON_ENCODE_ANY);
+    json_decref(id);
+    omo_strbuf_printf(&t, "{\"hold_id\":%s,\"expires_at\":\"%s\",\"live\":%s,\"option\":%s}", ids,
+                      omo_time_format(h->expires_ms, tbuf, sizeof tbuf), h->live ? "true" : "false",
+                      h->option);
+    free(ids);
+    return t.p;
+}
+
+int64_t omo_engine_clock(const omo_engine *eng)
+{
+    return eng->clock_ms;
+}
+
+size_t omo_engine_live_holds(const omo_engine *eng)
+{
+    return eng->holds.live;
+}
+
+/* ---- reads beside the stream: availability and promises --------------------------------- */
+
+/* The safety stock of (node, SKU) under the rules a query can decide: a rule naming a service
+ * never applies, one naming a channel only when the query gives that channel. */
+static int64_t query_safety(const omo_engine *eng, int n, const char *sku, const char *channel)
+{
+    const omo_rules *R = eng->rules;
+    const omo_node *nd = &eng->net->nodes[n];
+    int64_t safety = nd->safety_stock;
+    for (size_t r = 0; r < R->nrules; r++) {
+        const omo_rule *ru = &R->rules[r];
+        if (ru->safety_stock < 0 || ru->service ||
+            (ru->channel && (!channel || strcmp(ru->channel, channel))) ||
+            (ru->node >= 0 && ru->node != n) ||
+            (ru->node_type >= 0 && ru->node_type != (int)nd->type) ||
+            !rule_matches_sku(eng, ru, sku))
+            continue;
+        safety = ru->safety_stock;
+    }
+    return safety;
+}
+
+void omo_engine_avail(const omo_engine *eng, const omo_stock *st, const char *channel,
+                      omo_avail *out)
+{
+    out->on_hand = st->on_hand;
+    out->reserved = st->reserved;
+    out->held = st->held;
+    out->safety = query_safety(eng, st->node, omo_inventory_sku_name(eng->inv, st->sku), channel);
+    out->paused = eng->paused[st->node].on;
+    out->atp = out->paused ? 0 : max64(0, st->on_hand - st->reserved - st->held - out->safety);
+}
+
+struct omo_reader {
+    omo_engine view; /* the engine copied, with this reader's scratch */
+    scratch sc;
+};
+
+omo_reader *omo_reader_create(const omo_engine *eng)
+{
+    omo_reader *rd = omo_xcalloc(1, sizeof *rd);
+    scratch_init(&rd->sc, eng->net->nnodes, (size_t)eng->nregions);
+    return rd;
+}
+
+void omo_reader_destroy(omo_reader *rd)
+{
+    if (!rd)
+        return;
+    scratch_free(&rd->sc);
+    free(rd);
+}
+
+size_t omo_engine_promise(const omo_engine *eng, omo_reader *rd, const omo_event *ev, int64_t now,
+                          char **buf, size_t *cap, omo_alloc_status *status, int64_t *objective)
+{
+    /* The very decision an order would get, in a copy of the engine that writes only into this
+     * reader's scratch and into an order of its own, never into the view. */
+    omo_engine *view = &rd->view;
+    *view = *eng;
+    view->sc = rd->sc;
+    view->view = true;
+    view->explain_fn = NULL;
+    view->pending_ex = NULL;
+    order_rec o = {0};
+    order_fill(view->inv, &o, ev, "", false);
+    view->nprev = 0;
+    decide(view, &o, -1, now);
+    rd->sc = view->sc; /* what grew is kept for the next call */
+    size_t n = option_json(view, &o, buf, cap);
+    *status = o.status;
+    *objective = o.objective;
+    free_order(&o);
+    return n;
+}
+
 omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_event_error *err)
 {
     eng->stats.events++;
@@ -1726,10 +2175,25 @@ omo_apply_result omo_engine_apply(omo_engine *eng, const omo_event *ev, omo_even
     case OMO_EV_SHIPMENT_COLLECTED:
         r = shipment_handed(eng, ev, now, err);
         break;
+    case OMO_EV_HOLD_PLACED:
+        r = hold_placed(eng, ev, now);
+        break;
+    case OMO_EV_HOLD_RELEASED:
+    case OMO_EV_HOLD_EXPIRED:
+        r = hold_ended(eng, ev, now, err);
+        break;
+    case OMO_EV_NODE_PAUSED:
+        r = node_paused(eng, ev, now);
+        break;
+    case OMO_EV_NODE_RESUMED:
+        r = node_resumed(eng, ev, now);
+        break;
     default:
         r = stock_event(eng, ev, now);
         break;
     }
+    if (r == OMO_APPLY_OK)
+        omo_lookahead_run_applied(eng->la, ++eng->applied, eng->inv, eng->clock_ms);
     if (r == OMO_APPLY_DUPLICATE)
         eng->stats.duplicates++;
     else if (r == OMO_APPLY_INVALID || r == OMO_APPLY_CONFLICT)
@@ -1872,11 +2336,16 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
 {
     sbuf sb = {buf, cap, 0};
     char tbuf[40];
-    sb_lit(&sb, "{\"type\":\"allocation\",\"order_id\":");
-    sb_str(&sb, a->order_id);
-    sb_lit(&sb, ",\"revision\":");
-    sb_int(&sb, a->revision);
-    sb_lit(&sb, ",\"status\":\"");
+    bool option = !a->order_id; /* a promise's option: no order, revision or rules version */
+    if (option) {
+        sb_lit(&sb, "{\"type\":\"allocation\",\"status\":\"");
+    } else {
+        sb_lit(&sb, "{\"type\":\"allocation\",\"order_id\":");
+        sb_str(&sb, a->order_id);
+        sb_lit(&sb, ",\"revision\":");
+        sb_int(&sb, a->revision);
+        sb_lit(&sb, ",\"status\":\"");
+    }
     sb_lit(&sb, omo_alloc_status_name(a->status));
     sb_lit(&sb, "\"");
     if (a->reason) {
@@ -1885,20 +2354,26 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
     }
     sb_lit(&sb, ",\"decided_at\":\"");
     sb_lit(&sb, omo_time_format(a->decided_at_ms, tbuf, sizeof tbuf));
-    sb_lit(&sb, "\",\"rules_version\":");
-    sb_str(&sb, a->rules_version);
+    sb_lit(&sb, "\"");
+    if (!option) {
+        sb_lit(&sb, ",\"rules_version\":");
+        sb_str(&sb, a->rules_version);
+    }
     sb_lit(&sb, ",\"objective\":");
     sb_fixed(&sb, a->objective, 1000000000LL, 6);
     sb_lit(&sb, ",\"shipments\":[");
     for (int s = 0; s < a->nships; s++) {
         const omo_shipment *sh = &a->ships[s];
-        sb_lit(&sb, s ? ",{\"shipment_id\":" : "{\"shipment_id\":");
-        sb_str(&sb, a->order_id);
-        sb.len--; /* reopen the string for "/seq" */
-        sb_lit(&sb, "/");
-        sb_int(&sb, sh->seq);
-        sb_lit(&sb, "\"");
-        sb_lit(&sb, ",\"node_id\":");
+        if (option) {
+            sb_lit(&sb, s ? ",{\"node_id\":" : "{\"node_id\":");
+        } else {
+            sb_lit(&sb, s ? ",{\"shipment_id\":" : "{\"shipment_id\":");
+            sb_str(&sb, a->order_id);
+            sb.len--; /* reopen the string for "/seq" */
+            sb_lit(&sb, "/");
+            sb_int(&sb, sh->seq);
+            sb_lit(&sb, "\",\"node_id\":");
+        }
         sb_str(&sb, net->nodes[sh->node].id);
         sb_lit(&sb, ",\"method\":\"");
         sb_lit(&sb, omo_method_name(sh->method));
@@ -1919,8 +2394,42 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
     }
     sb_lit(&sb, "],\"backordered\":");
     sb_lines(&sb, a, a->backordered);
-    sb_lit(&sb, "}\n");
+    if (option && a->nships) {
+        int64_t hours = 0;
+        for (int s = 0; s < a->nships; s++)
+            hours = max64(hours, a->ships[s].hours);
+        sb_lit(&sb, ",\"promised_hours\":");
+        sb_fixed(&sb, hours, OMO_MILLI, 3);
+        sb_lit(&sb, ",\"promised_by\":\"");
+        /* hours are thousandths of an hour: 3,600 ms each */
+        sb_lit(&sb, omo_time_format(a->decided_at_ms + hours * 3600, tbuf, sizeof tbuf));
+        sb_lit(&sb, "\"");
+    }
+    sb_lit(&sb, option ? "}" : "}\n");
     return sb.len;
+}
+
+/* The decision in o as an option of POST /promise (no order id, revision or rules version). */
+static size_t option_json(const omo_engine *eng, const order_rec *o, char **buf, size_t *cap)
+{
+    omo_shipment ships[OMO_PLAN_MAX_SHIP];
+    int n = 0;
+    for (int s = 0; s < o->nships && n < OMO_PLAN_MAX_SHIP; s++)
+        if (ship_units(&o->ships[s], o->nlines))
+            ships[n++] = o->ships[s];
+    omo_allocation a = {.order_id = NULL,
+                        .status = o->status,
+                        .reason = o->reason,
+                        .decided_at_ms = o->decided_ms,
+                        .objective = o->objective,
+                        .lines = o->lines,
+                        .nlines = o->nlines,
+                        .service = o->service,
+                        .pickup_store = o->pickup ? o->store : -1,
+                        .ships = ships,
+                        .nships = n,
+                        .backordered = o->backordered};
+    return omo_allocation_json(&a, eng->net, buf, cap);
 }
 
 void omo_engine_explain(omo_engine *eng, const char *order_id, omo_explain_fn fn, void *ctx)

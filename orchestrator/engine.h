@@ -153,6 +153,54 @@ void omo_engine_explain(omo_engine *eng, const char *order_id, omo_explain_fn fn
 bool omo_engine_picklist(const omo_engine *eng, int node, int max_orders, int64_t now,
                          omo_picklist *out);
 
+/* ---- holds, pauses (contract section 10) ---- */
+
+/* Whether node is paused, and why (*reason: "" when none was given). */
+bool omo_engine_node_paused(const omo_engine *eng, int node, const char **reason);
+
+/* What is due at wall-clock time now: a live hold past its expiry (hold_id, node -1), a pause
+ * past its `until` (type OMO_EV_NODE_RESUMED, hold_id NULL). The service applies an event for
+ * each, recorded like any other, so that a replay repeats it. */
+typedef void (*omo_due_fn)(void *ctx, omo_event_type type, const char *hold_id, int node);
+void omo_engine_due(const omo_engine *eng, int64_t now, omo_due_fn fn, void *ctx);
+
+/* The hold as POST /holds answers it, {"hold_id","expires_at","live","option"}, in heap memory
+ * (the caller frees it), or NULL when no hold of that id was ever placed. *live (when asked)
+ * says whether it still holds its units. */
+char *omo_engine_hold_json(const omo_engine *eng, const char *hold_id, bool *live);
+size_t omo_engine_live_holds(const omo_engine *eng);
+/* The latest event time applied. */
+int64_t omo_engine_clock(const omo_engine *eng);
+
+/* ---- reads beside the stream ----
+ * Everything below may run on any thread, beside other readers, but never beside
+ * omo_engine_apply or omo_engine_set_rules (the service guards the engine with a rwlock). */
+
+/* A (node, SKU) as GET /availability shows it. */
+typedef struct omo_avail {
+    int64_t on_hand, reserved, held, safety, atp;
+    bool paused; /* then atp is 0 */
+} omo_avail;
+
+/* The availability of a stock record: atp = on hand - reserved - held - safety (at least 0),
+ * the safety stock the node's or that of the last rule whose `when` the query decides (rules
+ * naming a service never; naming a channel only when channel, which may be NULL, is theirs). */
+void omo_engine_avail(const omo_engine *eng, const omo_stock *st, const char *channel,
+                      omo_avail *out);
+
+/* A reader's own scratch for deciding beside the stream: one per thread. */
+typedef struct omo_reader omo_reader;
+omo_reader *omo_reader_create(const omo_engine *eng);
+void omo_reader_destroy(omo_reader *rd);
+
+/* Decides the basket of ev (channel, delivery, customer, lines: an order.created without its id)
+ * exactly as an order arriving now would be decided, through the decision's own code, and
+ * reserves nothing. Writes the option (an allocation without order_id, revision, rules_version
+ * or shipment ids, plus promised_hours and promised_by) into *buf, grown with realloc; returns
+ * its length, and its status and objective for ordering. */
+size_t omo_engine_promise(const omo_engine *eng, omo_reader *rd, const omo_event *ev, int64_t now,
+                          char **buf, size_t *cap, omo_alloc_status *status, int64_t *objective);
+
 /* Writes a shipment status as one JSON line (with '\n') into *buf. Returns its length. */
 size_t omo_shipment_status_json(const omo_shipment_status *st, const omo_network *net, char **buf,
                                 size_t *cap);

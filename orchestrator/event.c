@@ -349,15 +349,10 @@ static bool parse_lines(const json_t *root, omo_event *ev, omo_event_error *err)
     return true;
 }
 
-static bool parse_order_created(const json_t *root, const omo_network *net, omo_event *ev,
-                                omo_event_error *err)
+/* What an order, a promise and a hold share: channel, delivery, customer and lines. */
+static bool parse_basket(const json_t *root, const omo_network *net, omo_event *ev,
+                         omo_event_error *err)
 {
-    if (get_str(root, K("order_id"), true, STR_LONG_ID, ev->order_id, sizeof ev->order_id, &TOP,
-                err) != GOT_VALUE)
-        return false;
-    if (get_time(root, K("created_at"), true, &ev->at_ms, &TOP, err) != GOT_VALUE)
-        return false;
-    ev->has_at = true;
     if (get_str(root, K("channel"), false, STR_TEXT, ev->channel, sizeof ev->channel, &TOP, err) ==
         GOT_ERROR)
         return false;
@@ -367,6 +362,21 @@ static bool parse_order_created(const json_t *root, const omo_network *net, omo_
     if (!parse_customer(root, !ev->pickup, ev, err))
         return false;
     return parse_lines(root, ev, err);
+}
+
+static bool parse_order_created(const json_t *root, const omo_network *net, omo_event *ev,
+                                omo_event_error *err)
+{
+    if (get_str(root, K("order_id"), true, STR_LONG_ID, ev->order_id, sizeof ev->order_id, &TOP,
+                err) != GOT_VALUE)
+        return false;
+    if (get_time(root, K("created_at"), true, &ev->at_ms, &TOP, err) != GOT_VALUE)
+        return false;
+    ev->has_at = true;
+    if (get_str(root, K("hold_id"), false, STR_LONG_ID, ev->hold_id, sizeof ev->hold_id, &TOP,
+                err) == GOT_ERROR)
+        return false;
+    return parse_basket(root, net, ev, err);
 }
 
 /* `at` is optional on everything but order.created. */
@@ -450,6 +460,60 @@ static bool parse_stock_delta(const json_t *root, const omo_network *net, omo_ev
            parse_optional_at(root, ev, err);
 }
 
+static int get_bool(const json_t *obj, const char *key, size_t keylen, bool *out,
+                    omo_event_error *err)
+{
+    json_t *v = NULL;
+    int got = lookup(obj, key, keylen, false, &TOP, err, &v);
+    if (got != GOT_VALUE)
+        return got;
+    char desc[32];
+    if (!json_is_boolean(v)) {
+        refuse(err, "wrong_type", &TOP, key, "must be true or false, got %s",
+               describe(v, desc, sizeof desc));
+        return GOT_ERROR;
+    }
+    *out = json_is_true(v);
+    return GOT_VALUE;
+}
+
+static bool parse_hold_id(const json_t *root, omo_event *ev, omo_event_error *err)
+{
+    return get_str(root, K("hold_id"), true, STR_LONG_ID, ev->hold_id, sizeof ev->hold_id, &TOP,
+                   err) == GOT_VALUE &&
+           parse_optional_at(root, ev, err);
+}
+
+/* hold.placed: a hold id, a time to live and a basket, as an order without its id. */
+static bool parse_hold_placed(const json_t *root, const omo_network *net, omo_event *ev,
+                              omo_event_error *err)
+{
+    if (!parse_hold_id(root, ev, err))
+        return false;
+    int64_t ttl = OMO_HOLD_TTL_DEFAULT_S;
+    if (get_int(root, K("ttl_seconds"), false, "an integer of seconds", &ttl, &TOP, err) ==
+        GOT_ERROR)
+        return false;
+    if (ttl < 1 || ttl > OMO_HOLD_TTL_MAX_S)
+        return refuse(err, "out_of_range", &TOP, "ttl_seconds",
+                      "must be 1 to %d seconds, got %" PRId64, OMO_HOLD_TTL_MAX_S, ttl);
+    ev->ttl_ms = ttl * 1000;
+    return parse_basket(root, net, ev, err);
+}
+
+static bool parse_node_paused(const json_t *root, const omo_network *net, omo_event *ev,
+                              omo_event_error *err)
+{
+    if (get_node(root, K("node_id"), net, &ev->node, &TOP, err) != GOT_VALUE ||
+        get_str(root, K("reason"), false, STR_TEXT, ev->pause_reason, sizeof ev->pause_reason, &TOP,
+                err) == GOT_ERROR ||
+        get_bool(root, K("resource"), &ev->resource, err) == GOT_ERROR)
+        return false;
+    if (get_time(root, K("until"), false, &ev->until_ms, &TOP, err) == GOT_ERROR)
+        return false;
+    return parse_optional_at(root, ev, err);
+}
+
 static const char *const TYPE_NAMES[] = {
     [OMO_EV_ORDER_CREATED] = "order.created",
     [OMO_EV_ORDER_CANCELLED] = "order.cancelled",
@@ -459,6 +523,11 @@ static const char *const TYPE_NAMES[] = {
     [OMO_EV_SHIPMENT_SHIPPED] = "shipment.shipped",
     [OMO_EV_SHIPMENT_COLLECTED] = "shipment.collected",
     [OMO_EV_STOCK_BIN] = "stock.bin",
+    [OMO_EV_HOLD_PLACED] = "hold.placed",
+    [OMO_EV_HOLD_RELEASED] = "hold.released",
+    [OMO_EV_HOLD_EXPIRED] = "hold.expired",
+    [OMO_EV_NODE_PAUSED] = "node.paused",
+    [OMO_EV_NODE_RESUMED] = "node.resumed",
 };
 #define NTYPES (sizeof TYPE_NAMES / sizeof TYPE_NAMES[0])
 
@@ -563,6 +632,11 @@ static void event_reset(omo_event *ev)
     ev->reason[0] = '\0';
     ev->bin[0] = '\0';
     ev->shipment_id[0] = '\0';
+    ev->hold_id[0] = '\0';
+    ev->ttl_ms = 0;
+    ev->pause_reason[0] = '\0';
+    ev->until_ms = 0;
+    ev->resource = false;
 }
 
 static bool parse_type(const json_t *root, omo_event_type *type, omo_event_error *err)
@@ -630,6 +704,20 @@ bool omo_event_parse(const char *text, size_t len, const omo_network *net, omo_e
         break;
     case OMO_EV_STOCK_BIN:
         ok = parse_stock_bin(root, net, ev, err);
+        break;
+    case OMO_EV_HOLD_PLACED:
+        ok = parse_hold_placed(root, net, ev, err);
+        break;
+    case OMO_EV_HOLD_RELEASED:
+    case OMO_EV_HOLD_EXPIRED:
+        ok = parse_hold_id(root, ev, err);
+        break;
+    case OMO_EV_NODE_PAUSED:
+        ok = parse_node_paused(root, net, ev, err);
+        break;
+    case OMO_EV_NODE_RESUMED:
+        ok = get_node(root, K("node_id"), net, &ev->node, &TOP, err) == GOT_VALUE &&
+             parse_optional_at(root, ev, err);
         break;
     }
 done:

@@ -15,8 +15,19 @@ typedef enum omo_event_type {
     OMO_EV_PICK_CONFIRMED,     /* lines hold the units picked; pick_reason why a line is short */
     OMO_EV_SHIPMENT_SHIPPED,   /* handed to the carrier */
     OMO_EV_SHIPMENT_COLLECTED, /* handed to the customer */
-    OMO_EV_STOCK_BIN           /* where a store keeps a SKU (omo stock import-bins) */
+    OMO_EV_STOCK_BIN,          /* where a store keeps a SKU (omo stock import-bins) */
+    /* Checkout holds and node pauses (contract section 10; the HTTP API writes them, a checkout
+     * system may send the holds on the orders topic): */
+    OMO_EV_HOLD_PLACED,   /* hold_id, ttl_ms and a basket (channel, delivery, customer, lines) */
+    OMO_EV_HOLD_RELEASED, /* hold_id */
+    OMO_EV_HOLD_EXPIRED,  /* hold_id */
+    OMO_EV_NODE_PAUSED,   /* node, pause_reason, until_ms, resource */
+    OMO_EV_NODE_RESUMED   /* node */
 } omo_event_type;
+
+#define OMO_PAUSE_REASON_MAX   128
+#define OMO_HOLD_TTL_DEFAULT_S 600
+#define OMO_HOLD_TTL_MAX_S     14400
 
 typedef struct omo_line {
     char line_id[OMO_ID_MAX + 1];
@@ -52,6 +63,14 @@ typedef struct omo_event {
     /* pick.confirmed / shipment.shipped / shipment.collected */
     char shipment_id[OMO_LONG_ID_MAX + 16];
     char pick_reason[OMO_MAX_LINES][16]; /* per line of pick.confirmed: "" or the short reason */
+
+    /* holds: order.created may name the hold it follows */
+    char hold_id[OMO_LONG_ID_MAX + 1];
+    int64_t ttl_ms; /* hold.placed: ttl_seconds (default 600, at most 14,400) */
+    /* node.paused */
+    char pause_reason[OMO_PAUSE_REASON_MAX + 1];
+    int64_t until_ms; /* 0 when not given */
+    bool resource;    /* re-source its shipments not yet picked */
 } omo_event;
 
 /* Why an event was refused: the field (JSON path like "lines[1].qty", or "" for the whole

@@ -52,6 +52,32 @@ static void plan_text(omo_strbuf *o, const char *label, const omo_explain_plan *
     omo_strbuf_printf(o, "\n");
 }
 
+/* What the look-ahead prices did: the chosen plan's price term, and the plan that would have
+ * been chosen without them. */
+static void lookahead_text(omo_strbuf *o, const omo_explanation *ex, const omo_network *net)
+{
+    char b1[48], b2[48], b3[48], b4[48];
+    const omo_explain_plan *c = &ex->chosen, *m = &ex->myopic;
+    omo_strbuf_printf(o, "Look-ahead: weight %g; the chosen units are priced %s\n", ex->weight,
+                      objective(c->priced, b1, sizeof b1));
+    bool same = m->present && m->nships == c->nships;
+    for (int s = 0; same && s < c->nships; s++)
+        same = m->nodes[s] == c->nodes[s];
+    if (!m->present || same) {
+        omo_strbuf_printf(o, "%-10s the same nodes: the prices changed nothing\n", "Myopic:");
+        return;
+    }
+    omo_strbuf_printf(o, "%-10s ", "Myopic:");
+    for (int s = 0; s < m->nships; s++)
+        omo_strbuf_printf(o, "%s%s", s ? " + " : "", net->nodes[m->nodes[s]].id);
+    omo_strbuf_printf(o,
+                      "; objective %s, prices %s: the prices made the choice, %s more now to "
+                      "keep units priced %s\n",
+                      objective(m->objective, b1, sizeof b1), objective(m->priced, b2, sizeof b2),
+                      objective(c->objective - m->objective, b3, sizeof b3),
+                      objective(m->priced - c->priced, b4, sizeof b4));
+}
+
 /* Chosen first, then runner-up, then eligible by cost, then excluded; ties by node. */
 static const omo_explanation *sort_ex;
 static int rank(const omo_explain_node *n)
@@ -107,6 +133,8 @@ char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
     }
     plan_text(&o, "Chosen:", &ex->chosen, ex, net);
     plan_text(&o, "Runner-up:", &ex->runner_up, ex, net);
+    if (ex->lookahead)
+        lookahead_text(&o, ex, net);
     if (ex->chosen.present && ex->chosen.nships == ex->max_shipments) {
         int64_t want = 0;
         for (int l = 0; l < ex->nlines; l++)
@@ -155,6 +183,8 @@ char *omo_explain_text(const omo_explanation *ex, const omo_network *net)
                 omo_strbuf_printf(&o, ", chosen %lld", (long long)el->chosen);
             if (el->runner_up)
                 omo_strbuf_printf(&o, ", runner-up %lld", (long long)el->runner_up);
+            if (el->price)
+                omo_strbuf_printf(&o, ", price %s", money(el->price, b1, sizeof b1));
         }
         omo_strbuf_printf(&o, "\n");
     }
@@ -167,16 +197,20 @@ static json_t *fixed_json(int64_t v, int64_t scale)
     return json_real((double)v / (double)scale);
 }
 
-static json_t *plan_json(const omo_explain_plan *p, const omo_network *net)
+static json_t *plan_json(const omo_explain_plan *p, const omo_explanation *ex,
+                         const omo_network *net)
 {
     if (!p->present)
         return json_null();
     json_t *nodes = json_array();
     for (int s = 0; s < p->nships; s++)
         json_array_append_new(nodes, json_string(net->nodes[p->nodes[s]].id));
-    return json_pack("{s:I,s:o,s:i,s:o}", "units", (json_int_t)p->units, "objective",
-                     fixed_json(p->objective, 1000000000LL), "shipments", p->nships, "nodes",
-                     nodes);
+    json_t *j =
+        json_pack("{s:I,s:o,s:i,s:o}", "units", (json_int_t)p->units, "objective",
+                  fixed_json(p->objective, 1000000000LL), "shipments", p->nships, "nodes", nodes);
+    if (ex->lookahead)
+        json_object_set_new(j, "lookahead_prices", fixed_json(p->priced, 1000000000LL));
+    return j;
 }
 
 char *omo_explain_json(const omo_explanation *ex, const omo_network *net)
@@ -203,6 +237,8 @@ char *omo_explain_json(const omo_explanation *ex, const omo_network *net)
                                 el->safety_from ? json_string(el->safety_from) : json_null());
             json_object_set_new(jl, "excluded",
                                 el->excluded ? json_string(el->excluded) : json_null());
+            if (ex->lookahead)
+                json_object_set_new(jl, "lookahead_price", fixed_json(el->price, OMO_MICRO));
             json_array_append_new(per, jl);
         }
         json_t *jn =
@@ -221,16 +257,20 @@ char *omo_explain_json(const omo_explanation *ex, const omo_network *net)
     json_t *root = json_pack(
         "{s:s,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:i,s:i,s:b,s:b}", "order_id", ex->order_id, "revision",
         ex->revision, "decided_at", omo_time_format(ex->decided_at_ms, t, sizeof t),
-        "rules_version", ex->rules_version, "lines", lines, "chosen", plan_json(&ex->chosen, net),
-        "runner_up", plan_json(&ex->runner_up, net), "nodes", nodes, "nodes_without_stock",
-        ex->nodes_without_stock, "max_shipments", ex->max_shipments, "split_lines", ex->split_lines,
-        "partial_deny", ex->partial_deny);
+        "rules_version", ex->rules_version, "lines", lines, "chosen",
+        plan_json(&ex->chosen, ex, net), "runner_up", plan_json(&ex->runner_up, ex, net), "nodes",
+        nodes, "nodes_without_stock", ex->nodes_without_stock, "max_shipments", ex->max_shipments,
+        "split_lines", ex->split_lines, "partial_deny", ex->partial_deny);
     if (ex->pickup_store >= 0)
         json_object_set_new(root, "pickup_store_id", json_string(net->nodes[ex->pickup_store].id));
     else
         json_object_set_new(root, "service", json_string(ex->service));
     if (ex->rejected)
         json_object_set_new(root, "rejected", json_string(ex->rejected));
+    if (ex->lookahead)
+        json_object_set_new(root, "lookahead",
+                            json_pack("{s:f,s:o}", "weight", ex->weight, "myopic",
+                                      plan_json(&ex->myopic, ex, net)));
     char *s = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     return s;

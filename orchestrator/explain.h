@@ -14,6 +14,7 @@ typedef struct omo_explain_line {
     const char *excluded;    /* why the node may not serve this line, or NULL */
     int64_t chosen;          /* units of the line the chosen plan takes here */
     int64_t runner_up;       /* units of the line the runner-up takes here */
+    int64_t price;           /* look-ahead: weight x a unit's price here, micro; 0 without */
 } omo_explain_line;
 
 typedef struct omo_explain_node {
@@ -33,7 +34,8 @@ typedef struct omo_explain_node {
 typedef struct omo_explain_plan {
     bool present;
     int64_t units;
-    int64_t objective; /* nano */
+    int64_t objective; /* nano, the real objective (contract section 5) */
+    int64_t priced;    /* nano: look-ahead's weight x the prices of its units */
     int nships;
     int nodes[16];
 } omo_explain_plan;
@@ -53,7 +55,10 @@ typedef struct omo_explanation {
     int max_shipments;
     bool split_lines, partial_deny;
     omo_explain_plan chosen, runner_up;
-    const char *rejected; /* the order's rejection reason, when rejected */
+    bool lookahead;          /* look-ahead priced some unit the decision looked at */
+    double weight;           /* look-ahead's weight */
+    omo_explain_plan myopic; /* with prices: the plan the decision would take without them */
+    const char *rejected;    /* the order's rejection reason, when rejected */
 } omo_explanation;
 
 typedef void (*omo_explain_fn)(void *ctx, const omo_explanation *ex);

@@ -265,6 +265,14 @@ int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day)
     return mut->cache_used[node];
 }
 
+int64_t omo_inventory_day_peek(const omo_inventory *inv, int node, int64_t day)
+{
+    if (!inv->day_used.cap)
+        return 0;
+    const i64slot *s = &inv->day_used.slots[i64map_slot(&inv->day_used, day_key(node, day))];
+    return s->used ? s->val : 0;
+}
+
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units)
 {
     *i64map_find(&inv->day_used, day_key(node, day), true) += units;
@@ -283,9 +291,10 @@ void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
 {
     sku_entry *se = &inv->skus[st->sku];
-    se->free[st->slot] = st->on_hand - st->reserved;
+    int64_t free_units = st->on_hand - st->reserved - st->held;
+    se->free[st->slot] = free_units;
     if (st->rlist >= 0)
-        se->regions[st->rlist].free[st->rpos] = st->on_hand - st->reserved;
+        se->regions[st->rlist].free[st->rpos] = free_units;
     if (st->dirty)
         return;
     st->dirty = true;
@@ -293,8 +302,7 @@ void omo_inventory_touch(omo_inventory *inv, omo_stock *st)
     inv->dirty[inv->ndirty++] = (int)(st - inv->stock);
 }
 
-void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const omo_stock *st),
-                               void *ctx)
+void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, omo_stock *st), void *ctx)
 {
     for (size_t i = 0; i < inv->ndirty; i++) {
         omo_stock *st = &inv->stock[inv->dirty[i]];

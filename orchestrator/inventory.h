@@ -9,6 +9,8 @@ typedef struct omo_stock {
     int node, sku;
     int64_t on_hand;
     int64_t reserved; /* unfulfilled units reserved by orders */
+    int64_t held;     /* units kept by checkout holds */
+    uint64_t fed;     /* what the availability feed last said of it (a hash), or 0 */
     char bin[16];     /* "AISLE-BAY-SHELF" or "" */
     int *holders;     /* orders (engine indices) holding a reservation here */
     size_t nholders, capholders;
@@ -42,7 +44,7 @@ void omo_stock_hold(omo_stock *st, int order);
 void omo_stock_unhold(omo_stock *st, int order);
 
 /* The SKU's records as dense arrays, for scanning holders without touching the records:
- * nodes[i] and on hand minus reserved, free[i], of record records[i]. */
+ * nodes[i] and on hand minus reserved minus held, free[i], of record records[i]. */
 void omo_inventory_holders(const omo_inventory *inv, int sku, const int **nodes,
                            const int64_t **free, size_t *n);
 
@@ -64,11 +66,12 @@ const omo_region_slots *omo_inventory_regions_of(const omo_inventory *inv, int s
  * and marks the record changed, for whoever persists the view. */
 void omo_inventory_touch(omo_inventory *inv, omo_stock *st);
 /* Calls cb for every record changed since the last call, and clears the marks. */
-void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, const omo_stock *st),
-                               void *ctx);
+void omo_inventory_drain_dirty(omo_inventory *inv, void (*cb)(void *ctx, omo_stock *st), void *ctx);
 
 /* Units taken at node on its local day. */
 int64_t omo_inventory_day_used(const omo_inventory *inv, int node, int64_t day);
+/* The same without touching the cache: safe beside other readers. */
+int64_t omo_inventory_day_peek(const omo_inventory *inv, int node, int64_t day);
 void omo_inventory_day_add(omo_inventory *inv, int node, int64_t day, int64_t units);
 
 #endif

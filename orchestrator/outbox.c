@@ -101,7 +101,7 @@ void omo_outbox_free_msg(omo_out_msg *m)
     }
 }
 
-static void stock_row(void *ctx, const omo_stock *st)
+static void stock_row(void *ctx, omo_stock *st)
 {
     omo_stream *svc = ctx;
     omo_grow((void **)&svc->stock, &svc->capstock, svc->nstock + 1, sizeof(omo_stock_row));
@@ -109,6 +109,7 @@ static void stock_row(void *ctx, const omo_stock *st)
         (omo_stock_row){svc->net->nodes[st->node].id,
                         omo_inventory_sku_name(omo_engine_inventory(svc->eng), st->sku),
                         st->on_hand, st->reserved, st->bin};
+    omo_avail_feed(svc, st, true);
 }
 
 typedef struct place_ctx {
@@ -183,12 +184,41 @@ static int place_unplaced(omo_stream *svc)
     return 0;
 }
 
+/* Hands one message to the producer, only while the lease's time bound allows (the heartbeat
+ * thread's fence and this check exclude each other), retrying within the budget. */
+static int produce_one(omo_stream *svc, const omo_out_msg *m)
+{
+    int delay = 50;
+    double until = omo_stream_now() + svc->opts.retry_budget_ms / 1000.0;
+    for (bool said = false;;) {
+        char err[512] = "";
+        pthread_mutex_lock(&svc->fence_mu);
+        bool may = omo_lease_may_send(svc);
+        omo_io io = may ? svc->bus.ops->produce(svc->bus.self, m, err, sizeof err) : OMO_IO_RETRY;
+        pthread_mutex_unlock(&svc->fence_mu);
+        if (io == OMO_IO_OK)
+            return 0;
+        if (!may) {
+            if (omo_lease_lost(svc))
+                return 1;
+            snprintf(err, sizeof err, "no heartbeat recorded for %d ms", svc->opts.lease_ms);
+        }
+        if (io == OMO_IO_FATAL || omo_stream_now() > until) {
+            omo_stream_log("[service] [kafka] produce failed for good: %s", err);
+            return 1;
+        }
+        if (may || !said)
+            omo_stream_log("[service] [kafka] produce failed, retrying in %d ms: %s", delay, err);
+        said = !may;
+        usleep((useconds_t)delay * 1000);
+        delay = delay < 2000 ? delay * 2 : 2000;
+    }
+}
+
 int omo_outbox_produce(omo_stream *svc, const omo_out_msg *msgs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        omo_io io = WITH_RETRY(svc, "[kafka] produce",
-                               svc->bus.ops->produce(svc->bus.self, &msgs[i], err, sizeof err));
-        if (io != OMO_IO_OK)
+        if (produce_one(svc, &msgs[i]))
             return 1;
         seqs_add(&svc->unconfirmed, msgs[i].seq);
         svc->inflight++;

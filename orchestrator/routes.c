@@ -1,5 +1,6 @@
-/* Every HTTP route of the service. Requests arrive on the HTTP server's threads and are queued
- * to the service thread, which answers them between batches. */
+/* Every HTTP route of the service. Requests arrive on the HTTP server's threads; availability and
+ * promises are answered there (avail.c), every other request is queued to the service thread,
+ * which answers it between batches. */
 #include "stream_state.h"
 
 #include "diff.h"
@@ -71,6 +72,16 @@ static void handle_metrics(omo_stream *svc, omo_http_response *resp)
                       "# HELP omo_outbox_inflight Messages produced and not yet confirmed.\n"
                       "# TYPE omo_outbox_inflight gauge\nomo_outbox_inflight %zu\n",
                       svc->inflight);
+    omo_strbuf_printf(
+        &t,
+        "# HELP omo_promises_total Promise requests answered.\n"
+        "# TYPE omo_promises_total counter\nomo_promises_total %llu\n"
+        "# HELP omo_availability_reads_total Availability requests answered.\n"
+        "# TYPE omo_availability_reads_total counter\nomo_availability_reads_total %llu\n"
+        "# HELP omo_holds_live Checkout holds holding units.\n"
+        "# TYPE omo_holds_live gauge\nomo_holds_live %zu\n",
+        (unsigned long long)atomic_load(&svc->promises),
+        (unsigned long long)atomic_load(&svc->availability_reads), omo_engine_live_holds(svc->eng));
     resp->status = 200;
     snprintf(resp->content_type, sizeof resp->content_type, "text/plain; version=0.0.4");
     resp->body = t.p ? t.p : omo_xstrdup("");
@@ -120,7 +131,7 @@ static void handle_order(omo_stream *svc, const char *order_id, omo_http_respons
     resp->body_len = t.len;
 }
 
-static void respond_json(omo_http_response *resp, int status, json_t *body)
+void omo_routes_respond_json(omo_http_response *resp, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -130,25 +141,23 @@ static void respond_json(omo_http_response *resp, int status, json_t *body)
     resp->body_len = strlen(resp->body);
 }
 
-static void respond_error(omo_http_response *resp, int status, const char *error, const char *key,
-                          const char *value)
+void omo_routes_respond_error(omo_http_response *resp, int status, const char *error,
+                              const char *key, const char *value)
 {
     json_t *body = json_pack("{s:s}", "error", error);
     if (key)
         json_object_set_new(body, key, json_string(value ? value : ""));
-    respond_json(resp, status, body);
+    omo_routes_respond_json(resp, status, body);
 }
 
-static int64_t wall_ms(void)
+int64_t omo_routes_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Applies an event from the HTTP API like an input event, then commits and sends what it
- * produced before answering. Nothing of a refused event is kept. */
-static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_error *err)
+omo_apply_result omo_routes_apply_api(omo_stream *svc, json_t *event, omo_event_error *err)
 {
     /* One commit at a time on the store's connection, and in order, under the lease. */
     if (omo_outbox_flight_finish(svc) || omo_lease_take(svc)) {
@@ -165,7 +174,9 @@ static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_erro
         free(text);
         return OMO_APPLY_INVALID;
     }
+    omo_stream_write_lock(svc);
     omo_apply_result r = omo_engine_apply(svc->eng, &svc->ev, err);
+    omo_stream_write_unlock(svc);
     if (r != OMO_APPLY_OK) {
         free(text);
         return r;
@@ -173,7 +184,10 @@ static omo_apply_result apply_api(omo_stream *svc, json_t *event, omo_event_erro
     omo_grow((void **)&svc->events, &svc->capevents, svc->nevents + 1, sizeof(omo_applied_event));
     svc->events[svc->nevents++] = (omo_applied_event){
         svc->next_applied_seq++, TOPIC_API, 0, 0, text, strlen(text), svc->rules->version_hash};
-    omo_stream_count(&svc->events_by, "topic=\"api\",type=\"store\",result=\"applied\"", 1);
+    char labels[160];
+    snprintf(labels, sizeof labels, "topic=\"api\",type=\"%s\",result=\"applied\"",
+             omo_event_type_name(svc->ev.type));
+    omo_stream_count(&svc->events_by, labels, 1);
     if (omo_outbox_commit(svc)) {
         /* The view is ahead of the database: only a restart (a replay) can set it right. */
         svc->failed = true;
@@ -231,7 +245,7 @@ static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo
                                        omo_versions_text_cb, &tc, err, sizeof err) != OMO_IO_OK) {
             json_decref(hc.arr);
             free(tc.text);
-            respond_error(resp, 503, "database unavailable", NULL, NULL);
+            omo_routes_respond_error(resp, 503, "database unavailable", NULL, NULL);
             return;
         }
         json_t *live = json_pack("{s:s,s:s}", "version", svc->rules->version_hash, "path",
@@ -239,7 +253,7 @@ static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo
         if (tc.text)
             json_object_set_new(live, "text", json_stringn(tc.text, tc.len));
         free(tc.text);
-        respond_json(resp, 200, json_pack("{s:o,s:o}", "live", live, "history", hc.arr));
+        omo_routes_respond_json(resp, 200, json_pack("{s:o,s:o}", "live", live, "history", hc.arr));
         return;
     }
     if (put && !strcmp(req->path, "/rules")) {
@@ -247,11 +261,12 @@ static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo
         omo_rules *next =
             omo_versions_parse(svc, "PUT /rules", req->body ? req->body : "", req->body_len, &diag);
         if (!next) {
-            respond_json(
+            omo_routes_respond_json(
                 resp, 422,
                 json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
         } else if (!omo_versions_swap(svc, next, req->body ? req->body : "", req->body_len, by)) {
-            respond_error(resp, 503, "the database did not record the rules", NULL, NULL);
+            omo_routes_respond_error(resp, 503, "the database did not record the rules", NULL,
+                                     NULL);
         } else {
             /* The file follows, so that a reload or a restart keeps these rules. */
             char tmp[4096];
@@ -262,9 +277,9 @@ static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo
             if (!written)
                 omo_stream_log("[service] rules are live but %s could not be written",
                                svc->conf->routing_path);
-            respond_json(resp, 200,
-                         json_pack("{s:s,s:b}", "version", svc->rules->version_hash, "file_written",
-                                   written));
+            omo_routes_respond_json(resp, 200,
+                                    json_pack("{s:s,s:b}", "version", svc->rules->version_hash,
+                                              "file_written", written));
         }
         omo_diag_clear(&diag);
         return;
@@ -273,17 +288,20 @@ static void handle_rules(omo_stream *svc, const omo_http_request *req, const omo
         token_by(tok, "POST /rules/reload", by, sizeof by);
         int rc = omo_versions_reload(svc, by, &diag);
         if (rc == 1)
-            respond_json(
+            omo_routes_respond_json(
                 resp, 422,
                 json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
         else if (rc == 2)
-            respond_error(resp, 503, "the database did not record the rules", NULL, NULL);
+            omo_routes_respond_error(resp, 503, "the database did not record the rules", NULL,
+                                     NULL);
         else
-            respond_json(resp, 200, json_pack("{s:s}", "version", svc->rules->version_hash));
+            omo_routes_respond_json(resp, 200,
+                                    json_pack("{s:s}", "version", svc->rules->version_hash));
         omo_diag_clear(&diag);
         return;
     }
-    respond_error(resp, 405, "GET or PUT /rules, POST /rules/reload or /rules/diff", NULL, NULL);
+    omo_routes_respond_error(resp, 405, "GET or PUT /rules, POST /rules/reload or /rules/diff",
+                             NULL, NULL);
 }
 
 /* Replays every applied event into eng (or into both engines of a diff). */
@@ -327,8 +345,9 @@ static void handle_diff(omo_stream *svc, const omo_http_request *req, omo_http_r
     omo_rules *proposed = omo_versions_parse(svc, "POST /rules/diff", req->body ? req->body : "",
                                              req->body_len, &diag);
     if (!proposed) {
-        respond_json(resp, 422,
-                     json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
+        omo_routes_respond_json(
+            resp, 422,
+            json_pack("{s:s,s:o}", "error", "invalid rules", "errors", diag_json(&diag)));
         omo_diag_clear(&diag);
         return;
     }
@@ -342,7 +361,7 @@ static void handle_diff(omo_stream *svc, const omo_http_request *req, omo_http_r
     rc->eng[0] = omo_diff_engine(diff, OMO_DIFF_OLD);
     rc->eng[1] = omo_diff_engine(diff, OMO_DIFF_NEW);
     if (!replay_into(svc, rc)) {
-        respond_error(resp, 503, "database unavailable", NULL, NULL);
+        omo_routes_respond_error(resp, 503, "database unavailable", NULL, NULL);
     } else {
         /* The last day: every event replays, so the day starts from the right state, and
          * the report speaks of the orders of the day before the latest event. */
@@ -396,9 +415,9 @@ static void handle_explain(omo_stream *svc, const omo_http_request *req, const c
     rc->follow = true;
     omo_engine_explain(rc->eng[0], order_id, keep_explanation, &ec);
     if (!replay_into(svc, rc))
-        respond_error(resp, 503, "database unavailable", NULL, NULL);
+        omo_routes_respond_error(resp, 503, "database unavailable", NULL, NULL);
     else if (!ec.latest)
-        respond_error(resp, 404, "no such order", "order_id", order_id);
+        omo_routes_respond_error(resp, 404, "no such order", "order_id", order_id);
     else {
         resp->status = 200;
         snprintf(resp->content_type, sizeof resp->content_type, "%s",
@@ -417,12 +436,12 @@ static void handle_picklist(omo_stream *svc, const omo_http_request *req, const 
 {
     int node = omo_network_find(svc->net, store_id);
     if (node < 0 || svc->net->nodes[node].type != OMO_NODE_STORE) {
-        respond_error(resp, 404, "no such store", "store_id", store_id);
+        omo_routes_respond_error(resp, 404, "no such store", "store_id", store_id);
         return;
     }
     if (!may_act_for(tok, store_id)) {
-        respond_error(resp, 403, "this token may not see another store's picks", "store_id",
-                      store_id);
+        omo_routes_respond_error(resp, 403, "this token may not see another store's picks",
+                                 "store_id", store_id);
         return;
     }
     char format[16] = "json", maxbuf[16];
@@ -433,20 +452,21 @@ static void handle_picklist(omo_stream *svc, const omo_http_request *req, const 
         char *end;
         long v = strtol(maxbuf, &end, 10);
         if (*end || v < 1 || v > 100000) {
-            respond_error(resp, 400, "max_orders must be a positive integer", "field",
-                          "max_orders");
+            omo_routes_respond_error(resp, 400, "max_orders must be a positive integer", "field",
+                                     "max_orders");
             return;
         }
         max_orders = (int)v;
     }
     omo_picklist pl;
-    omo_engine_picklist(svc->eng, node, max_orders, wall_ms(), &pl);
+    omo_engine_picklist(svc->eng, node, max_orders, omo_routes_wall_ms(), &pl);
     omo_picklist_sort(&pl);
     size_t len = 0;
     char *body = omo_picklist_render(&pl, format, true, bearer, &len);
     omo_picklist_free(&pl);
     if (!body) {
-        respond_error(resp, 400, "format must be text, csv, json or html", "field", "format");
+        omo_routes_respond_error(resp, 400, "format must be text, csv, json or html", "field",
+                                 "format");
         return;
     }
     static const struct {
@@ -471,28 +491,29 @@ static void handle_store_step(omo_stream *svc, const omo_http_request *req, cons
     int pickup = -1;
     int node = omo_engine_find_shipment(svc->eng, shipment_id, &state, &pickup);
     if (node < 0) {
-        respond_error(resp, 404, "no such shipment", "shipment_id", shipment_id);
+        omo_routes_respond_error(resp, 404, "no such shipment", "shipment_id", shipment_id);
         return;
     }
     /* The pickup store hands a transfer-fed order to its customer: it may mark it collected. */
     bool at_pickup = type == OMO_EV_SHIPMENT_COLLECTED && pickup >= 0 &&
                      may_act_for(tok, svc->net->nodes[pickup].id);
     if (!at_pickup && !may_act_for(tok, svc->net->nodes[node].id)) {
-        respond_error(resp, 403, "this token may not act on another store's shipments",
-                      "shipment_id", shipment_id);
+        omo_routes_respond_error(resp, 403, "this token may not act on another store's shipments",
+                                 "shipment_id", shipment_id);
         return;
     }
     char at[40];
-    json_t *event = json_pack("{s:s,s:s,s:s}", "type", omo_event_type_name(type), "shipment_id",
-                              shipment_id, "at", omo_time_format(wall_ms(), at, sizeof at));
+    json_t *event =
+        json_pack("{s:s,s:s,s:s}", "type", omo_event_type_name(type), "shipment_id", shipment_id,
+                  "at", omo_time_format(omo_routes_wall_ms(), at, sizeof at));
     if (type == OMO_EV_PICK_CONFIRMED && req->body_len) {
         json_error_t jerr;
         json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
         if (!body || !json_is_object(body)) {
             json_decref(body);
             json_decref(event);
-            respond_error(resp, 400, body ? "the body must be a JSON object" : jerr.text, "field",
-                          "");
+            omo_routes_respond_error(resp, 400, body ? "the body must be a JSON object" : jerr.text,
+                                     "field", "");
             return;
         }
         json_t *lines = json_object_get(body, "lines");
@@ -501,20 +522,30 @@ static void handle_store_step(omo_stream *svc, const omo_http_request *req, cons
         json_decref(body);
     }
     omo_event_error err;
-    switch (apply_api(svc, event, &err)) {
+    switch (omo_routes_apply_api(svc, event, &err)) {
     case OMO_APPLY_OK:
         omo_engine_find_shipment(svc->eng, shipment_id, &state, NULL);
-        respond_json(resp, 200,
-                     json_pack("{s:s,s:s}", "shipment_id", shipment_id, "status",
-                               omo_ship_state_name(state)));
+        omo_routes_respond_json(resp, 200,
+                                json_pack("{s:s,s:s}", "shipment_id", shipment_id, "status",
+                                          omo_ship_state_name(state)));
         return;
     case OMO_APPLY_CONFLICT:
-        respond_error(resp, 409, err.message, "state", err.field);
+        omo_routes_respond_error(resp, 409, err.message, "state", err.field);
         return;
     default:
-        respond_error(resp, svc->failed ? 503 : 400, err.message, "field", err.field);
+        omo_routes_respond_error(resp, svc->failed ? 503 : 400, err.message, "field", err.field);
         return;
     }
+}
+
+const omo_token *omo_routes_token(omo_stream *svc, const omo_http_request *req)
+{
+    /* A browser following a link cannot send a header: GETs may carry ?token= instead. */
+    char qtoken[256];
+    const char *bearer = req->bearer;
+    if (!bearer && !strcmp(req->method, "GET"))
+        bearer = omo_query_param(req->query, "token", qtoken, sizeof qtoken);
+    return bearer ? omo_svcconf_token(svc->conf, bearer) : NULL;
 }
 
 static void handle_request(omo_stream *svc, const omo_http_request *req, omo_http_response *resp)
@@ -529,16 +560,17 @@ static void handle_request(omo_stream *svc, const omo_http_request *req, omo_htt
         handle_metrics(svc, resp);
         return;
     }
-    /* A browser following a link cannot send a header: GETs may carry ?token= instead. */
     char qtoken[256];
     const char *bearer = req->bearer;
     if (!bearer && get)
         bearer = omo_query_param(req->query, "token", qtoken, sizeof qtoken);
-    const omo_token *tok = bearer ? omo_svcconf_token(svc->conf, bearer) : NULL;
+    const omo_token *tok = omo_routes_token(svc, req);
     if (!tok) {
         respond(resp, 401, "application/json", "{\"error\":\"missing or unknown bearer token\"}");
         return;
     }
+    if (omo_avail_serve(svc, req, tok, resp))
+        return;
     bool post = !strcmp(req->method, "POST");
     const char *p = req->path;
     size_t plen = strlen(p);
@@ -563,13 +595,13 @@ static void handle_request(omo_stream *svc, const omo_http_request *req, omo_htt
         if (!strncmp(p, steps[i].prefix, a) && plen > a + b &&
             !strcmp(p + plen - b, steps[i].suffix)) {
             if (!post) {
-                respond_error(resp, 405, "use POST", NULL, NULL);
+                omo_routes_respond_error(resp, 405, "use POST", NULL, NULL);
                 return;
             }
             char id[OMO_LONG_ID_MAX + 16];
             size_t n = plen - a - b;
             if (n >= sizeof id) {
-                respond_error(resp, 404, "no such shipment", NULL, NULL);
+                omo_routes_respond_error(resp, 404, "no such shipment", NULL, NULL);
                 return;
             }
             memcpy(id, p + a, n);
@@ -580,7 +612,7 @@ static void handle_request(omo_stream *svc, const omo_http_request *req, omo_htt
     }
     if (!strcmp(p, "/rules") || !strncmp(p, "/rules/", 7)) {
         if (tok->role != OMO_ROLE_OPS) {
-            respond_error(resp, 403, "ops token required", NULL, NULL);
+            omo_routes_respond_error(resp, 403, "ops token required", NULL, NULL);
             return;
         }
         if (post && !strcmp(p, "/rules/diff"))
@@ -591,7 +623,7 @@ static void handle_request(omo_stream *svc, const omo_http_request *req, omo_htt
     }
     if (get && !strncmp(p, "/orders/", 8) && plen > 16 && !strcmp(p + plen - 8, "/explain")) {
         if (tok->role != OMO_ROLE_OPS) {
-            respond_error(resp, 403, "ops token required", NULL, NULL);
+            omo_routes_respond_error(resp, 403, "ops token required", NULL, NULL);
             return;
         }
         char id[OMO_LONG_ID_MAX + 1];
@@ -626,6 +658,9 @@ void omo_stream_http(void *ctx, const omo_http_request *req, omo_http_response *
         respond(resp, 503, "text/plain", "starting\n");
         return;
     }
+    /* Availability and promises are answered here, beside the stream. */
+    if (omo_avail_read(svc, req, resp))
+        return;
     http_job job = {req, resp, false, NULL};
     pthread_mutex_lock(&svc->mu);
     job.next = svc->jobs;

@@ -3,6 +3,7 @@
 
 #include "yamldoc.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ enum {
     R_SERVICES,
     R_PICKUP,
     R_RULES,
+    R_LOOKAHEAD,
     R_KEYS
 };
 static const omo_ykey top_keys[R_KEYS] = {
@@ -42,6 +44,16 @@ static const omo_ykey top_keys[R_KEYS] = {
     [R_SERVICES] = {"services", OMO_YT_MAP, OMO_YK_REQUIRED, 0, 0},
     [R_PICKUP] = {"pickup", OMO_YT_MAP, 0, 0, 0},
     [R_RULES] = {"rules", OMO_YT_LIST, 0, 0, 0},
+    [R_LOOKAHEAD] = {"lookahead", OMO_YT_MAP, 0, 0, 0},
+};
+
+enum { L_FORECAST, L_HORIZON_HOURS, L_HORIZON_END, L_REFRESH_EVENTS, L_WEIGHT, L_KEYS };
+static const omo_ykey lookahead_keys[L_KEYS] = {
+    [L_FORECAST] = {"forecast", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
+    [L_HORIZON_HOURS] = {"horizon_hours", OMO_YT_NUMBER, OMO_YK_MIN | OMO_YK_MAX, 0, 24 * 366},
+    [L_HORIZON_END] = {"horizon_end", OMO_YT_STR, 0, 0, 0},
+    [L_REFRESH_EVENTS] = {"refresh_events", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 1, 1e12},
+    [L_WEIGHT] = {"weight", OMO_YT_NUMBER, OMO_YK_MIN, 0, 0},
 };
 
 enum { O_HOUR_COST, O_SPLIT_PENALTY, O_KEYS };
@@ -285,6 +297,44 @@ static void read_rule(omo_rules *rules, omo_rule *rule, const omo_ynode *item,
                        rule->name);
 }
 
+/* The `lookahead:` block; the forecast is read relative to the rules file's directory. */
+static void read_lookahead(omo_rules *rules, const omo_ynode *map, omo_diag *diag)
+{
+    omo_yval v[L_KEYS];
+    size_t before = diag->count;
+    (void)omo_ymap_read(map, "'lookahead'", lookahead_keys, L_KEYS, v, diag);
+    omo_lookahead *la = omo_xcalloc(1, sizeof *la);
+    rules->lookahead = la;
+    la->loc = map->loc;
+    la->horizon_hours = v[L_HORIZON_HOURS].node ? v[L_HORIZON_HOURS].d : 24.0;
+    la->refresh_events = v[L_REFRESH_EVENTS].node ? v[L_REFRESH_EVENTS].i : 5000;
+    la->weight = v[L_WEIGHT].node ? v[L_WEIGHT].d : 1.0;
+    if (v[L_HORIZON_END].node && !omo_time_parse(v[L_HORIZON_END].str, &la->horizon_end_ms))
+        omo_diag_error(diag, &v[L_HORIZON_END].node->loc,
+                       "horizon_end must be an RFC 3339 time like 2026-11-30T00:00:00Z");
+    if (v[L_HORIZON_HOURS].node && la->horizon_hours <= 0)
+        omo_diag_error(diag, &v[L_HORIZON_HOURS].node->loc, "horizon_hours must be greater than 0");
+    if (!v[L_FORECAST].node || diag->count > before)
+        return;
+    const char *f = v[L_FORECAST].str;
+    /* Rules that did not come from a file are named by a label with a space ("PUT /rules",
+     * "rules HASH"): their forecast path is taken as it is, from the working directory. */
+    const char *slash = strchr(rules->path, ' ') ? NULL : strrchr(rules->path, '/');
+    if (f[0] == '/' || !slash) {
+        la->forecast = omo_xstrdup(f);
+    } else {
+        size_t dir = (size_t)(slash - rules->path) + 1;
+        la->forecast = omo_xmalloc(dir + strlen(f) + 1);
+        memcpy(la->forecast, rules->path, dir);
+        strcpy(la->forecast + dir, f);
+    }
+    size_t start = diag->count;
+    errno = 0;
+    if (!omo_lookahead_read_forecast(la, la->forecast, diag) && diag->count == start)
+        omo_diag_error(diag, &v[L_FORECAST].node->loc, "cannot read the forecast %s: %s",
+                       la->forecast, strerror(errno));
+}
+
 omo_rules *omo_rules_parse(const char *name, const char *buf, size_t len, const omo_network *net,
                            omo_diag *diag)
 {
@@ -334,6 +384,8 @@ omo_rules *omo_rules_parse(const char *name, const char *buf, size_t len, const 
         for (size_t i = 0; i < list->nkids; i++)
             read_rule(rules, &rules->rules[rules->nrules++], list->kids[i], net, diag);
     }
+    if (v[R_LOOKAHEAD].node)
+        read_lookahead(rules, v[R_LOOKAHEAD].node, diag);
     if (diag->count > start) {
         omo_yaml_diag_sort(diag, start, rules->path);
         goto fail;
@@ -386,6 +438,8 @@ void omo_rules_destroy(omo_rules *rules)
         free(rule->deny_nodes);
     }
     free(rules->rules);
+    omo_lookahead_free(rules->lookahead);
+    free(rules->lookahead);
     free(rules->path);
     free(rules);
 }

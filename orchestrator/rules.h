@@ -2,6 +2,7 @@
 #ifndef OMO_RULES_H
 #define OMO_RULES_H
 
+#include "lookahead.h"
 #include "network.h"
 
 typedef enum omo_method {
@@ -60,7 +61,8 @@ typedef struct omo_rules {
     omo_service transfer;
     omo_rule *rules;
     size_t nrules;
-    char version_hash[17]; /* FNV-1a 64 of the file's bytes, 16 hex digits */
+    omo_lookahead *lookahead; /* the `lookahead:` block, NULL without one (contract section 13) */
+    char version_hash[17];    /* FNV-1a 64 of the file's bytes, 16 hex digits */
 } omo_rules;
 
 /* Loads routing.yaml. With a network, node ids are checked and resolved; without one only the

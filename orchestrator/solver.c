@@ -8,7 +8,11 @@
  * fixed costs, split penalty and the slowest shipment are constants, so the set's best plan is
  * the one with the most units and then the cheapest picking: an independent choice per line
  * when no shared limit binds, an exact enumeration of line assignments when one does, and a
- * min-cost max-flow when lines may be split. */
+ * min-cost max-flow when lines may be split.
+ *
+ * Look-ahead prices are a cost per unit of a SKU group at a candidate, on top of its pick cost:
+ * they enter wherever the cheapest picking is chosen, and since they are never negative, every
+ * bound below that counts pick costs only stays a lower bound. */
 #include "solver.h"
 
 #include <stdlib.h>
@@ -90,6 +94,12 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
+/* What a unit of line l costs at candidate c beyond the shipment's fixed cost, micro. */
+static int64_t unit_cost(const omo_problem *p, const omo_cand *c, int l)
+{
+    return c->pick + (c->price ? c->price[p->group[l]] : 0);
+}
+
 int64_t omo_objective(const omo_problem *prob, int nships, const int *cands, const int64_t *units)
 {
     if (nships == 0)
@@ -103,7 +113,7 @@ int64_t omo_objective(const omo_problem *prob, int nships, const int *cands, con
     return obj + prob->hour_cost * hours + prob->split_penalty * 1000 * (nships - 1);
 }
 
-static const omo_solver *sort_ctx;
+static _Thread_local const omo_solver *sort_ctx; /* for qsort: solvers run side by side */
 
 static int cmp_pos(const void *a, const void *b)
 {
@@ -150,13 +160,14 @@ static const slot *bound_slot(const omo_solver *sv)
     return sv->slots[1].have ? &sv->slots[1] : NULL;
 }
 
-static void store_slot(omo_solver *sv, slot *sl, int64_t units, int64_t obj, int k,
+static void store_slot(omo_solver *sv, slot *sl, int64_t units, int64_t obj, int64_t priced, int k,
                        const int *cands, const int *nodes, const int *order)
 {
     int L = sv->L;
     sl->have = true;
     sl->plan.units = units;
     sl->plan.objective = obj;
+    sl->plan.priced = priced;
     sl->plan.nships = k;
     for (int s = 0; s < k; s++) {
         sl->plan.cand[s] = cands[order[s]];
@@ -179,20 +190,24 @@ static void offer(omo_solver *sv, int k)
 {
     const omo_problem *p = sv->prob;
     int L = sv->L;
-    int64_t units = 0, per[OMO_PLAN_MAX_SHIP] = {0};
+    int64_t units = 0, priced = 0, per[OMO_PLAN_MAX_SHIP] = {0};
     int cands[OMO_PLAN_MAX_SHIP] = {0};
     for (int s = 0; s < k; s++) {
         per[s] = 0;
-        for (int l = 0; l < L; l++)
+        cands[s] = sv->ord[sv->set[s]];
+        const omo_cand *c = &p->cands[cands[s]];
+        for (int l = 0; l < L; l++) {
             per[s] += sv->take[s * L + l];
+            if (c->price)
+                priced += sv->take[s * L + l] * c->price[p->group[l]] * 1000;
+        }
         if (per[s] == 0)
             return; /* a smaller set's plan */
         units += per[s];
-        cands[s] = sv->ord[sv->set[s]];
     }
     if (units < sv->need)
         return;
-    int64_t obj = omo_objective(p, k, cands, per);
+    int64_t obj = omo_objective(p, k, cands, per) + priced;
     /* Shipments are reported in ascending node index. */
     int order[OMO_PLAN_MAX_SHIP], nodes[OMO_PLAN_MAX_SHIP];
     for (int s = 0; s < k; s++)
@@ -210,13 +225,15 @@ static void offer(omo_solver *sv, int k)
     if (better(best, units, obj, k, nodes)) {
         if (sv->explain && best->have && !same_nodes(best, k, nodes))
             copy_slot(sv, runner, best);
-        store_slot(sv, best, units, obj, k, cands, nodes, order);
+        store_slot(sv, best, units, obj, priced, k, cands, nodes, order);
     } else if (sv->explain && !same_nodes(best, k, nodes) && better(runner, units, obj, k, nodes)) {
-        store_slot(sv, runner, units, obj, k, cands, nodes, order);
+        store_slot(sv, runner, units, obj, priced, k, cands, nodes, order);
     }
 }
 
-/* Units a single node gives lines `mask` (lines assigned to it), filled in line order. */
+/* Units a single node gives the lines assigned to it: filled in line order, or with prices
+ * cheapest unit first (line order among equals), which is the cheapest way to the most units
+ * when the node's capacity binds. */
 static void fill_node(omo_solver *sv, int s, const int *assign)
 {
     const omo_problem *p = sv->prob;
@@ -227,7 +244,16 @@ static void fill_node(omo_solver *sv, int s, const int *assign)
     int64_t *gl = p->ngroups <= 64 ? gleft : omo_xmalloc(sizeof(int64_t) * (size_t)p->ngroups);
     for (int g = 0; g < p->ngroups; g++)
         gl[g] = c->atp[g];
+    int byline[OMO_MAX_GROUPS];
+    int *lines = L <= OMO_MAX_GROUPS ? byline : omo_xmalloc(sizeof(int) * (size_t)L);
     for (int l = 0; l < L; l++) {
+        int j = l;
+        for (; c->price && j > 0 && c->price[p->group[lines[j - 1]]] > c->price[p->group[l]]; j--)
+            lines[j] = lines[j - 1];
+        lines[j] = l;
+    }
+    for (int i = 0; i < L; i++) {
+        int l = lines[i];
         int64_t t = 0;
         if (assign[l] == s && c->ok[l]) {
             t = min64(min64(p->qty[l], gl[p->group[l]]), cap);
@@ -236,6 +262,8 @@ static void fill_node(omo_solver *sv, int s, const int *assign)
         }
         sv->take[s * L + l] = t;
     }
+    if (lines != byline)
+        free(lines);
     if (gl != gleft)
         free(gl);
 }
@@ -249,13 +277,17 @@ static void eval_assignment(omo_solver *sv, int k, const int *assign)
 /* Exact search of line -> node assignments when a shared limit binds: depth first over lines,
  * each line taking all it can at the node chosen (which loses nothing: a node's units are the
  * same whatever order its lines are filled in), pruned by the units and picking cost the
- * remaining lines could at best add. */
+ * remaining lines could at best add. With prices, which lines a binding capacity leaves short
+ * changes the cost: then (refill) capacity is applied only at the leaf, by fill_node, and the
+ * search prunes by units alone. */
 typedef struct line_search {
     int k, L, G;
     int64_t rem_atp[OMO_PLAN_MAX_SHIP][OMO_MAX_GROUPS];
     int64_t rem_cap[OMO_PLAN_MAX_SHIP];
     int used[OMO_PLAN_MAX_SHIP];
-    int64_t pick[OMO_PLAN_MAX_SHIP];
+    const omo_cand *cand[OMO_PLAN_MAX_SHIP];
+    bool refill;
+    int64_t load[OMO_PLAN_MAX_SHIP];          /* units taken at each node, capacity aside */
     int64_t suffix_units[OMO_MAX_GROUPS + 1]; /* the most the lines from l on can add */
     int64_t min_pick;
     int64_t units, cost;
@@ -273,18 +305,35 @@ static void search_lines(omo_solver *sv, line_search *ls, int l)
     if (unused > L - l)
         return; /* every node of the set must ship something */
     if (ls->found) {
-        int64_t ub = ls->units + ls->suffix_units[l];
+        int64_t units = ls->units;
+        if (ls->refill) {
+            units = 0;
+            for (int s = 0; s < ls->k; s++)
+                units += min64(ls->load[s], ls->cand[s]->capacity);
+        }
+        int64_t ub = units + ls->suffix_units[l];
         if (ub < ls->best_units)
             return;
-        if (ub == ls->best_units && ls->cost + ls->suffix_units[l] * ls->min_pick >= ls->best_cost)
+        if (!ls->refill && ub == ls->best_units &&
+            ls->cost + ls->suffix_units[l] * ls->min_pick >= ls->best_cost)
             return;
     }
     if (l == L) {
-        if (!ls->found || ls->units > ls->best_units ||
-            (ls->units == ls->best_units && ls->cost < ls->best_cost)) {
+        int64_t units = ls->units, cost = ls->cost;
+        if (ls->refill) {
+            units = cost = 0;
+            eval_assignment(sv, ls->k, sv->assign);
+            for (int s = 0; s < ls->k; s++)
+                for (int j = 0; j < L; j++) {
+                    units += sv->take[s * L + j];
+                    cost += sv->take[s * L + j] * unit_cost(p, ls->cand[s], j);
+                }
+        }
+        if (!ls->found || units > ls->best_units ||
+            (units == ls->best_units && cost < ls->best_cost)) {
             ls->found = true;
-            ls->best_units = ls->units;
-            ls->best_cost = ls->cost;
+            ls->best_units = units;
+            ls->best_cost = cost;
             memcpy(sv->best_assign, sv->assign, sizeof(int) * (size_t)L);
         }
         return;
@@ -295,23 +344,25 @@ static void search_lines(omo_solver *sv, line_search *ls, int l)
         if (s < ls->k) {
             if (sv->avail[sv->set[s] * L + l] == 0)
                 continue;
-            t = min64(min64(p->qty[l], ls->rem_atp[s][g]), ls->rem_cap[s]);
+            t = min64(min64(p->qty[l], ls->rem_atp[s][g]), ls->refill ? INT64_MAX : ls->rem_cap[s]);
             if (t == 0)
                 continue;
             ls->rem_atp[s][g] -= t;
             ls->rem_cap[s] -= t;
+            ls->load[s] += t;
             ls->used[s]++;
             ls->units += t;
-            ls->cost += t * ls->pick[s];
+            ls->cost += t * unit_cost(p, ls->cand[s], l);
         }
         sv->assign[l] = s < ls->k ? s : -1;
         search_lines(sv, ls, l + 1);
         if (s < ls->k) {
             ls->rem_atp[s][g] += t;
             ls->rem_cap[s] += t;
+            ls->load[s] -= t;
             ls->used[s]--;
             ls->units -= t;
-            ls->cost -= t * ls->pick[s];
+            ls->cost -= t * unit_cost(p, ls->cand[s], l);
         }
     }
 }
@@ -330,8 +381,12 @@ static bool best_lines(omo_solver *sv, int k)
         for (int g = 0; g < p->ngroups; g++)
             ls->rem_atp[s][g] = c->atp[g];
         ls->rem_cap[s] = c->capacity;
-        ls->pick[s] = c->pick;
+        ls->cand[s] = c;
         ls->min_pick = min64(ls->min_pick, c->pick);
+        int64_t most = 0;
+        for (int l = 0; l < L; l++)
+            most += sv->avail[sv->set[s] * L + l];
+        ls->refill |= c->price && most > c->capacity;
     }
     ls->suffix_units[L] = 0;
     for (int l = L - 1; l >= 0; l--) {
@@ -360,8 +415,8 @@ static void eval_unsplit(omo_solver *sv, int k)
                 continue;
             const omo_cand *c = &p->cands[sv->ord[sv->set[s]]];
             const omo_cand *b = bs >= 0 ? &p->cands[sv->ord[sv->set[bs]]] : NULL;
-            if (!b || u > bu ||
-                (u == bu && (c->pick < b->pick || (c->pick == b->pick && c->node < b->node)))) {
+            int64_t cu = unit_cost(p, c, l), bc = b ? unit_cost(p, b, l) : 0;
+            if (!b || u > bu || (u == bu && (cu < bc || (cu == bc && c->node < b->node)))) {
                 bs = s;
                 bu = u;
             }
@@ -435,7 +490,8 @@ static void eval_split(omo_solver *sv, int k)
             line_edge[l * k + s] = -1;
             if (sv->avail[sv->set[s] * L + l] > 0) {
                 line_edge[l * k + s] = ne;
-                add_edge(e, &ne, 2 + l, 2 + L + s * G + p->group[l], p->qty[l], c->pick, from);
+                add_edge(e, &ne, 2 + l, 2 + L + s * G + p->group[l], p->qty[l], unit_cost(p, c, l),
+                         from);
             }
         }
     }

@@ -17,6 +17,9 @@ typedef struct omo_cand {
     int64_t capacity;  /* units still allowed today; INT64_MAX when unlimited */
     int64_t *atp;      /* per SKU group: units available to promise (>= 0) */
     unsigned char *ok; /* per line: 1 when the node may serve it */
+    /* per SKU group: a cost per unit on top of pick (look-ahead's weight x price, micro, >= 0)
+     * that counts in the comparison of plans but not in the objective reported; NULL: none */
+    const int64_t *price;
 } omo_cand;
 
 typedef struct omo_problem {
@@ -41,7 +44,8 @@ typedef struct omo_problem {
  * in ascending node index. */
 typedef struct omo_plan {
     int64_t units;
-    int64_t objective; /* nano: money * 1e9 */
+    int64_t objective; /* nano: money * 1e9, the unit prices of the units taken included */
+    int64_t priced;    /* nano: those prices, so that the real objective is objective - priced */
     int nships;
     int cand[OMO_PLAN_MAX_SHIP]; /* indices into problem->cands */
     int64_t *take;               /* OMO_PLAN_MAX_SHIP * nlines, owned by the solver */
@@ -52,7 +56,9 @@ typedef struct omo_solver omo_solver;
 omo_solver *omo_solver_create(void);
 void omo_solver_destroy(omo_solver *sv);
 
-/* Solves prob. The returned plan lives in sv until the next call. Counts statistics. */
+/* Solves prob: among the plans with the most units, the smallest objective plus the candidates'
+ * unit prices of the units taken, then the fewest shipments, then the smallest node ids. The
+ * returned plan lives in sv until the next call. Counts statistics. */
 const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *prob);
 
 /* After a solve with explain: the best plan on a node set other than the chosen one's, or NULL

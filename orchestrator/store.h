@@ -76,15 +76,25 @@ typedef struct omo_store_ops {
      * adopted this one meanwhile: then every call fails for good). Its outbox rows and
      * confirmations are its own. */
     omo_io (*register_instance)(void *self, int32_t *id, char *err, size_t errlen);
-    /* Takes (waiting for it) or gives back the apply lease: one instance at a time applies
-     * events and commits them. A commit of events after a lost connection takes it again. */
+    /* Takes or gives back the apply lease: one instance at a time applies events and commits
+     * them. Taking it waits a second at most (then OMO_IO_RETRY): its holder may be cut off. A
+     * commit of events after a lost connection takes it again. */
     omo_io (*lease)(void *self, bool take, char *err, size_t errlen);
-    /* Records that this instance is alive. */
+    /* Records that this instance is alive (OMO_IO_FATAL once another one claimed it). */
     omo_io (*heartbeat)(void *self, char *err, size_t errlen);
-    /* Finds the instances that are gone, locking each for adoption (cb gets each id), and how
-     * many others are alive. */
-    omo_io (*gone_instances)(void *self, int *alive, void (*cb)(void *ctx, int32_t id), void *ctx,
-                             char *err, size_t errlen);
+    /* The same on a connection of its own, waiting timeout_ms at most (then OMO_IO_RETRY): for
+     * one other thread, while the service thread makes the other calls. */
+    omo_io (*beat)(void *self, int timeout_ms, char *err, size_t errlen);
+    /* Finds the instances that are gone: whose last heartbeat is older than stale_ms by the
+     * database's clock, or whose process is seen to have ended. Each is claimed for adoption
+     * (it can never say it is alive again; a session of it still open is ended) and locked
+     * before cb gets its id. *alive: how many others are alive. */
+    omo_io (*gone_instances)(void *self, int64_t stale_ms, int *alive,
+                             void (*cb)(void *ctx, int32_t id), void *ctx, char *err,
+                             size_t errlen);
+    /* Ends the sessions that unclaimed instances whose last heartbeat is older than stale_ms
+     * still have (cut off, they may hold the apply lease), claiming and locking nothing. */
+    omo_io (*end_stale)(void *self, int64_t stale_ms, char *err, size_t errlen);
     /* Takes a gone instance over: `found` (its messages read back from their topics) are
      * marked delivered, its other unconfirmed messages become this instance's, and it is
      * forgotten. */

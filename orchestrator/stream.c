@@ -28,16 +28,16 @@ void omo_stream_log(const char *fmt, ...)
 
 const char *omo_stream_topic_label(omo_topic t)
 {
-    static const char *names[] = {"orders",    "stock",       "allocations",
-                                  "shipments", "dead_letter", "api"};
+    static const char *names[] = {"orders",      "stock",        "allocations", "shipments",
+                                  "dead_letter", "availability", "api"};
     return names[t];
 }
 
 const char *omo_stream_topic_name(const omo_stream *svc, omo_topic t)
 {
     const omo_svcconf *c = svc->conf;
-    const char *names[] = {c->topic_orders, c->topic_stock, c->topic_allocations,
-                           c->topic_shipments, c->topic_dead_letter};
+    const char *names[] = {c->topic_orders,    c->topic_stock,       c->topic_allocations,
+                           c->topic_shipments, c->topic_dead_letter, c->topic_availability};
     return names[t];
 }
 
@@ -242,10 +242,28 @@ omo_stream *omo_stream_create(const omo_svcconf *conf, omo_network *net, omo_rul
         svc->opts.poll_ms = 20;
     if (svc->opts.retry_budget_ms <= 0)
         svc->opts.retry_budget_ms = 60000;
+    if (svc->opts.lease_ms <= 0)
+        svc->opts.lease_ms = 15000;
     svc->eng = omo_engine_create(net, rules, on_allocation, svc);
     omo_engine_set_status_sink(svc->eng, on_status, svc);
+    /* Writer-preferring: a stream of readers never keeps the service thread from applying. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&svc->view_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&svc->readers_mu, NULL);
+    pthread_cond_init(&svc->readers_cv, NULL);
+    pthread_cond_init(&svc->readers_done, NULL);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
+    pthread_mutex_init(&svc->fence_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&svc->fence_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    svc->beat_ok = 1e300; /* no time bound until heartbeats start */
     svc->started = omo_stream_now();
     return svc;
 }
@@ -254,6 +272,7 @@ void omo_stream_destroy(omo_stream *svc)
 {
     if (!svc)
         return;
+    omo_lease_beat_stop(svc);
     (void)omo_outbox_flight_finish(svc);
     clear_batch(svc);
     free(svc->events);
@@ -271,7 +290,12 @@ void omo_stream_destroy(omo_stream *svc)
     free(svc->dead_by.v);
     free(svc->statuses_by.v);
     free(svc->reloads_by.v);
+    omo_avail_destroy(svc);
     omo_engine_destroy(svc->eng);
+    pthread_rwlock_destroy(&svc->view_lock);
+    pthread_mutex_destroy(&svc->readers_mu);
+    pthread_cond_destroy(&svc->readers_cv);
+    pthread_cond_destroy(&svc->readers_done);
     if (svc->bus.ops)
         svc->bus.ops->destroy(svc->bus.self);
     if (svc->store.ops)
@@ -282,7 +306,25 @@ void omo_stream_destroy(omo_stream *svc)
     omo_network_destroy(svc->net);
     pthread_mutex_destroy(&svc->mu);
     pthread_cond_destroy(&svc->cv);
+    pthread_mutex_destroy(&svc->fence_mu);
+    pthread_cond_destroy(&svc->fence_cv);
     free(svc);
+}
+
+void omo_stream_write_lock(omo_stream *svc)
+{
+    pthread_rwlock_wrlock(&svc->view_lock);
+}
+
+void omo_stream_write_unlock(omo_stream *svc)
+{
+    pthread_rwlock_unlock(&svc->view_lock);
+}
+
+/* What a replay changed was published by whoever applied it first. */
+static void replayed_stock(void *ctx, omo_stock *st)
+{
+    omo_avail_feed(ctx, st, false);
 }
 
 void omo_stream_replay_cb(void *ctx, const omo_applied_event *ev)
@@ -307,13 +349,15 @@ static void position_cb(void *ctx, const omo_position *p)
 omo_io omo_stream_replay_applied(omo_stream *svc, const char *what,
                                  void (*cb)(void *ctx, const omo_applied_event *ev))
 {
+    omo_stream_write_lock(svc);
     svc->replaying = true;
     svc->replay_rules = svc->rules;
     omo_io io = WITH_RETRY(svc, what,
                            svc->store.ops->replay(svc->store.self, svc->next_applied_seq - 1, cb,
                                                   svc, err, sizeof err));
     svc->replaying = false;
-    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), NULL, NULL);
+    omo_inventory_drain_dirty(omo_engine_inventory(svc->eng), replayed_stock, svc);
+    omo_stream_write_unlock(svc);
     return io;
 }
 
@@ -336,7 +380,9 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
     }
     /* The view: every applied event again, in the order it was applied, under its rules. */
     omo_io io = omo_stream_replay_applied(svc, "[postgres] replay", omo_stream_replay_cb);
+    omo_stream_write_lock(svc);
     omo_engine_set_rules(svc->eng, svc->rules);
+    omo_stream_write_unlock(svc);
     if (io != OMO_IO_OK) {
         snprintf(errout, errlen, "cannot replay the applied events");
         return 1;
@@ -357,6 +403,8 @@ int omo_stream_rebuild(omo_stream *svc, char *errout, size_t errlen)
 int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
 {
     for (int t = OMO_TOPIC_ALLOCATIONS; t < OMO_TOPICS; t++) {
+        if (!omo_stream_topic_name(svc, (omo_topic)t))
+            continue; /* an optional topic not configured */
         char err[512] = "";
         int32_t n = svc->bus.ops->partitions(svc->bus.self, (omo_topic)t, err, sizeof err);
         if (n < 1) {
@@ -365,13 +413,17 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
         }
         svc->out_parts[t] = n;
     }
+    double registering = 0;
     if (WITH_RETRY(svc, "[postgres] register",
-                   svc->store.ops->register_instance(svc->store.self, &svc->instance, err,
-                                                     sizeof err)) != OMO_IO_OK) {
+                   (registering = omo_stream_now(),
+                    svc->store.ops->register_instance(svc->store.self, &svc->instance, err,
+                                                      sizeof err))) != OMO_IO_OK) {
         snprintf(errout, errlen, "cannot register in the database");
         return 1;
     }
     omo_stream_log("[service] instance %d", svc->instance);
+    /* Registering recorded a first heartbeat, after `registering`. */
+    omo_lease_beat_start(svc, registering);
     if (omo_stream_rebuild(svc, errout, errlen))
         return 1;
     /* What the others applied meanwhile, and the messages a previous run left unconfirmed. */
@@ -385,7 +437,7 @@ int omo_stream_start(omo_stream *svc, char *errout, size_t errlen)
 
 int omo_stream_step(omo_stream *svc)
 {
-    if (svc->failed)
+    if (svc->failed || omo_lease_lost(svc))
         return 1;
     if (svc->opts.reload && *svc->opts.reload) {
         *svc->opts.reload = 0;
@@ -411,19 +463,26 @@ int omo_stream_step(omo_stream *svc)
     svc->batch_arrival = omo_stream_now();
     if (n && omo_lease_take(svc))
         return 1;
+    /* Readers wait only while the batch is applied, never for its commit or the poll. */
+    omo_stream_write_lock(svc);
     for (size_t i = 0; i < n; i++) {
         take_message(svc, &svc->msgs[i]);
         /* The batch before is sent as soon as it is committed, not after this one. */
-        if (i % 64 == 63 && svc->fl.active && atomic_load(&svc->fl.done) &&
-            omo_outbox_flight_finish(svc))
-            return 1;
+        if (i % 64 == 63 && svc->fl.active && atomic_load(&svc->fl.done)) {
+            omo_stream_write_unlock(svc);
+            if (omo_outbox_flight_finish(svc))
+                return 1;
+            omo_stream_write_lock(svc);
+        }
     }
+    omo_stream_write_unlock(svc);
     if (omo_outbox_flight_finish(svc) || omo_lease_housekeeping(svc))
         return 1;
     bool threaded = svc->opts.pipeline && n > 0;
     if (omo_outbox_flight_start(svc, threaded) || (!threaded && omo_outbox_flight_finish(svc)))
         return 1;
     omo_routes_serve(svc);
+    omo_avail_due(svc);
     if (svc->failed)
         return 1;
     /* Other processes wait for the lease: give it when idle, or after a slice of its own. */

@@ -26,9 +26,13 @@ typedef struct omo_stream_stats {
 } omo_stream_stats;
 
 typedef struct omo_stream_opts {
-    int max_batch;                 /* events per batch; default 2000 */
-    int poll_ms;                   /* longest wait for input; default 20 */
-    int retry_budget_ms;           /* how long outside-system retries may go on; default 60000 */
+    int max_batch;       /* events per batch; default 2000 */
+    int poll_ms;         /* longest wait for input; default 20 */
+    int retry_budget_ms; /* how long outside-system retries may go on; default 60000 */
+    /* The lease's time bound: a process whose heartbeats have not reached the store for this
+     * long sends nothing more, and another takes it for gone twice this long plus 2 s after
+     * its last heartbeat; default 15000. */
+    int lease_ms;
     volatile sig_atomic_t *stop;   /* set to drain and stop */
     volatile sig_atomic_t *reload; /* set to re-read the rules file */
     /* Commit each batch on a thread of its own while the next one is applied (its messages

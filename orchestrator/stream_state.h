@@ -123,6 +123,17 @@ struct omo_stream {
     size_t npositions, cappositions;
     bool *position_dirty;
 
+    /* The lease's time bound (see lease.c): under fence_mu, shared with the heartbeat thread. */
+    pthread_mutex_t fence_mu;
+    pthread_cond_t fence_cv;
+    pthread_t beater;
+    bool beating;     /* the heartbeat thread runs */
+    bool beater_stop; /* it is asked to end */
+    double beat_ok;   /* when the last heartbeat the database recorded was sent */
+    bool fenced;      /* no heartbeat for the lease's length: nothing may be sent */
+    size_t dropped;   /* messages the producer held when fenced: this process must stop */
+    bool adopted;     /* another process claimed this one: it must stop */
+
     /* the batch in hand */
     omo_applied_event *events;
     size_t nevents, capevents;
@@ -152,6 +163,19 @@ struct omo_stream {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     http_job *jobs;
+
+    /* Reads beside the stream (avail.c): the engine is guarded by a writer-preferring rwlock,
+     * written only while events are applied to it; availability and promises read it on reader
+     * threads of their own, for the HTTP threads. */
+    pthread_rwlock_t view_lock;
+    pthread_mutex_t readers_mu;
+    pthread_cond_t readers_cv, readers_done;
+    struct read_job *read_jobs; /* waiting for a reader thread */
+    pthread_t *reader_threads;
+    int nreader_threads;
+    bool readers_stop;
+    double next_due; /* when to look for expired holds and pauses again */
+    atomic_uint_fast64_t promises, availability_reads;
 };
 
 /* Retries an outside-system call (which may write its reason into `err`) with backoff within
@@ -239,6 +263,15 @@ int omo_versions_reload(omo_stream *svc, const char *by, omo_diag *diag);
 /* The longest a process keeps the lease while others wait; how often it says it is alive. */
 #define LEASE_SLICE_S  0.2
 #define HOUSEKEEPING_S 2.0
+/* Starts the heartbeat thread; `since` is a time before the instance was registered. */
+void omo_lease_beat_start(omo_stream *svc, double since);
+void omo_lease_beat_stop(omo_stream *svc);
+/* Whether a message may be sent now (with fence_mu held): the last heartbeat the database
+ * recorded was sent less than the lease's length ago. */
+bool omo_lease_may_send(const omo_stream *svc);
+/* 1 (with its reason logged) when this process must stop: another one claimed it, or it was
+ * fenced while the producer held messages. */
+int omo_lease_lost(omo_stream *svc);
 typedef struct omo_out_msgs {
     omo_out_msg *v;
     size_t n, cap;
@@ -252,8 +285,37 @@ int omo_lease_give(omo_stream *svc);
 /* Between batches: says this process is alive, looks for gone instances. Returns 0 or 1. */
 int omo_lease_housekeeping(omo_stream *svc);
 
+/* The engine's write lock, held only while events are applied to it (or its rules swapped). */
+void omo_stream_write_lock(omo_stream *svc);
+void omo_stream_write_unlock(omo_stream *svc);
+
 /* ---- routes.c ---- */
 /* Answers the HTTP requests queued since the last call. */
 void omo_routes_serve(omo_stream *svc);
+/* Applies an event from the HTTP API like an input event, then commits and sends what it
+ * produced. Nothing of a refused event is kept. Takes event. */
+omo_apply_result omo_routes_apply_api(omo_stream *svc, json_t *event, omo_event_error *err);
+void omo_routes_respond_json(omo_http_response *resp, int status, json_t *body);
+void omo_routes_respond_error(omo_http_response *resp, int status, const char *error,
+                              const char *key, const char *value);
+/* The token of a request (the bearer, or ?token= on a GET), or NULL. */
+const omo_token *omo_routes_token(omo_stream *svc, const omo_http_request *req);
+int64_t omo_routes_wall_ms(void);
+
+/* ---- avail.c ---- */
+/* GET /availability and POST /promise, on the calling HTTP thread under the read lock. Returns
+ * false when the request is not one of them. */
+bool omo_avail_read(omo_stream *svc, const omo_http_request *req, omo_http_response *resp);
+/* POST /holds, GET and DELETE /holds/{id}, POST /nodes/{id}/pause and /resume, on the service
+ * thread. Returns false when the request is not one of them. */
+bool omo_avail_serve(omo_stream *svc, const omo_http_request *req, const omo_token *tok,
+                     omo_http_response *resp);
+/* Applies hold.expired for every hold past its expiry and node.resumed for every pause past its
+ * `until`, by the wall clock, as API events. Service thread. */
+void omo_avail_due(omo_stream *svc);
+/* The availability feed: queues a message for a changed record when its values differ from
+ * what was last published (with publish false, only notes them as published). */
+void omo_avail_feed(omo_stream *svc, omo_stock *st, bool publish);
+void omo_avail_destroy(omo_stream *svc);
 
 #endif

@@ -30,18 +30,27 @@ static const omo_ykey kafka_keys[K_KEYS] = {
     [K_PROPERTIES] = {"properties", OMO_YT_ANY, 0, 0, 0},
 };
 
-enum { TP_ORDERS, TP_STOCK, TP_ALLOCATIONS, TP_SHIPMENTS, TP_DEAD_LETTER, TP_KEYS };
+enum {
+    TP_ORDERS,
+    TP_STOCK,
+    TP_ALLOCATIONS,
+    TP_SHIPMENTS,
+    TP_DEAD_LETTER,
+    TP_AVAILABILITY,
+    TP_KEYS
+};
 static const omo_ykey topic_keys[TP_KEYS] = {
     [TP_ORDERS] = {"orders", OMO_YT_STR, 0, 0, 0},
     [TP_STOCK] = {"stock", OMO_YT_STR, 0, 0, 0},
     [TP_ALLOCATIONS] = {"allocations", OMO_YT_STR, 0, 0, 0},
     [TP_SHIPMENTS] = {"shipments", OMO_YT_STR, 0, 0, 0},
     [TP_DEAD_LETTER] = {"dead_letter", OMO_YT_STR, 0, 0, 0},
+    [TP_AVAILABILITY] = {"availability", OMO_YT_STR, 0, 0, 0},
 };
 static const char *const topic_defaults[TP_KEYS] = {
     [TP_ORDERS] = "omo.orders",           [TP_STOCK] = "omo.stock",
     [TP_ALLOCATIONS] = "omo.allocations", [TP_SHIPMENTS] = "omo.shipments",
-    [TP_DEAD_LETTER] = "omo.dead-letter",
+    [TP_DEAD_LETTER] = "omo.dead-letter", [TP_AVAILABILITY] = NULL, /* no feed unless asked for */
 };
 
 enum { P_DSN, P_KEYS };
@@ -226,11 +235,12 @@ static void read_kafka(const omo_ynode *map, omo_svcconf *conf, omo_diag *diag)
     memset(t, 0, sizeof t);
     if (v[K_TOPICS].node)
         (void)omo_ymap_read(v[K_TOPICS].node, "kafka topics", topic_keys, TP_KEYS, t, diag);
-    char **dst[TP_KEYS] = {&conf->topic_orders, &conf->topic_stock, &conf->topic_allocations,
-                           &conf->topic_shipments, &conf->topic_dead_letter};
+    char **dst[TP_KEYS] = {&conf->topic_orders,      &conf->topic_stock,
+                           &conf->topic_allocations, &conf->topic_shipments,
+                           &conf->topic_dead_letter, &conf->topic_availability};
     for (size_t i = 0; i < TP_KEYS; i++) {
         if (!t[i].node) {
-            *dst[i] = omo_xstrdup(topic_defaults[i]);
+            *dst[i] = topic_defaults[i] ? omo_xstrdup(topic_defaults[i]) : NULL;
             continue;
         }
         char *name = expand(t[i].node, diag);
@@ -490,6 +500,7 @@ void omo_svcconf_destroy(omo_svcconf *conf)
     free(conf->topic_allocations);
     free(conf->topic_shipments);
     free(conf->topic_dead_letter);
+    free(conf->topic_availability);
     for (size_t i = 0; i < conf->nkafka_props; i++) {
         free(conf->kafka_props[i].key);
         free(conf->kafka_props[i].value);

@@ -23,7 +23,8 @@ typedef struct omo_svcconf {
     char *brokers;
     char *group;
     char *topic_orders, *topic_stock, *topic_allocations, *topic_shipments, *topic_dead_letter;
-    omo_kv *kafka_props; /* passed to librdkafka as they are */
+    char *topic_availability; /* the availability feed; NULL: none */
+    omo_kv *kafka_props;      /* passed to librdkafka as they are */
     size_t nkafka_props;
     /* postgres */
     char *dsn;

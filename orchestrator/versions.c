@@ -117,8 +117,10 @@ bool omo_versions_swap(omo_stream *svc, omo_rules *next, const char *text, size_
         omo_rules_destroy(next);
     else
         kept = omo_versions_keep(svc, next);
+    omo_stream_write_lock(svc);
     svc->rules = kept;
     omo_engine_set_rules(svc->eng, kept);
+    omo_stream_write_unlock(svc);
     omo_stream_count(&svc->reloads_by, "result=\"ok\"", 1);
     omo_stream_log("[service] rules version %s is live (by %s)", kept->version_hash, by);
     return true;
@@ -165,11 +167,13 @@ int omo_versions_follow_live(omo_stream *svc)
                                                  sizeof err)) != OMO_IO_OK)
         return 1;
     omo_rules *r = *last ? omo_versions_find(svc, last) : NULL;
+    omo_stream_write_lock(svc);
     if (r && r != svc->rules) {
         svc->rules = r;
         omo_stream_log("[service] rules version %s is live (put live by another process)",
                        r->version_hash);
     }
     omo_engine_set_rules(svc->eng, svc->rules);
+    omo_stream_write_unlock(svc);
     return 0;
 }

@@ -25,7 +25,7 @@ _Static_assert(sizeof(intptr_t) >= sizeof(int64_t), "an outbox seq travels as a 
 static const char *const default_topics[OMO_TOPICS] = {
     [OMO_TOPIC_ORDERS] = "omo.orders",           [OMO_TOPIC_STOCK] = "omo.stock",
     [OMO_TOPIC_ALLOCATIONS] = "omo.allocations", [OMO_TOPIC_SHIPMENTS] = "omo.shipments",
-    [OMO_TOPIC_DEAD_LETTER] = "omo.dead-letter",
+    [OMO_TOPIC_DEAD_LETTER] = "omo.dead-letter", [OMO_TOPIC_AVAILABILITY] = NULL,
 };
 
 /* A delivery report that arrived outside poll and flush, held for the next one. */
@@ -164,7 +164,7 @@ static void log_scan(const rd_kafka_t *rk, int level, const char *fac, const cha
 static int topic_of(const omo_kafka *k, const char *name)
 {
     for (int t = 0; t < OMO_TOPICS; t++)
-        if (strcmp(k->topics[t], name) == 0)
+        if (k->topics[t] && strcmp(k->topics[t], name) == 0)
             return t;
     return -1;
 }
@@ -501,6 +501,10 @@ static omo_io kafka_poll(void *self, omo_in_msg *msgs, size_t max, size_t *n, in
 
 static rd_kafka_topic_t *topic_handle(omo_kafka *k, omo_topic topic, char *err, size_t errlen)
 {
+    if (!k->topics[topic]) {
+        snprintf(err, errlen, "kafka: topic %d has no name in the configuration", (int)topic);
+        return NULL;
+    }
     if (!k->rkt[topic]) {
         k->rkt[topic] = rd_kafka_topic_new(k->producer, k->topics[topic], NULL);
         if (!k->rkt[topic])
@@ -664,6 +668,10 @@ static omo_io kafka_scan(void *self, omo_topic topic, int32_t partition, int64_t
         return OMO_IO_FATAL;
     }
     const char *name = k->topics[topic];
+    if (!name) {
+        snprintf(err, errlen, "kafka scan: topic %d has no name in the configuration", (int)topic);
+        return OMO_IO_FATAL;
+    }
     rd_kafka_conf_t *conf =
         client_conf(k, NULL, settings, sizeof settings / sizeof settings[0], err, errlen);
     if (!conf)
@@ -846,6 +854,18 @@ static void kafka_destroy(void *self)
     free(k);
 }
 
+/* librdkafka's calls are thread-safe: this one comes from the service's heartbeat thread. */
+static size_t kafka_purge(void *self)
+{
+    omo_kafka *k = self;
+    int n = rd_kafka_outq_len(k->producer);
+    rd_kafka_resp_err_t e =
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (e)
+        kafka_log("producer", "error: purge: %s", rd_kafka_err2str(e));
+    return n > 0 ? (size_t)n : 0;
+}
+
 static void kafka_committed(void *self, const omo_position *pos, size_t n);
 
 static const omo_bus_ops kafka_ops = {
@@ -857,6 +877,7 @@ static const omo_bus_ops kafka_ops = {
     .ready = kafka_ready,
     .lag = kafka_lag,
     .destroy = kafka_destroy,
+    .purge = kafka_purge,
     .committed = kafka_committed,
 };
 
@@ -896,7 +917,9 @@ omo_io omo_kafka_open(const omo_kafka_conf *conf, const omo_bus_events *events, 
     k->brokers = omo_xstrdup(conf->brokers);
     k->group = omo_xstrdup(conf->group ? conf->group : "omo");
     for (int t = 0; t < OMO_TOPICS; t++)
-        k->topics[t] = omo_xstrdup(conf->topics[t] ? conf->topics[t] : default_topics[t]);
+        k->topics[t] = conf->topics[t]     ? omo_xstrdup(conf->topics[t])
+                       : default_topics[t] ? omo_xstrdup(default_topics[t])
+                                           : NULL;
     if (conf->nprops) {
         k->props = omo_xcalloc(conf->nprops, sizeof *k->props);
         for (size_t i = 0; i < conf->nprops; i++) {

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const default_topics[] = {"omo.orders", "omo.stock", "omo.allocations",
-                                             "omo.shipments", "omo.dead-letter"};
+static const char *const default_topics[] = {"omo.orders",      "omo.stock",
+                                             "omo.allocations", "omo.shipments",
+                                             "omo.dead-letter", "omo.availability"};
 
 struct omo_kafka_mock {
     rd_kafka_t *rk; /* hosts the cluster */

@@ -9,9 +9,11 @@
 
 #include "strbuf.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +36,12 @@ extern const struct omo_migration {
  * events (see orchestrator/stream.c). */
 #define INSTANCE_LOCK_CLASS 7302511              /* "omo" */
 #define LEASE_LOCK_KEY      0x6f6d6f2e6c656173LL /* "omo.leas" */
-/* After a server restart every lock is free: an instance that has not been seen since is given
- * this long to come back before it counts as gone. */
-#define REJOIN_GRACE "15 seconds"
+/* Waiting for a lock held by another session gives up after this long (lease, adoption). */
+#define LOCK_WAIT_MS "1000"
+/* A claimed instance's session was told to end: its lock is free within this long. */
+#define CLAIM_WAIT_MS "10000"
+/* Heartbeats on a connection of their own: connecting may take this long. */
+#define BEAT_CONNECT_S "2"
 
 /* Type OIDs of pg_type.dat, stable across versions. */
 enum {
@@ -77,8 +82,9 @@ typedef struct pg_store {
     bool unsure;
     bool registered; /* instance is ours: its lock is taken again on every new connection */
     int32_t instance;
-    bool lease;   /* this session holds the apply lease */
-    bool adopted; /* another instance took this one for gone and adopted its messages */
+    bool lease;        /* this session holds the apply lease */
+    bool adopted;      /* another instance took this one for gone and adopted its messages */
+    PGconn *beat_conn; /* heartbeats only, from the one thread that sends them */
     pg_array arrays[MAX_PARAMS];
     char *scratch; /* headers of the outbox row being handed out */
     size_t scratch_cap;
@@ -680,8 +686,10 @@ static omo_io store_commit(void *self, const omo_batch *b, char *err, size_t err
      * instance have applied events meanwhile, their seqs are taken and the insert fails. */
     if (b->nevents > 0 && st->registered && !st->lease) {
         int64_t key = LEASE_LOCK_KEY;
-        io = run_ints(st, "lease", "SELECT pg_advisory_lock($1::bigint)", 1, &key, NULL, err,
-                      errlen);
+        io = run_ints(st, "lease",
+                      "SELECT set_config('lock_timeout', '" LOCK_WAIT_MS
+                      "', true), pg_advisory_lock($1::bigint)",
+                      1, &key, NULL, err, errlen);
         if (io != OMO_IO_OK)
             return io;
         st->lease = true;
@@ -961,16 +969,37 @@ static omo_io store_max_seqs(void *self, int64_t *applied, int64_t *outbox, char
 
 /* ---- instances ---- */
 
-/* On a new connection: takes this instance's lock again and says it is alive, unless another
- * instance adopted it meanwhile. */
-/* Records that this instance is alive, unless another one adopted it. */
+/* Which machine and process namespace this process runs in (host name, boot id, pid
+ * namespace): a process with the same node can tell whether an instance's pid still runs. Empty
+ * when unknown: such an instance is never taken for dead by its pid. */
+static void node_identity(char *buf, size_t len)
+{
+    char host[256] = "", boot[64] = "", ns[64] = "";
+    gethostname(host, sizeof host - 1);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f))
+            boot[0] = '\0';
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    if (boot[0] && ns[0])
+        snprintf(buf, len, "%s/%s/%s", host, boot, ns);
+    else if (len)
+        buf[0] = '\0';
+}
+
+static const char *const SQL_SAY_ALIVE = "UPDATE instances SET seen_at = now() WHERE id = "
+                                         "$1::integer AND adopted_by IS NULL RETURNING id";
+
+/* Records that this instance is alive, unless another one claimed it. */
 static omo_io say_alive(pg_store *st, const char *what, char *err, size_t errlen)
 {
     int64_t id = st->instance;
     PGresult *res = NULL;
-    omo_io io = run_ints(st, what,
-                         "UPDATE instances SET seen_at = now() WHERE id = $1::integer RETURNING id",
-                         1, &id, &res, err, errlen);
+    omo_io io = run_ints(st, what, SQL_SAY_ALIVE, 1, &id, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     bool there = PQntuples(res) > 0;
@@ -982,11 +1011,40 @@ static omo_io say_alive(pg_store *st, const char *what, char *err, size_t errlen
     return OMO_IO_OK;
 }
 
+/* Takes an instance's lock (7302511 is INSTANCE_LOCK_CLASS) unless this session holds it
+ * already (locks nest: holding it twice would outlive the one unlock). With wait, waits up to
+ * CLAIM_WAIT_MS (then RETRY); *got says whether this session holds it now. */
+static omo_io lock_instance(pg_store *st, const char *what, int32_t id, bool wait, bool *got,
+                            char *err, size_t errlen)
+{
+    int64_t k = id;
+    PGresult *res = NULL;
+    omo_io io = run_ints(
+        st, what,
+        wait ? "SELECT set_config('lock_timeout', '" CLAIM_WAIT_MS "', true), CASE WHEN EXISTS "
+               "(SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 7302511 AND "
+               "objid = $1::integer AND objsubid = 2 AND granted AND pid = pg_backend_pid()) "
+               "THEN true ELSE pg_advisory_lock(7302511, $1::integer)::text = '' END"
+             : "SELECT '', CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+               "AND classid = 7302511 AND objid = $1::integer AND objsubid = 2 AND granted AND "
+               "pid = pg_backend_pid()) THEN true ELSE pg_try_advisory_lock(7302511, "
+               "$1::integer) END",
+        1, &k, &res, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    *got = PQgetlength(res, 0, 1) == 1 && PQgetvalue(res, 0, 1)[0];
+    PQclear(res);
+    return OMO_IO_OK;
+}
+
+/* On a new connection: takes this instance's lock again and says it is alive, unless another
+ * instance claimed it meanwhile (asked first: the claimer holds the lock while it adopts). */
 static omo_io rejoin(pg_store *st, char *err, size_t errlen)
 {
-    int64_t k[2] = {INSTANCE_LOCK_CLASS, st->instance};
-    omo_io io = run_ints(st, "rejoin", "SELECT pg_advisory_lock($1::integer, $2::integer)", 2, k,
-                         NULL, err, errlen);
+    bool got = false;
+    omo_io io = say_alive(st, "rejoin", err, errlen);
+    if (io == OMO_IO_OK)
+        io = lock_instance(st, "rejoin", st->instance, true, &got, err, errlen);
     return io == OMO_IO_OK ? say_alive(st, "rejoin", err, errlen) : io;
 }
 
@@ -996,21 +1054,22 @@ static omo_io store_register(void *self, int32_t *id, char *err, size_t errlen)
     omo_io io = ensure_conn(st, err, errlen);
     if (io != OMO_IO_OK)
         return io;
-    char host[256] = "";
+    char host[256] = "", node[512];
     gethostname(host, sizeof host - 1);
+    node_identity(node, sizeof node);
     char pid[24];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
-    const char *vals[2] = {host, pid};
+    const char *vals[3] = {host, pid, node};
     PGresult *res = NULL;
-    io = run(st, "register", "INSERT INTO instances (host, pid) VALUES ($1, $2) RETURNING id", 2,
-             NULL, vals, NULL, 1, &res, err, errlen);
+    io = run(st, "register",
+             "INSERT INTO instances (host, pid, node) VALUES ($1, $2, $3) RETURNING id", 3, NULL,
+             vals, NULL, 1, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     st->instance = col_i32(res, 0, 0);
     PQclear(res);
-    int64_t k[2] = {INSTANCE_LOCK_CLASS, st->instance};
-    io = run_ints(st, "register", "SELECT pg_advisory_lock($1::integer, $2::integer)", 2, k, NULL,
-                  err, errlen);
+    bool got = false;
+    io = lock_instance(st, "register", st->instance, true, &got, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     st->registered = true;
@@ -1018,6 +1077,8 @@ static omo_io store_register(void *self, int32_t *id, char *err, size_t errlen)
     return OMO_IO_OK;
 }
 
+/* Taking the lease waits LOCK_WAIT_MS at most: the holder may be a process cut off from the
+ * database, whose session lives on until another process claims it. */
 static omo_io store_lease(void *self, bool take, char *err, size_t errlen)
 {
     pg_store *st = self;
@@ -1026,7 +1087,8 @@ static omo_io store_lease(void *self, bool take, char *err, size_t errlen)
         return io;
     int64_t key = LEASE_LOCK_KEY;
     io = run_ints(st, "lease",
-                  take ? "SELECT pg_advisory_lock($1::bigint)"
+                  take ? "SELECT set_config('lock_timeout', '" LOCK_WAIT_MS
+                         "', true), pg_advisory_lock($1::bigint)"
                        : "SELECT pg_advisory_unlock($1::bigint)",
                   1, &key, NULL, err, errlen);
     if (io == OMO_IO_OK)
@@ -1043,40 +1105,167 @@ static omo_io store_heartbeat(void *self, char *err, size_t errlen)
     return say_alive(st, "heartbeat", err, errlen);
 }
 
-/* An instance whose lock is free is gone, unless the server restarted since it was last seen
- * (then every lock was freed) and the grace to come back has not passed. */
-static omo_io store_gone_instances(void *self, int *alive, void (*cb)(void *ctx, int32_t id),
-                                   void *ctx, char *err, size_t errlen)
+/* Waits for the answer to what conn was sent, until deadline (ms on now_ms's clock). */
+static bool await_result(PGconn *conn, int64_t deadline);
+static int64_t now_ms(void);
+
+/* Heartbeats on a connection of their own, sent by one thread that must never wait long. */
+static omo_io store_beat(void *self, int timeout_ms, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    if (!st->registered)
+        return OMO_IO_OK;
+    int64_t deadline = now_ms() + timeout_ms;
+    if (!st->beat_conn || PQstatus(st->beat_conn) != CONNECTION_OK) {
+        PQfinish(st->beat_conn);
+        st->beat_conn = connect_dsn(st->dsn, BEAT_CONNECT_S);
+        if (!st->beat_conn || PQstatus(st->beat_conn) != CONNECTION_OK) {
+            set_err(err, errlen, "beat", st->beat_conn ? PQerrorMessage(st->beat_conn) : "");
+            PQfinish(st->beat_conn);
+            st->beat_conn = NULL;
+            return OMO_IO_RETRY;
+        }
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%d", (int)st->instance);
+    const char *vals[1] = {id};
+    bool there = false, answered = false;
+    if (PQsendQueryParams(st->beat_conn, SQL_SAY_ALIVE, 1, NULL, vals, NULL, NULL, 0) &&
+        await_result(st->beat_conn, deadline)) {
+        PGresult *res;
+        while ((res = PQgetResult(st->beat_conn)) != NULL) {
+            if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                answered = true;
+                there = PQntuples(res) > 0;
+            } else {
+                set_result_err(err, errlen, "beat", st->beat_conn, res);
+            }
+            PQclear(res);
+            if (!await_result(st->beat_conn, deadline))
+                break;
+        }
+    }
+    if (!answered) {
+        if (!*err)
+            set_err(err, errlen, "beat", "no answer in time");
+        PQfinish(st->beat_conn); /* a late answer must not be taken for the next one's */
+        st->beat_conn = NULL;
+        return OMO_IO_RETRY;
+    }
+    if (!there) {
+        set_err(err, errlen, "instance",
+                "another omo process took this one for gone while it was cut off from the "
+                "database and adopted its messages: it must stop");
+        return OMO_IO_FATAL;
+    }
+    return OMO_IO_OK;
+}
+
+/* Ends the sessions of unclaimed instances whose last heartbeat is older than stale_ms: cut
+ * off, they may hold the apply lease. Nothing is claimed or locked: that waits for the lease. */
+static omo_io store_end_stale(void *self, int64_t stale_ms, char *err, size_t errlen)
+{
+    pg_store *st = self;
+    omo_io io = ensure_conn(st, err, errlen);
+    if (io != OMO_IO_OK)
+        return io;
+    int64_t p[2] = {st->registered ? st->instance : -1, stale_ms};
+    return run_ints(st, "instances",
+                    "SELECT count(pg_terminate_backend(l.pid)) FROM instances i JOIN pg_locks l "
+                    "ON l.locktype = 'advisory' AND l.classid = 7302511 AND l.objid = i.id AND "
+                    "l.objsubid = 2 AND l.granted WHERE i.id <> $1::integer AND i.adopted_by IS "
+                    "NULL AND i.seen_at < now() - $2::bigint * interval '1 millisecond' AND l.pid "
+                    "<> pg_backend_pid()",
+                    2, p, NULL, err, errlen);
+}
+
+/* Which instances an adopter may claim: not claimed, claimed by itself, or claimed by one that
+ * is itself claimed or forgotten. */
+#define CLAIMABLE                                                                                  \
+    "(adopted_by IS NULL OR adopted_by = $1::integer OR NOT EXISTS (SELECT 1 FROM instances c "    \
+    "WHERE c.id = i.adopted_by AND c.adopted_by IS NULL))"
+
+/* An instance is gone when its last heartbeat is older than stale_ms by the server's clock (its
+ * session, if it lives on, cut off, is ended), or when its lock is free and it ran on this node
+ * in a process that has ended. Each is claimed and its lock taken before cb hears of it. */
+static omo_io store_gone_instances(void *self, int64_t stale_ms, int *alive,
+                                   void (*cb)(void *ctx, int32_t id), void *ctx, char *err,
+                                   size_t errlen)
 {
     pg_store *st = self;
     *alive = 0;
     omo_io io = ensure_conn(st, err, errlen);
     if (io != OMO_IO_OK)
         return io;
-    int64_t me = st->registered ? st->instance : -1;
+    char me[24], stale[24], node[512];
+    snprintf(me, sizeof me, "%d", st->registered ? (int)st->instance : -1);
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    node_identity(node, sizeof node);
+    const char *vals[3] = {me, stale, node};
     PGresult *res = NULL;
-    io = run_ints(st, "instances",
-                  "SELECT id, seen_at > pg_postmaster_start_time() "
-                  "OR seen_at < now() - interval '" REJOIN_GRACE "' FROM instances "
-                  "WHERE id <> $1::integer ORDER BY id",
-                  1, &me, &res, err, errlen);
+    io = run(st, "instances",
+             "SELECT id, pid, node <> '' AND node = $3, seen_at < now() - $2::bigint * interval "
+             "'1 millisecond' FROM instances i WHERE id <> $1::integer AND " CLAIMABLE
+             " ORDER BY id",
+             3, NULL, vals, NULL, 0, &res, err, errlen);
     if (io != OMO_IO_OK)
         return io;
     int n = PQntuples(res);
     int32_t *gone = omo_xcalloc((size_t)n + 1, sizeof(int32_t));
     int ngone = 0;
     for (int i = 0; i < n && io == OMO_IO_OK; i++) {
-        int64_t k[2] = {INSTANCE_LOCK_CLASS, col_i32(res, i, 0)};
-        bool may_be_gone = PQgetlength(res, i, 1) == 1 && PQgetvalue(res, i, 1)[0];
-        PGresult *lr = NULL;
-        if (may_be_gone)
-            io = run_ints(st, "instances", "SELECT pg_try_advisory_lock($1::integer, $2::integer)",
-                          2, k, &lr, err, errlen);
-        if (io == OMO_IO_OK && lr && PQgetlength(lr, 0, 0) == 1 && PQgetvalue(lr, 0, 0)[0])
-            gone[ngone++] = (int32_t)k[1];
-        else
+        int32_t id = atoi(PQgetvalue(res, i, 0));
+        pid_t pid = (pid_t)atoi(PQgetvalue(res, i, 1));
+        bool here = PQgetvalue(res, i, 2)[0] == 't', is_stale = PQgetvalue(res, i, 3)[0] == 't';
+        char idv[24];
+        snprintf(idv, sizeof idv, "%d", (int)id);
+        const char *cv[3] = {me, idv, stale};
+        PGresult *cr = NULL;
+        bool got = false, claimed = false;
+        if (is_stale) {
+            /* Its session may live on, cut off from its process, holding its locks (the apply
+             * lease among them) and maybe, mid-commit, its row: it is ended first. Then the
+             * claim, which checks the staleness again in the same statement: should the
+             * process have come back meanwhile, its heartbeat wins. From the claim on it can
+             * never say it is alive again. */
+            io = run(st, "claim",
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = "
+                     "'advisory' AND classid = 7302511 AND objid = $2::integer AND objsubid = 2 "
+                     "AND granted AND pid <> pg_backend_pid() AND $1::integer IS NOT NULL",
+                     2, NULL, cv, NULL, 0, NULL, err, errlen);
+            if (io == OMO_IO_OK)
+                io = run(st, "claim",
+                         "UPDATE instances i SET adopted_by = $1::integer WHERE id = $2::integer "
+                         "AND seen_at < now() - $3::bigint * interval '1 millisecond' "
+                         "AND " CLAIMABLE " RETURNING id",
+                         3, NULL, cv, NULL, 0, &cr, err, errlen);
+            claimed = io == OMO_IO_OK && PQntuples(cr) > 0;
+            PQclear(cr);
+            if (claimed)
+                io = lock_instance(st, "claim", id, true, &got, err, errlen);
+        } else if (here && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
+            /* Its process has ended here; the lock being free says its session has too. */
+            io = lock_instance(st, "instances", id, false, &got, err, errlen);
+            if (io == OMO_IO_OK && got) {
+                io = run(st, "claim",
+                         "UPDATE instances i SET adopted_by = $1::integer WHERE id = $2::integer "
+                         "AND " CLAIMABLE " AND $3::bigint IS NOT NULL RETURNING id",
+                         3, NULL, cv, NULL, 0, &cr, err, errlen);
+                claimed = io == OMO_IO_OK && PQntuples(cr) > 0;
+                PQclear(cr);
+                if (io == OMO_IO_OK && !claimed) {
+                    int64_t k[2] = {INSTANCE_LOCK_CLASS, id};
+                    io = run_ints(st, "instances",
+                                  "SELECT pg_advisory_unlock($1::integer, $2::integer)", 2, k, NULL,
+                                  err, errlen);
+                    got = false;
+                }
+            }
+        }
+        if (io == OMO_IO_OK && claimed && got)
+            gone[ngone++] = id;
+        else if (io == OMO_IO_OK && !claimed)
             ++*alive;
-        PQclear(lr);
     }
     PQclear(res);
     for (int i = 0; i < ngone && io == OMO_IO_OK; i++)
@@ -1228,6 +1417,19 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static bool await_result(PGconn *conn, int64_t deadline)
+{
+    while (PQisBusy(conn)) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) < 0 || !PQconsumeInput(conn))
+            return false;
+    }
+    return true;
+}
+
 /* Runs SELECT 1 on conn, giving up after deadline. */
 static bool answers(PGconn *conn, int64_t deadline)
 {
@@ -1235,14 +1437,8 @@ static bool answers(PGconn *conn, int64_t deadline)
         return false;
     bool ok = false;
     for (;;) {
-        while (PQisBusy(conn)) {
-            int64_t left = deadline - now_ms();
-            if (left <= 0)
-                return false;
-            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-            if (poll(&pfd, 1, (int)left) < 0 || !PQconsumeInput(conn))
-                return false;
-        }
+        if (!await_result(conn, deadline))
+            return false;
         PGresult *res = PQgetResult(conn);
         if (!res)
             return ok;
@@ -1282,6 +1478,7 @@ static void store_destroy(void *self)
         return;
     PQfinish(st->conn);
     PQfinish(st->ready_conn);
+    PQfinish(st->beat_conn);
     pthread_mutex_destroy(&st->ready_lock);
     for (int i = 0; i < MAX_PARAMS; i++)
         free(st->arrays[i].buf);
@@ -1298,7 +1495,9 @@ static const omo_store_ops pg_store_ops = {
     .register_instance = store_register,
     .lease = store_lease,
     .heartbeat = store_heartbeat,
+    .beat = store_beat,
     .gone_instances = store_gone_instances,
+    .end_stale = store_end_stale,
     .adopt = store_adopt,
     .confirmed_end = store_confirmed_end,
     .max_seqs = store_max_seqs,

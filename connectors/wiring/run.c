@@ -101,7 +101,8 @@ int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_run
     omo_kafka_conf kc = {.brokers = conf->brokers,
                          .group = conf->group,
                          .topics = {conf->topic_orders, conf->topic_stock, conf->topic_allocations,
-                                    conf->topic_shipments, conf->topic_dead_letter},
+                                    conf->topic_shipments, conf->topic_dead_letter,
+                                    conf->topic_availability},
                          .props = conf->kafka_props,
                          .nprops = conf->nkafka_props};
     omo_bus bus;
@@ -221,6 +222,18 @@ int omo_cmd_run(int argc, char **argv)
             return 2;
         }
         opts.retry_budget_ms = (int)ms;
+    }
+    /* The lease's time bound (see README, "Instances"): shorter in tests. */
+    const char *lease = getenv("OMO_LEASE_MS");
+    if (lease && *lease) {
+        char *end;
+        long ms = strtol(lease, &end, 10);
+        if (*end || ms < 500 || ms > 3600000) {
+            fprintf(stderr, "omo: OMO_LEASE_MS must be 500..3600000 milliseconds, not '%s'\n",
+                    lease);
+            return 2;
+        }
+        opts.lease_ms = (int)ms;
     }
     omo_running r;
     int rc = omo_running_open(path, &opts, &r);

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 static const char *const topic_names[OMO_TOPICS] = {
-    "omo.orders", "omo.stock", "omo.allocations", "omo.shipments", "omo.dead-letter",
+    "omo.orders",    "omo.stock",       "omo.allocations",
+    "omo.shipments", "omo.dead-letter", "omo.availability",
 };
 
 double omo_test_now(void)
@@ -240,9 +241,9 @@ static bool learn_bad_lines(omo_test_service *svc)
 
 /* ---- setup and teardown ---------------------------------------------------------------- */
 
-static bool write_config(omo_test_service *svc)
+static bool write_config(omo_test_service *svc, const char *path, const char *dsn)
 {
-    FILE *f = fopen(svc->config, "w");
+    FILE *f = fopen(path, "w");
     if (!f)
         return false;
     fprintf(f,
@@ -253,8 +254,20 @@ static bool write_config(omo_test_service *svc)
             "  dsn: \"%s\"\n"
             "network: network.yaml\n"
             "routing: routing.yaml\n",
-            omo_kafka_mock_bootstraps(svc->kafka), svc->group, omo_pg_local_dsn(svc->pg));
+            omo_kafka_mock_bootstraps(svc->kafka), svc->group, dsn);
     return fclose(f) == 0;
+}
+
+bool omo_test_service_slot_dsn(omo_test_service *svc, int slot, const char *dsn, char *err,
+                               size_t errlen)
+{
+    if (slot < 0 || slot >= OMO_TEST_SLOTS)
+        return fail(err, errlen, "no slot %d", slot);
+    snprintf(svc->slot_config[slot], sizeof svc->slot_config[slot], "%s/omo-%d.yaml", svc->dir,
+             slot);
+    if (!write_config(svc, svc->slot_config[slot], dsn))
+        return fail(err, errlen, "cannot write %s", svc->slot_config[slot]);
+    return true;
 }
 
 omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts)
@@ -312,7 +325,7 @@ omo_test_service *omo_test_service_setup(const omo_test_service_opts *opts)
     }
     if (!load_inputs(svc) || !learn_bad_lines(svc))
         goto fail;
-    if (!write_config(svc)) {
+    if (!write_config(svc, svc->config, omo_pg_local_dsn(svc->pg))) {
         fprintf(stderr, "test service: cannot write %s\n", svc->config);
         goto fail;
     }
@@ -504,7 +517,8 @@ bool omo_test_service_slot_start(omo_test_service *svc, int slot, char *err, siz
         }
         for (int i = 0; i < 4 && svc->env[i]; i++)
             putenv((char *)svc->env[i]);
-        char *argv[] = {svc->omo_binary, "run", "--config", svc->config, NULL};
+        char *argv[] = {svc->omo_binary, "run", "--config",
+                        svc->slot_config[slot][0] ? svc->slot_config[slot] : svc->config, NULL};
         execv(argv[0], argv);
         _exit(127);
     }

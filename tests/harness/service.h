@@ -54,6 +54,7 @@ typedef struct omo_test_service {
     char config[PATH_MAX + 16], log[PATH_MAX + 16], events[PATH_MAX + 16];
     char network[PATH_MAX + 16], routing[PATH_MAX + 16];
     char omo_binary[PATH_MAX];
+    char slot_config[OMO_TEST_SLOTS][PATH_MAX + 16]; /* a slot's own omo.yaml, or "" */
     char group[96];
     const char *env[4];
     omo_kafka_mock *kafka;
@@ -109,6 +110,11 @@ bool omo_test_service_log_has(omo_test_service *svc, const char *text);
 bool omo_test_service_wait_log(omo_test_service *svc, const char *text, int timeout_ms);
 /* Prints the last `lines` lines of service.log to stderr. */
 void omo_test_service_log_tail(omo_test_service *svc, int lines);
+
+/* Makes the slot's processes reach PostgreSQL at dsn (e.g. through a proxy) with an omo.yaml of
+ * their own, the same in all else. */
+bool omo_test_service_slot_dsn(omo_test_service *svc, int slot, const char *dsn, char *err,
+                               size_t errlen);
 
 /* Several processes in the one consumer group. slot is 0 .. OMO_TEST_SLOTS - 1; slot 0 is the
  * process of the functions above (its log is service.log, slot N's is service-N.log). Each

@@ -566,6 +566,58 @@ Test(kafka, broker_down_and_up_loses_and_doubles_nothing, .timeout = 60)
     omo_kafka_mock_stop(mk);
 }
 
+static void on_count(void *ctx, int64_t seq, int64_t offset)
+{
+    (void)seq, (void)offset;
+    ++*(size_t *)ctx;
+}
+
+Test(kafka, purge_drops_what_the_producer_holds_and_none_of_it_lands, .timeout = 60)
+{
+    omo_kafka_mock *mk = start_cluster(3, 3);
+    rd_kafka_mock_cluster_t *mock = omo_kafka_mock_cluster(mk);
+    bus_log log;
+    log_init(&log);
+    char group[96], err[512];
+    fresh_group(group, sizeof group, "purge");
+    for (int32_t p = 0; p < 3; p++)
+        cr_assert_eq(rd_kafka_mock_partition_set_leader(mock, "omo.shipments", p, p + 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    omo_bus bus = open_bus(mk, group, &log, NULL, 0);
+    /* The producer knows the leaders, then partition 1's goes away: what is sent to it waits. */
+    produce_outputs(&bus, OMO_TOPIC_SHIPMENTS, 1, 30, 3);
+    cr_assert_eq(bus.ops->flush(bus.self, 10000, err, sizeof err), OMO_IO_OK, "%s", err);
+    cr_assert_eq(log.ndelivered, 30);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int64_t seq = 101; seq < 3101; seq += 3)
+        produce_outputs(&bus, OMO_TOPIC_SHIPMENTS, seq, 1, 3); /* seq % 3 == 2: partition 2 */
+    for (int64_t seq = 4; seq < 3004; seq += 3)
+        produce_outputs(&bus, OMO_TOPIC_SHIPMENTS, seq + 3000, 1, 3); /* partition 1 */
+    (void)bus.ops->flush(bus.self, 1000, err, sizeof err);
+
+    /* Purged: every message still held is reported failed, and once the leader is back none
+     * of them reaches its partition. */
+    size_t held = bus.ops->purge(bus.self);
+    cr_assert_geq(held, 1000, "the producer held %zu messages", held);
+    cr_assert_eq(bus.ops->flush(bus.self, 5000, err, sizeof err), OMO_IO_OK, "%s", err);
+    cr_assert_eq(log.ndelivered + log.nfailed, 30 + 2000);
+    cr_assert_geq(log.nfailed, 1000);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
+    usleep(1500 * 1000);
+    size_t on_partition_1 = 0, records = 0;
+    for (size_t i = 0; i < log.ndelivered; i++)
+        on_partition_1 += log.dpart[i] == 1;
+    cr_assert_eq(
+        bus.ops->scan(bus.self, OMO_TOPIC_SHIPMENTS, 1, 0, on_count, &records, err, sizeof err),
+        OMO_IO_OK, "%s", err);
+    cr_assert_eq(records, on_partition_1, "%zu records on partition 1, %zu reported delivered",
+                 records, on_partition_1);
+
+    bus.ops->destroy(bus.self);
+    log_free(&log);
+    omo_kafka_mock_stop(mk);
+}
+
 typedef struct picked {
     int32_t *partition; /* by message index */
 } picked;

@@ -261,7 +261,7 @@ Test(svcconf, unknown_keys_list_the_valid_ones)
 #define F "tests/fixtures/broken_omo_unknown_key.yaml"
     EXPECT_ERRORS(F,
                   F ":3:23: error: unknown key 'stocks' (valid keys: orders, stock, allocations, "
-                    "shipments, dead_letter)",
+                    "shipments, dead_letter, availability)",
                   F ":4:3: error: unknown key 'propertys' (valid keys: brokers, group, topics, "
                     "properties)",
                   F ":7:3: error: unknown key 'password' (valid keys: dsn)",

@@ -804,8 +804,9 @@ Test(pg_store, a_gone_instance_is_adopted)
     /* What was written before instances existed belongs to instance 0, never alive. */
     id_list gone = {0};
     int alive = -1;
-    cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
-                 OMO_IO_OK, "%s", err);
+    cr_assert_eq(
+        store.ops->gone_instances(store.self, 60000, &alive, on_gone, &gone, err, sizeof err),
+        OMO_IO_OK, "%s", err);
     cr_assert_eq(gone.n, 1);
     cr_assert_eq(gone.v[0], 0);
     cr_assert_eq(alive, 0);
@@ -820,18 +821,21 @@ Test(pg_store, a_gone_instance_is_adopted)
     omo_batch b = {.outbox = msgs, .noutbox = 3};
     cr_assert_eq(other.ops->commit(other.self, &b, err, sizeof err), OMO_IO_OK, "%s", err);
     gone.n = 0;
-    cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
-                 OMO_IO_OK, "%s", err);
+    cr_assert_eq(
+        store.ops->gone_instances(store.self, 60000, &alive, on_gone, &gone, err, sizeof err),
+        OMO_IO_OK, "%s", err);
     cr_assert_eq(gone.n, 0, "an instance whose session lives is not gone");
     cr_assert_eq(alive, 1);
     cr_assert_eq(pending_count(id2), 3);
     cr_assert_eq(pending_count(me), 0);
     other.ops->destroy(other.self);
 
-    /* Its session ended: it is gone. One of its messages was found on its topic. */
+    /* Its session ended and its heartbeat is old: it is gone (its process, this one, runs on).
+     * One of its messages was found on its topic. */
     for (int i = 0; i < 100 && gone.n == 0; i++) {
-        cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
-                     OMO_IO_OK, "%s", err);
+        cr_assert_eq(
+            store.ops->gone_instances(store.self, 200, &alive, on_gone, &gone, err, sizeof err),
+            OMO_IO_OK, "%s", err);
         if (gone.n == 0)
             usleep(20000);
     }
@@ -855,8 +859,9 @@ Test(pg_store, a_gone_instance_is_adopted)
                  "the taken over are looked at");
     cr_assert_eq(sql_int("SELECT count(*) FROM instances"), 1);
     gone.n = 0;
-    cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
-                 OMO_IO_OK, "%s", err);
+    cr_assert_eq(
+        store.ops->gone_instances(store.self, 60000, &alive, on_gone, &gone, err, sizeof err),
+        OMO_IO_OK, "%s", err);
     cr_assert_eq(gone.n, 0);
 }
 
@@ -874,8 +879,9 @@ Test(pg_store, an_instance_adopted_while_cut_off_must_stop)
     int alive = -1;
     for (int i = 0; i < 100 && gone.n < 2; i++) {
         gone.n = 0;
-        cr_assert_eq(store.ops->gone_instances(store.self, &alive, on_gone, &gone, err, sizeof err),
-                     OMO_IO_OK, "%s", err);
+        cr_assert_eq(
+            store.ops->gone_instances(store.self, 200, &alive, on_gone, &gone, err, sizeof err),
+            OMO_IO_OK, "%s", err);
         if (gone.n < 2)
             usleep(20000);
     }
@@ -895,4 +901,68 @@ Test(pg_store, an_instance_adopted_while_cut_off_must_stop)
     other.ops->destroy(other.self);
     cr_assert_eq(sql_int("SELECT count(*) FROM applied_events"), 0);
     cr_assert_eq(store.ops->heartbeat(store.self, err, sizeof err), OMO_IO_OK, "%s", err);
+}
+
+Test(pg_store, a_silent_instance_is_claimed_and_its_session_ended)
+{
+    /* Instance 0 is gone from the start. */
+    id_list gone = {0};
+    int alive = -1;
+    cr_assert_eq(
+        store.ops->gone_instances(store.self, 60000, &alive, on_gone, &gone, err, sizeof err),
+        OMO_IO_OK, "%s", err);
+    cr_assert_eq(store.ops->adopt(store.self, 0, NULL, 0, err, sizeof err), OMO_IO_OK, "%s", err);
+
+    /* Another instance holds the apply lease; its session lives on. While it beats, its
+     * heartbeats are younger than the bound and it is alive. */
+    int32_t id2 = 0;
+    omo_store other = open_other(&id2);
+    char q[256]; /* sessions holding its lock */
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND "
+             "classid = 7302511 AND objid = %d AND granted",
+             (int)id2);
+    cr_assert_eq(other.ops->lease(other.self, true, err, sizeof err), OMO_IO_OK, "%s", err);
+    cr_assert_eq(store.ops->lease(store.self, true, err, sizeof err), OMO_IO_RETRY,
+                 "the lease is held: taking it gives up after a while");
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(other.ops->beat(other.self, 1000, err, sizeof err), OMO_IO_OK, "%s", err);
+        gone.n = 0;
+        cr_assert_eq(
+            store.ops->gone_instances(store.self, 400, &alive, on_gone, &gone, err, sizeof err),
+            OMO_IO_OK, "%s", err);
+        cr_assert_eq(gone.n, 0, "an instance that beats is not gone");
+        cr_assert_eq(alive, 1);
+        cr_assert_eq(store.ops->end_stale(store.self, 400, err, sizeof err), OMO_IO_OK, "%s", err);
+        cr_assert_eq(sql_int(q), 1, "the session of an instance that beats lives on");
+        usleep(150000);
+    }
+
+    /* Then it falls silent (cut off: its session stays open): once its last heartbeat is older
+     * than the bound its session is ended, which frees the lease, and it is claimed. */
+    usleep(500000);
+    cr_assert_eq(store.ops->end_stale(store.self, 400, err, sizeof err), OMO_IO_OK, "%s", err);
+    for (int i = 0; i < 100 && sql_int(q) > 0; i++)
+        usleep(20000);
+    cr_assert_eq(sql_int(q), 0, "the session of a silent instance is ended");
+    cr_assert_eq(store.ops->lease(store.self, true, err, sizeof err), OMO_IO_OK, "%s", err);
+    gone.n = 0;
+    cr_assert_eq(
+        store.ops->gone_instances(store.self, 400, &alive, on_gone, &gone, err, sizeof err),
+        OMO_IO_OK, "%s", err);
+    cr_assert_eq(gone.n, 1);
+    cr_assert_eq(gone.v[0], id2);
+    cr_assert_eq(alive, 0);
+    cr_assert_eq(sql_int("SELECT count(*) FROM instances WHERE adopted_by IS NOT NULL"), 1);
+    /* Claimed, it can never say it is alive again, on any connection. */
+    cr_assert_eq(other.ops->beat(other.self, 1000, err, sizeof err), OMO_IO_FATAL, "%s", err);
+    cr_assert_neq(strstr(err, "must stop"), NULL, "%s", err);
+    omo_io io = OMO_IO_RETRY;
+    for (int i = 0; i < 3 && io == OMO_IO_RETRY; i++) /* the first call finds its session ended */
+        io = other.ops->heartbeat(other.self, err, sizeof err);
+    cr_assert_eq(io, OMO_IO_FATAL, "%s", err);
+    cr_assert_eq(store.ops->adopt(store.self, id2, NULL, 0, err, sizeof err), OMO_IO_OK, "%s", err);
+    cr_assert_eq(sql_int("SELECT count(*) FROM instances"), 1);
+    cr_assert_eq(store.ops->lease(store.self, false, err, sizeof err), OMO_IO_OK, "%s", err);
+    other.ops->destroy(other.self);
 }

@@ -15,8 +15,9 @@ import jsonschema
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMAS = os.path.normpath(os.path.join(HERE, "..", "..", "config", "schema"))
 INPUTS = ("order.created", "order.cancelled", "stock.snapshot", "stock.delta", "stock.bin",
-          "pick.confirmed", "shipment.shipped", "shipment.collected")
-OUTPUTS = ("allocation", "shipment.status")
+          "pick.confirmed", "shipment.shipped", "shipment.collected", "hold.placed",
+          "hold.released", "hold.expired", "node.paused", "node.resumed")
+OUTPUTS = ("allocation", "shipment.status", "availability")
 
 
 class Schemas:

@@ -39,6 +39,10 @@
 #define ENV_S2_TOKEN  "store-s2-51de"
 #define ENV_EVENTS    OMO_SOURCE_DIR "/tests/fixtures/pick_events.jsonl"
 #define ENV_NORDERS   9
+/* More of omo.yaml's kafka section (a test program may define it before including this). */
+#ifndef ENV_KAFKA_EXTRA
+#define ENV_KAFKA_EXTRA ""
+#endif
 
 typedef struct env {
     char dir[PATH_MAX];
@@ -469,7 +473,7 @@ static inline bool env_write_config(env *e, const char *name)
     if (!f)
         return false;
     fprintf(f,
-            "kafka:\n  brokers: \"%s\"\n  group: ptest-%s-%d\n"
+            "kafka:\n  brokers: \"%s\"\n  group: ptest-%s-%d\n" ENV_KAFKA_EXTRA
             "postgres:\n  dsn: \"%s\"\n"
             "network: %s/tests/fixtures/pick_network.yaml\n"
             "routing: %s/tests/fixtures/pick_routing.yaml\n"
