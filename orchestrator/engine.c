@@ -33,6 +33,8 @@ typedef struct order_rec {
     int revision;
     int64_t objective;
     int64_t decided_ms;
+    bool unproven;              /* the solver's budget ran out: bounds below */
+    int64_t bound, units_bound; /* nano; units */
     omo_shipment *ships;
     int nships;
     size_t capships;
@@ -46,6 +48,8 @@ typedef struct saved_alloc {
     omo_alloc_status status;
     const char *reason;
     int64_t objective, decided_ms;
+    bool unproven;
+    int64_t bound, units_bound;
     omo_shipment *ships;
     int nships;
     int64_t *backordered;
@@ -204,6 +208,7 @@ struct omo_engine {
     int64_t *region_pick;     /* per region: least pick cost, micro */
     uint64_t regions_skipped;
     bool exhaustive; /* look at every region: for checking that skipping changes nothing */
+    uint64_t search_budget, mip_budget; /* the solver's budgets; 0: its defaults */
     /* A copy of the engine a reader decides in (omo_engine_promise): it reserves nothing and
      * writes nothing shared. */
     bool view;
@@ -634,6 +639,9 @@ static void save_alloc(const order_rec *o, saved_alloc *sa)
     sa->reason = o->reason;
     sa->objective = o->objective;
     sa->decided_ms = o->decided_ms;
+    sa->unproven = o->unproven;
+    sa->bound = o->bound;
+    sa->units_bound = o->units_bound;
     sa->nships = o->nships;
     sa->ships = omo_xmalloc(sizeof(omo_shipment) * (size_t)(o->nships ? o->nships : 1));
     copy_ships(sa->ships, o->ships, o->nships, o->nlines);
@@ -657,6 +665,9 @@ static void restore_alloc(order_rec *o, saved_alloc *sa)
     o->reason = sa->reason;
     o->objective = sa->objective;
     o->decided_ms = sa->decided_ms;
+    o->unproven = sa->unproven;
+    o->bound = sa->bound;
+    o->units_bound = sa->units_bound;
     memcpy(o->backordered, sa->backordered, sizeof(int64_t) * (size_t)o->nlines);
     free(sa->backordered);
 }
@@ -1242,6 +1253,7 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
         eng->nprev = 0;
         o->status = OMO_ALLOC_REJECTED;
         o->objective = 0;
+        o->unproven = false;
         for (int l = 0; l < L; l++)
             o->backordered[l] = 0;
         return;
@@ -1307,7 +1319,9 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
                         .max_shipments = R->max_shipments - parcels(o),
                         .split_lines = R->split_lines,
                         .partial_deny = R->partial_deny,
-                        .explain = explaining};
+                        .explain = explaining,
+                        .budget = eng->search_budget,
+                        .mip_budget = eng->mip_budget};
     if (prob.max_shipments < 1)
         prob.max_shipments = 0;
     uint64_t before = omo_solver_evaluated(eng->sc.sv);
@@ -1380,6 +1394,17 @@ static void decide(omo_engine *eng, order_rec *o, int oi, int64_t now)
             sh->qty[l] += plan->take[(size_t)s * L + l];
     }
     finish_decision(eng, o, oi);
+    /* Bounds on the solver's part of the plan, shifted by what locked shipments hold. */
+    int64_t units_bound, bound;
+    o->unproven = !omo_solver_proven(eng->sc.sv, &units_bound, &bound);
+    if (o->unproven) {
+        int64_t held = 0;
+        for (int l = 0; l < L; l++)
+            held += o->lines[l].qty - o->backordered[l];
+        o->units_bound = held - plan->units + units_bound;
+        o->bound = o->objective - (plan->objective - bound);
+        eng->stats.unproven++;
+    }
 }
 
 static void emit(omo_engine *eng, int oi)
@@ -1407,7 +1432,10 @@ static void emit(omo_engine *eng, int oi)
                         .pickup_store = o->pickup ? o->store : -1,
                         .ships = eng->emit_ships,
                         .nships = 0,
-                        .backordered = o->backordered};
+                        .backordered = o->backordered,
+                        .unproven = o->unproven,
+                        .bound = o->bound,
+                        .units_bound = o->units_bound};
     omo_grow((void **)&eng->emit_ships, &eng->cap_emit_ships, (size_t)o->nships + 1,
              sizeof(omo_shipment));
     a.ships = eng->emit_ships;
@@ -2361,6 +2389,12 @@ size_t omo_allocation_json(const omo_allocation *a, const omo_network *net, char
     }
     sb_lit(&sb, ",\"objective\":");
     sb_fixed(&sb, a->objective, 1000000000LL, 6);
+    if (a->unproven) {
+        sb_lit(&sb, ",\"optimal\":false,\"bound\":");
+        sb_fixed(&sb, a->bound, 1000000000LL, 6);
+        sb_lit(&sb, ",\"units_bound\":");
+        sb_int(&sb, a->units_bound);
+    }
     sb_lit(&sb, ",\"shipments\":[");
     for (int s = 0; s < a->nships; s++) {
         const omo_shipment *sh = &a->ships[s];
@@ -2428,7 +2462,10 @@ static size_t option_json(const omo_engine *eng, const order_rec *o, char **buf,
                         .pickup_store = o->pickup ? o->store : -1,
                         .ships = ships,
                         .nships = n,
-                        .backordered = o->backordered};
+                        .backordered = o->backordered,
+                        .unproven = o->unproven,
+                        .bound = o->bound,
+                        .units_bound = o->units_bound};
     return omo_allocation_json(&a, eng->net, buf, cap);
 }
 
@@ -2548,6 +2585,12 @@ void omo_engine_expect(omo_engine *eng, size_t events)
 void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive)
 {
     eng->exhaustive = exhaustive;
+}
+
+void omo_engine_set_budgets(omo_engine *eng, uint64_t search, uint64_t mip)
+{
+    eng->search_budget = search;
+    eng->mip_budget = mip;
 }
 
 uint64_t omo_engine_regions_skipped(const omo_engine *eng)

@@ -62,6 +62,11 @@ typedef struct omo_allocation {
     const omo_shipment *ships;
     int nships;
     const int64_t *backordered; /* per line */
+    /* The decision's budget ran out before its plan was proven optimal (extension): no plan
+     * allocates more than units_bound units, and none with as many units as this one has an
+     * objective below bound (nano). */
+    bool unproven;
+    int64_t bound, units_bound;
 } omo_allocation;
 
 typedef void (*omo_sink_fn)(void *ctx, const omo_allocation *alloc);
@@ -91,6 +96,7 @@ typedef struct omo_engine_stats {
     uint64_t events, duplicates, invalid;
     uint64_t orders, decisions, revisions, resourced, retried;
     uint64_t solver_sets;
+    uint64_t unproven; /* decisions whose budget ran out before their plan was proven optimal */
 } omo_engine_stats;
 
 typedef struct omo_engine omo_engine;
@@ -115,6 +121,9 @@ void omo_engine_expect(omo_engine *eng, size_t events);
 /* With exhaustive, every node holding an order's SKUs is looked at, none skipped by its region's
  * bound: decisions must come out the same (tests compare both). */
 void omo_engine_set_exhaustive(omo_engine *eng, bool exhaustive);
+/* The solver's budgets for every later decision (solver.h; 0: the defaults). Decisions depend
+ * on them: for tests and benchmarks, not for a service whose replays must agree. */
+void omo_engine_set_budgets(omo_engine *eng, uint64_t search, uint64_t mip);
 /* How many regions were skipped by their bound so far. */
 uint64_t omo_engine_regions_skipped(const omo_engine *eng);
 

@@ -58,6 +58,12 @@ static void handle_metrics(omo_stream *svc, omo_http_response *resp)
                       &svc->latency, omo_stream_latency_bounds, LATENCY_BUCKETS);
     metrics_histogram(&t, "omo_batch_size", "Events per committed batch.", &svc->batch_sizes,
                       omo_stream_batch_bounds, BATCH_BUCKETS);
+    omo_strbuf_printf(&t,
+                      "# HELP omo_decisions_unproven_total Decisions whose solver budget ran out "
+                      "before the plan was proven optimal.\n"
+                      "# TYPE omo_decisions_unproven_total counter\nomo_decisions_unproven_total "
+                      "%llu\n",
+                      (unsigned long long)omo_engine_stats_get(svc->eng)->unproven);
     int64_t lag = svc->bus.ops->lag ? svc->bus.ops->lag(svc->bus.self) : -1;
     omo_strbuf_printf(&t,
                       "# HELP omo_consumer_lag Messages behind the input topics' ends.\n"

@@ -15,8 +15,14 @@
  * bound below that counts pick costs only stays a lower bound. */
 #include "solver.h"
 
+#include "mip.h"
+
 #include <stdlib.h>
 #include <string.h>
+
+/* From this many lines and candidates on, dominated candidates are left out before the search. */
+#define DOMINANCE_LINES 11
+#define DOMINANCE_CANDS 64
 
 typedef struct slot {
     bool have;
@@ -39,9 +45,20 @@ struct omo_solver {
 
     /* the search */
     int k;
-    int set[OMO_PLAN_MAX_SHIP]; /* positions */
-    int64_t *cover;             /* [depth * L + l] coverage bound after depth nodes */
-    size_t cap_cover;
+    int set[OMO_PLAN_MAX_SHIP];        /* positions */
+    int64_t *cover;                    /* [depth * L + l] coverage bound after depth nodes */
+    int64_t *top;                      /* [pos * OMO_PLAN_MAX_SHIP + t]: see fill_top */
+    uint64_t work;                     /* positions looked at and line choices tried, this solve */
+    uint64_t limit;                    /* the budget of work: beyond it the search stops */
+    uint64_t searched, mip_iterations; /* since creation */
+    bool proven;                       /* the last solve's plan is optimal */
+    int kdone;                         /* node sets of up to this many were all searched */
+    bool reduced;                      /* dominated candidates are left out */
+    int *fh_start, *fh_list;           /* see fill_full_holders */
+    int kmax;
+    omo_cand *sub; /* the candidates handed to the MIP */
+    size_t cap_sub;
+    int64_t units_bound, bound; /* else what is proven of the optimum */
 
     /* the incumbent, and with explain the runner-up: the best plan on another node set */
     slot slots[2];
@@ -70,6 +87,10 @@ void omo_solver_destroy(omo_solver *sv)
     free(sv->sufmax);
     free(sv->minhsuf);
     free(sv->cover);
+    free(sv->sub);
+    free(sv->fh_start);
+    free(sv->fh_list);
+    free(sv->top);
     free(sv->slots[0].take);
     free(sv->slots[1].take);
     free(sv->take);
@@ -299,6 +320,8 @@ static void search_lines(omo_solver *sv, line_search *ls, int l)
 {
     const omo_problem *p = sv->prob;
     int L = ls->L;
+    if (++sv->work > sv->limit)
+        return;
     int unused = 0;
     for (int s = 0; s < ls->k; s++)
         unused += ls->used[s] == 0;
@@ -570,47 +593,151 @@ static int64_t units_bound(const omo_solver *sv, int depth, int i, int r)
     return ub;
 }
 
-static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64_t maxh)
+/* What position i adds, on its own, to the lines the first `depth` chosen nodes cover. A line
+ * takes the best of its nodes (their sum when split), capped at its quantity: that is a
+ * submodular function of the set, so a set's units are at most what its first nodes cover plus
+ * the gains of the others taken one by one, each at most its gain over no node at all. */
+static int64_t gain_of(const omo_solver *sv, int depth, int i)
+{
+    const omo_problem *p = sv->prob;
+    int L = sv->L;
+    const int64_t *cov = sv->cover + (size_t)depth * L;
+    const int64_t *av = sv->avail + (size_t)i * L;
+    int64_t g = 0;
+    for (int l = 0; l < L; l++) {
+        int64_t u = p->split_lines ? cov[l] + av[l] : max64(cov[l], av[l]);
+        g += min64(u, p->qty[l]) - min64(cov[l], p->qty[l]);
+    }
+    return g;
+}
+
+/* top[i * OMO_PLAN_MAX_SHIP + t]: the t-th largest gain over no node of positions >= i. */
+static void fill_top(omo_solver *sv, int kmax)
+{
+    int n = sv->n;
+    int64_t *top = sv->top;
+    for (int t = 0; t < kmax; t++)
+        top[(size_t)n * OMO_PLAN_MAX_SHIP + t] = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        int64_t g = gain_of(sv, 0, i);
+        const int64_t *next = top + (size_t)(i + 1) * OMO_PLAN_MAX_SHIP;
+        int64_t *here = top + (size_t)i * OMO_PLAN_MAX_SHIP;
+        int t = 0;
+        for (; t < kmax && next[t] >= g; t++)
+            here[t] = next[t];
+        if (t < kmax)
+            here[t++] = g;
+        for (; t < kmax; t++)
+            here[t] = next[t - 1];
+    }
+}
+
+static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64_t maxh);
+
+/* Looks at position i as the next node of the set after `depth` chosen ones. Returns 0 to go on
+ * with the next position, 1 when no later position can do better (they come in ascending order),
+ * 2 when the budget is spent. */
+static int visit(omo_solver *sv, int depth, int i, int64_t base, int64_t sumfixed, int64_t maxh)
 {
     const omo_problem *p = sv->prob;
     int L = sv->L, k = sv->k, r = k - depth;
-    for (int i = start; i <= sv->n - r; i++) {
-        int64_t ub = units_bound(sv, depth, i, r);
-        const slot *ref = bound_slot(sv);
-        int64_t floor_units = ref ? ref->plan.units : sv->need;
-        if (ub < floor_units || ub == 0)
-            break;
-        const omo_cand *c = &p->cands[sv->ord[i]];
-        if (ref && ub == ref->plan.units) {
-            int64_t lb = (sumfixed + r * c->fixed) * 1000 + ref->plan.units * sv->minpick * 1000 +
-                         p->hour_cost * max64(maxh, sv->minhsuf[i]) +
-                         p->split_penalty * 1000 * (k - 1);
-            if (lb > ref->plan.objective)
-                break;
-        }
-        sv->set[depth] = i;
-        int64_t *cov = sv->cover + (size_t)(depth + 1) * L;
-        const int64_t *prev = sv->cover + (size_t)depth * L;
-        const int64_t *av = sv->avail + (size_t)i * L;
-        for (int l = 0; l < L; l++)
-            cov[l] = p->split_lines ? prev[l] + av[l] : max64(prev[l], av[l]);
-        if (depth + 1 == k) {
-            /* The whole set is known: its own bounds, before the costlier evaluation. */
-            int64_t ub = 0;
-            for (int l = 0; l < L; l++)
-                ub += min64(cov[l], p->qty[l]);
-            const slot *ref = bound_slot(sv);
-            if (ub < (ref ? ref->plan.units : sv->need) || ub == 0)
-                continue;
-            if (ref && ub == ref->plan.units &&
-                (sumfixed + c->fixed) * 1000 + ub * sv->minpick * 1000 +
-                        p->hour_cost * max64(maxh, c->hours) + p->split_penalty * 1000 * (k - 1) >
-                    ref->plan.objective)
-                continue;
-            evaluate(sv, k);
-        } else
-            search(sv, depth + 1, i + 1, sumfixed + c->fixed, max64(maxh, c->hours));
+    if (++sv->work > sv->limit)
+        return 2;
+    /* Two bounds that only fall as i grows (so the loop may stop), and the one of i. */
+    const int64_t *top_i = sv->top + (size_t)i * OMO_PLAN_MAX_SHIP;
+    const int64_t *top_next = top_i + OMO_PLAN_MAX_SHIP;
+    int64_t ub = units_bound(sv, depth, i, r), ub_rest = base;
+    for (int t = 0; t < r; t++)
+        ub_rest += top_i[t];
+    ub = min64(ub, ub_rest);
+    const slot *ref = bound_slot(sv);
+    int64_t floor_units = ref ? ref->plan.units : sv->need;
+    if (ub < floor_units || ub == 0)
+        return 1;
+    int64_t ub_i = base + gain_of(sv, depth, i);
+    for (int t = 0; t < r - 1; t++)
+        ub_i += top_next[t];
+    ub_i = min64(ub_i, ub);
+    if (ub_i < floor_units || ub_i == 0)
+        return 0;
+    const omo_cand *c = &p->cands[sv->ord[i]];
+    if (ref && ub_i == ref->plan.units) {
+        int64_t lb = (sumfixed + r * c->fixed) * 1000 + ref->plan.units * sv->minpick * 1000 +
+                     p->hour_cost * max64(maxh, sv->minhsuf[i]) + p->split_penalty * 1000 * (k - 1);
+        if (lb > ref->plan.objective)
+            return ub == ref->plan.units ? 1 : 0;
     }
+    sv->set[depth] = i;
+    int64_t *cov = sv->cover + (size_t)(depth + 1) * L;
+    const int64_t *prev = sv->cover + (size_t)depth * L;
+    const int64_t *av = sv->avail + (size_t)i * L;
+    for (int l = 0; l < L; l++)
+        cov[l] = p->split_lines ? prev[l] + av[l] : max64(prev[l], av[l]);
+    if (depth + 1 < k) {
+        search(sv, depth + 1, i + 1, sumfixed + c->fixed, max64(maxh, c->hours));
+        return sv->work > sv->limit ? 2 : 0;
+    }
+    /* The whole set is known: its own bounds, before the costlier evaluation. */
+    ub = 0;
+    for (int l = 0; l < L; l++)
+        ub += min64(cov[l], p->qty[l]);
+    ref = bound_slot(sv);
+    if (ub < (ref ? ref->plan.units : sv->need) || ub == 0)
+        return 0;
+    if (ref && ub == ref->plan.units &&
+        (sumfixed + c->fixed) * 1000 + ub * sv->minpick * 1000 +
+                p->hour_cost * max64(maxh, c->hours) + p->split_penalty * 1000 * (k - 1) >
+            ref->plan.objective)
+        return 0;
+    evaluate(sv, k);
+    return 0;
+}
+
+static void search(omo_solver *sv, int depth, int start, int64_t sumfixed, int64_t maxh)
+{
+    const omo_problem *p = sv->prob;
+    int L = sv->L, r = sv->k - depth;
+    const int64_t *cov = sv->cover + (size_t)depth * L;
+    int64_t base = 0;
+    for (int l = 0; l < L; l++)
+        base += min64(cov[l], p->qty[l]);
+    /* The last node, when the plan to beat allocates every unit (unsplit): only a node that
+     * gives a line all its units where the set lacks them can do, so only those of the line
+     * with the fewest such nodes are looked at. */
+    const slot *ref = bound_slot(sv);
+    if (r == 1 && !p->split_lines && ref && ref->plan.units == sv->total && base < sv->total) {
+        int rare = -1;
+        for (int l = 0; l < L; l++)
+            if (cov[l] < p->qty[l] && (rare < 0 || sv->fh_start[l + 1] - sv->fh_start[l] <
+                                                       sv->fh_start[rare + 1] - sv->fh_start[rare]))
+                rare = l;
+        for (int j = sv->fh_start[rare]; j < sv->fh_start[rare + 1]; j++)
+            if (sv->fh_list[j] >= start && visit(sv, depth, sv->fh_list[j], base, sumfixed, maxh))
+                return;
+        return;
+    }
+    for (int i = start; i <= sv->n - r; i++)
+        if (visit(sv, depth, i, base, sumfixed, maxh))
+            return;
+}
+
+/* fh_list[fh_start[l] ..]: the positions that can give line l all its units, ascending. */
+static void fill_full_holders(omo_solver *sv)
+{
+    const omo_problem *p = sv->prob;
+    int n = sv->n, L = sv->L;
+    int *start = sv->fh_start;
+    for (int l = 0; l <= L + 1; l++)
+        start[l] = 0;
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < L; l++)
+            start[l + 2] += sv->avail[(size_t)i * L + l] >= p->qty[l];
+    for (int l = 0; l < L; l++)
+        start[l + 2] += start[l + 1];
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < L; l++)
+            if (sv->avail[(size_t)i * L + l] >= p->qty[l])
+                sv->fh_list[start[l + 1]++] = i;
 }
 
 /* avail[pos][l]: what the candidate at position pos can give line l on its own. */
@@ -624,6 +751,79 @@ static void fill_avail(omo_solver *sv)
             sv->avail[(size_t)i * L + l] =
                 c->ok[l] ? min64(min64(p->qty[l], c->atp[p->group[l]]), c->capacity) : 0;
     }
+}
+
+/* True when the candidate at position i can stand in for the one at j in any plan and is no
+ * worse: it costs no more in every term (a unit of each line included), can give every line at
+ * least as much (its SKUs' ATP and its capacity are no smaller), and is cheaper in fixed cost
+ * or comes first in node order, so that the contract's order of plans (units, objective,
+ * shipments, node ids) prefers the plan with it. */
+static bool dominates(const omo_solver *sv, int i, int j)
+{
+    const omo_problem *p = sv->prob;
+    const omo_cand *a = &p->cands[sv->ord[i]], *b = &p->cands[sv->ord[j]];
+    if (a->fixed > b->fixed || a->pick > b->pick || a->hours > b->hours ||
+        a->capacity < b->capacity || (a->fixed == b->fixed && a->node > b->node))
+        return false;
+    int L = sv->L;
+    const int64_t *ai = sv->avail + (size_t)i * L, *aj = sv->avail + (size_t)j * L;
+    for (int l = 0; l < L; l++)
+        if (aj[l] > 0 && (ai[l] < aj[l] || a->atp[p->group[l]] < b->atp[p->group[l]] ||
+                          unit_cost(p, a, l) > unit_cost(p, b, l)))
+            return false;
+    return true;
+}
+
+/* Leaves out the candidates that K others dominate (K = the most shipments). A plan using one
+ * uses at most K - 1 others, so one of its dominators is free to take over its lines: the plan
+ * with it instead is better, so the best plan uses no dominated candidate, and the search
+ * finds the same plan without them. Positions keep their order; those of the incumbent's
+ * candidates stay. */
+static void drop_dominated(omo_solver *sv)
+{
+    const omo_problem *p = sv->prob;
+    int n = sv->n, L = sv->L;
+    int K = p->max_shipments < OMO_PLAN_MAX_SHIP ? p->max_shipments : OMO_PLAN_MAX_SHIP;
+    /* Per line, the positions that can give it something. */
+    int *start = omo_xcalloc((size_t)L + 2, sizeof(int));
+    int *list = omo_xmalloc(sizeof(int) * ((size_t)n * (size_t)L + 1));
+    bool *drop = omo_xcalloc((size_t)n + 1, sizeof(bool));
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < L; l++)
+            start[l + 2] += sv->avail[(size_t)i * L + l] > 0;
+    for (int l = 0; l < L; l++)
+        start[l + 2] += start[l + 1];
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < L; l++)
+            if (sv->avail[(size_t)i * L + l] > 0)
+                list[start[l + 1]++] = i;
+    /* Now list[start[l] .. start[l + 1]) holds line l's positions. */
+    for (int j = 0; j < n; j++) {
+        int rare = -1;
+        for (int l = 0; l < L; l++)
+            if (sv->avail[(size_t)j * L + l] > 0 &&
+                (rare < 0 || start[l + 1] - start[l] < start[rare + 1] - start[rare]))
+                rare = l;
+        int found = 0;
+        for (int k = rare < 0 ? 0 : start[rare]; rare >= 0 && k < start[rare + 1] && found < K; k++)
+            found += list[k] != j && dominates(sv, list[k], j);
+        drop[j] = found >= K;
+    }
+    const slot *best = &sv->slots[0];
+    for (int s = 0; best->have && s < best->plan.nships; s++)
+        for (int j = 0; j < n; j++)
+            if (sv->ord[j] == best->plan.cand[s])
+                drop[j] = false;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!drop[i])
+            sv->ord[m++] = sv->ord[i];
+    sv->n = m;
+    sv->reduced = true;
+    free(start);
+    free(list);
+    free(drop);
+    fill_avail(sv);
 }
 
 /* A good plan before the search, so that its bounds bite from the start: from the cheapest
@@ -677,16 +877,19 @@ static void reserve(omo_solver *sv, int n, int L)
         sv->cap_n = (size_t)n * 2;
         sv->ord = omo_xrealloc(sv->ord, sizeof(int) * sv->cap_n);
         sv->minhsuf = omo_xrealloc(sv->minhsuf, sizeof(int64_t) * (sv->cap_n + 1));
+        sv->top = omo_xrealloc(sv->top, sizeof(int64_t) * (sv->cap_n + 1) * OMO_PLAN_MAX_SHIP);
     }
     size_t nl = (size_t)(n + 1) * (size_t)L;
     if (nl > sv->cap_nl) {
         sv->cap_nl = nl * 2;
         sv->avail = omo_xrealloc(sv->avail, sizeof(int64_t) * sv->cap_nl);
         sv->sufmax = omo_xrealloc(sv->sufmax, sizeof(int64_t) * sv->cap_nl);
+        sv->fh_list = omo_xrealloc(sv->fh_list, sizeof(int) * sv->cap_nl);
     }
     if ((size_t)L > sv->cap_l) {
         sv->cap_l = (size_t)L * 2;
         sv->ltake = omo_xrealloc(sv->ltake, sizeof(int64_t) * sv->cap_l);
+        sv->fh_start = omo_xrealloc(sv->fh_start, sizeof(int) * (sv->cap_l + 2));
         sv->assign = omo_xrealloc(sv->assign, sizeof(int) * sv->cap_l);
         sv->best_assign = omo_xrealloc(sv->best_assign, sizeof(int) * sv->cap_l);
         sv->take = omo_xrealloc(sv->take, sizeof(int64_t) * sv->cap_l * OMO_PLAN_MAX_SHIP);
@@ -697,7 +900,8 @@ static void reserve(omo_solver *sv, int n, int L)
     }
 }
 
-const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
+/* The exact search, within sv->limit. */
+static void search_all(omo_solver *sv, const omo_problem *p)
 {
     int L = p->nlines;
     sv->prob = p;
@@ -724,7 +928,15 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
     sv->n = n;
     sv->minpick = INT64_MAX;
     int64_t minh = INT64_MAX, f1 = INT64_MAX, f2 = INT64_MAX;
+    sv->kdone = 1;
     fill_avail(sv);
+    /* Big baskets over many candidates: the search finds the same plan without the dominated
+     * ones, sooner. (Ordinary baskets do not pay for looking.) */
+    sv->reduced = false;
+    if (!p->explain && L >= DOMINANCE_LINES && n >= DOMINANCE_CANDS) {
+        drop_dominated(sv);
+        n = sv->n;
+    }
     for (int i = 0; i < n; i++) {
         const omo_cand *c = &p->cands[sv->ord[i]];
         sv->minpick = min64(sv->minpick, c->pick);
@@ -765,6 +977,7 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
         if (ref->plan.units >= most && lb > ref->plan.objective)
             kmax = 1;
     }
+    sv->kmax = kmax;
     if (kmax >= 2) {
         sort_ctx = sv;
         qsort(sv->ord, (size_t)n, sizeof(int), cmp_pos);
@@ -780,11 +993,143 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
         }
         for (int l = 0; l < L; l++)
             sv->cover[l] = 0;
+        fill_top(sv, kmax);
+        fill_full_holders(sv);
         seed_greedily(sv, kmax);
-        for (int k = 2; k <= kmax; k++) {
+        for (int k = 2; k <= kmax && sv->work <= sv->limit; k++) {
             sv->k = k;
             search(sv, 0, 0, 0, 0);
+            if (sv->work <= sv->limit)
+                sv->kdone = k;
         }
+    }
+}
+
+/* The search ran out of budget: the MIP takes over from its incumbent, on the candidates no
+ * others dominate. */
+static void finish_by_mip(omo_solver *sv, const omo_problem *p)
+{
+    slot *best = &sv->slots[0];
+    int L = sv->L;
+    /* What the search proved: every set of up to kdone nodes was searched, and a larger one of
+     * k nodes pays at least the k smallest fixed costs (positions are sorted by them), the k-th
+     * smallest hours, the cheapest picking and its split penalties. A plan with every unit
+     * (unsplit) has, for each line, a node giving it all its units: at least the cheapest and
+     * the fastest of those, beside the k - 1 smallest fixed costs. No set of kmax nodes covers
+     * more than the kmax largest single coverages. */
+    int64_t units = best->have ? best->plan.units : 0, fixed = 0, fixed_rest = 0;
+    int k = sv->kdone + 1;
+    int64_t fast[OMO_PLAN_MAX_SHIP + 1]; /* the k smallest hours, ascending */
+    int nfast = 0;
+    for (int i = 0; i < sv->n; i++) {
+        const omo_cand *c = &p->cands[sv->ord[i]];
+        if (i < k)
+            fixed += c->fixed;
+        if (i < k - 1)
+            fixed_rest += c->fixed;
+        int j = nfast < k ? nfast++ : k;
+        for (; j > 0 && fast[j - 1] > c->hours; j--)
+            if (j < k)
+                fast[j] = fast[j - 1];
+        if (j < k)
+            fast[j] = c->hours;
+    }
+    int64_t hours = nfast ? fast[nfast - 1] : 0;
+    if (units == sv->total && !p->split_lines)
+        for (int l = 0; l < L; l++) {
+            int64_t f = INT64_MAX, h = INT64_MAX;
+            for (int j = sv->fh_start[l]; j < sv->fh_start[l + 1]; j++) {
+                f = min64(f, p->cands[sv->ord[sv->fh_list[j]]].fixed);
+                h = min64(h, p->cands[sv->ord[sv->fh_list[j]]].hours);
+            }
+            if (f == INT64_MAX)
+                continue;
+            fixed = max64(fixed, f + fixed_rest);
+            hours = max64(hours, h);
+        }
+    sv->bound = fixed * 1000 + units * sv->minpick * 1000 + p->hour_cost * hours +
+                p->split_penalty * 1000 * (k - 1);
+    sv->units_bound = 0;
+    for (int t = 0; t < sv->kmax; t++)
+        sv->units_bound += sv->top[t];
+    sv->units_bound = max64(units, min64(sv->units_bound, sv->total));
+    if (best->have)
+        sv->bound = min64(sv->bound, best->plan.objective);
+    drop_dominated(sv);
+    /* The problem over positions: sub.cands[i] is the candidate at position i. */
+    int n = sv->n;
+    omo_grow((void **)&sv->sub, &sv->cap_sub, (size_t)n + 1, sizeof(omo_cand));
+    for (int i = 0; i < n; i++)
+        sv->sub[i] = p->cands[sv->ord[i]];
+    omo_problem sub = *p;
+    sub.cands = sv->sub;
+    sub.ncands = n;
+    int seed_nships = best->have ? best->plan.nships : 0, seed[OMO_PLAN_MAX_SHIP];
+    for (int s = 0; s < seed_nships; s++)
+        for (int i = 0; i < n; i++)
+            if (sv->ord[i] == best->plan.cand[s])
+                seed[s] = i;
+    int nships = 0, cand[OMO_PLAN_MAX_SHIP];
+    omo_mip_result res;
+    uint64_t budget = p->mip_budget ? p->mip_budget : OMO_MIP_BUDGET;
+    if (!omo_mip_solve(&sub, seed_nships, seed, best->take, budget, &nships, cand, sv->take, &res))
+        return;
+    sv->mip_iterations += res.iterations;
+    sv->proven = res.proven;
+    /* Both bounds hold (the search's for any plan with at least the seed's units): keep the
+     * stronger. */
+    sv->units_bound = min64(sv->units_bound, res.units_bound);
+    sv->bound = max64(sv->bound, res.bound);
+    if (!res.improved)
+        return;
+    /* The MIP's plan, as offer would keep it: shipments in ascending node index. */
+    int order[OMO_PLAN_MAX_SHIP], nodes[OMO_PLAN_MAX_SHIP];
+    int64_t per[OMO_PLAN_MAX_SHIP];
+    units = 0;
+    for (int s = 0; s < nships; s++) {
+        cand[s] = sv->ord[cand[s]];
+        order[s] = s;
+        per[s] = 0;
+        for (int l = 0; l < L; l++)
+            per[s] += sv->take[(size_t)s * L + l];
+        units += per[s];
+    }
+    for (int i = 1; i < nships; i++)
+        for (int j = i; j > 0 && p->cands[cand[order[j]]].node < p->cands[cand[order[j - 1]]].node;
+             j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int64_t priced = 0;
+    for (int s = 0; s < nships; s++) {
+        nodes[s] = p->cands[cand[order[s]]].node;
+        const int64_t *price = p->cands[cand[s]].price;
+        for (int l = 0; l < L && price; l++)
+            priced += sv->take[(size_t)s * L + l] * price[p->group[l]] * 1000;
+    }
+    store_slot(sv, best, units, omo_objective(p, nships, cand, per) + priced, priced, nships, cand,
+               nodes, order);
+}
+
+const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
+{
+    sv->work = 0;
+    sv->limit = p->budget ? p->budget : OMO_SEARCH_BUDGET;
+    sv->proven = true;
+    search_all(sv, p);
+    sv->searched += sv->work;
+    if (sv->work > sv->limit) {
+        sv->proven = false;
+        if (p->explain) {
+            /* Explaining: the decision is the one made without explaining, runner-up unknown. */
+            omo_problem plain = *p;
+            plain.explain = false;
+            omo_solver_solve(sv, &plain);
+            sv->explain = false;
+            return &sv->slots[0].plan;
+        }
+        finish_by_mip(sv, p);
     }
     for (int i = 0; i < 2; i++) {
         slot *sl = &sv->slots[i];
@@ -792,7 +1137,24 @@ const omo_plan *omo_solver_solve(omo_solver *sv, const omo_problem *p)
             sl->plan.units = sl->plan.objective = sl->plan.nships = 0;
         sl->plan.take = sl->take;
     }
+    if (sv->proven) {
+        sv->units_bound = sv->slots[0].plan.units;
+        sv->bound = sv->slots[0].plan.objective;
+    }
     return &sv->slots[0].plan;
+}
+
+bool omo_solver_proven(const omo_solver *sv, int64_t *units_bound, int64_t *bound)
+{
+    *units_bound = sv->units_bound;
+    *bound = sv->bound;
+    return sv->proven;
+}
+
+uint64_t omo_solver_work(const omo_solver *sv, uint64_t *mip_iterations)
+{
+    *mip_iterations = sv->mip_iterations;
+    return sv->searched;
 }
 
 const omo_plan *omo_solver_runner_up(const omo_solver *sv)

@@ -35,7 +35,16 @@ typedef struct omo_problem {
     bool split_lines;
     bool partial_deny;
     bool explain; /* also find the runner-up (slower: prunes against it) */
+    /* Budgets, in work rather than time so that a decision is the same on any machine (0: the
+     * defaults below). The exact search counts a unit per node set position looked at and per
+     * line choice tried; past its budget the MIP (mip.h) starts from the best plan found and
+     * may spend mip_budget (simplex iterations times the model's size squared). */
+    uint64_t budget, mip_budget;
 } omo_problem;
+
+/* Never reached by the national benchmark's baskets of up to 10 lines (bench/baskets.sh). */
+#define OMO_SEARCH_BUDGET 1000000
+#define OMO_MIP_BUDGET    4000000000ULL
 
 #define OMO_PLAN_MAX_SHIP 16
 #define OMO_MAX_GROUPS    64 /* SKU groups (and lines) of one order */
@@ -67,6 +76,14 @@ const omo_plan *omo_solver_runner_up(const omo_solver *sv);
 
 /* The objective (nano) of shipments with these fixed costs, hours and picked units. */
 int64_t omo_objective(const omo_problem *prob, int nships, const int *cands, const int64_t *units);
+
+/* Whether the last solve's plan is proven optimal. When not (its budgets ran out), what is
+ * proven: no plan allocates more than *units_bound units, and none with as many units as the
+ * plan has an objective below *bound (nano). When proven, they are the plan's own. */
+bool omo_solver_proven(const omo_solver *sv, int64_t *units_bound, int64_t *bound);
+
+/* Work spent since creation: search units (returned) and simplex iterations. */
+uint64_t omo_solver_work(const omo_solver *sv, uint64_t *mip_iterations);
 
 /* Number of node sets evaluated since creation (for benchmarks). */
 uint64_t omo_solver_evaluated(const omo_solver *sv);
