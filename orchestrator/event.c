@@ -316,6 +316,7 @@ static bool parse_lines(const json_t *root, omo_event *ev, omo_event_error *err)
     if (n > OMO_MAX_LINES)
         return refuse(err, "out_of_range", &TOP, "lines", "at most %d lines, got %zu",
                       OMO_MAX_LINES, n);
+    int64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const json_t *lj = json_array_get(arr, i);
         const scope sc = {"lines", (long)i};
@@ -338,6 +339,11 @@ static bool parse_lines(const json_t *root, omo_event *ev, omo_event_error *err)
         if (line->qty <= 0)
             return refuse(err, "out_of_range", &sc, "qty",
                           "must be a positive integer, got %" PRId64, line->qty);
+        if (line->qty > OMO_MAX_QTY - total)
+            return refuse(err, "out_of_range", &sc, "qty",
+                          "the order's units may total at most %d, got %" PRId64 " more",
+                          OMO_MAX_QTY, line->qty);
+        total += line->qty;
     }
     ev->nlines = n;
     return true;
@@ -431,15 +437,23 @@ static bool parse_stock_snapshot(const json_t *root, const omo_network *net, omo
     if (ev->on_hand < 0)
         return refuse(err, "out_of_range", &TOP, "on_hand", "negative quantity, got %" PRId64,
                       ev->on_hand);
+    if (ev->on_hand > OMO_MAX_STOCK)
+        return refuse(err, "out_of_range", &TOP, "on_hand", "must be at most %d, got %" PRId64,
+                      OMO_MAX_STOCK, ev->on_hand);
     return parse_bin(root, false, ev, err) && parse_optional_at(root, ev, err);
 }
 
 static bool parse_stock_delta(const json_t *root, const omo_network *net, omo_event *ev,
                               omo_event_error *err)
 {
-    return parse_stock_common(root, net, ev, err) &&
-           get_int(root, K("delta"), true, "an integer", &ev->delta, &TOP, err) == GOT_VALUE &&
-           get_str(root, K("reason"), false, STR_TEXT, ev->reason, sizeof ev->reason, &TOP, err) !=
+    if (!parse_stock_common(root, net, ev, err) ||
+        get_int(root, K("delta"), true, "an integer", &ev->delta, &TOP, err) != GOT_VALUE)
+        return false;
+    if (ev->delta < -OMO_MAX_STOCK || ev->delta > OMO_MAX_STOCK)
+        return refuse(err, "out_of_range", &TOP, "delta",
+                      "must be between -%d and %d, got %" PRId64, OMO_MAX_STOCK, OMO_MAX_STOCK,
+                      ev->delta);
+    return get_str(root, K("reason"), false, STR_TEXT, ev->reason, sizeof ev->reason, &TOP, err) !=
                GOT_ERROR &&
            get_str(root, K("order_id"), false, STR_LONG_ID, ev->order_id, sizeof ev->order_id, &TOP,
                    err) != GOT_ERROR &&
@@ -568,9 +582,9 @@ static bool parse_picked_lines(const json_t *root, omo_event *ev, omo_event_erro
         if (get_int(lj, K("picked"), true, "a non-negative integer", &line->qty, &sc, err) !=
             GOT_VALUE)
             return false;
-        if (line->qty < 0)
+        if (line->qty < 0 || line->qty > OMO_MAX_QTY)
             return refuse(err, "out_of_range", &sc, "picked",
-                          "must be a non-negative integer, got %" PRId64, line->qty);
+                          "must be an integer from 0 to %d, got %" PRId64, OMO_MAX_QTY, line->qty);
         char reason[32];
         if (get_str(lj, K("reason"), false, STR_TEXT, reason, sizeof reason, &sc, err) == GOT_ERROR)
             return false;

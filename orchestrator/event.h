@@ -83,7 +83,8 @@ typedef struct omo_event {
  *   unknown_node    node_id or delivery.store_id names no node of the network
  *   out_of_range    a number or choice outside its domain: qty <= 0, negative on_hand, lat or
  *                   lon off the globe, delivery.method not ship/pickup, lines empty or longer
- *                   than OMO_MAX_LINES
+ *                   than OMO_MAX_LINES, quantities beyond the bounds of util.h (an order's
+ *                   units OMO_MAX_QTY in all, on_hand and |delta| OMO_MAX_STOCK)
  *   too_long        a string longer than its field: order and event ids 128 bytes, others 64
  *   bad_id          an id that is empty or not [A-Za-z0-9_.-]
  *   bad_time        a time that is not RFC 3339

@@ -6,7 +6,7 @@
  * the service thread never waits for it. What may go is bounded by the newest checkpoint
  * older than the window: the applied events it covers (a start loads it or a newer one and
  * replays only what follows) and the messages before the outbox seq it covers that every
- * instance has confirmed. Those leave as whole partitions (sql/0009_retention.sql); the
+ * instance has confirmed. Those leave as whole partitions (sql/0010_retention.sql); the
  * messages of orders still open in the frozen view are first kept aside, so GET /orders/{id}
  * answers for an open order however old, and 404 for a finished one pruned away. Memory is
  * pruned by the engine itself, by event time (engine.c, omo_engine_set_retention). A kill at

@@ -44,11 +44,13 @@ static const omo_ykey node_keys[N_KEYS] = {
     [N_TIMEZONE] = {"timezone", OMO_YT_STR, 0, 0, 0},
     [N_SHIP] = {"ship", OMO_YT_BOOL, 0, 0, 0},
     [N_PICKUP] = {"pickup", OMO_YT_BOOL, 0, 0, 0},
-    [N_PICK_COST] = {"pick_cost_per_unit", OMO_YT_MONEY, OMO_YK_MIN, 0, 0},
-    [N_HANDLING_COST] = {"handling_cost", OMO_YT_MONEY, OMO_YK_MIN, 0, 0},
-    [N_HANDLING_HOURS] = {"handling_hours", OMO_YT_HOURS, OMO_YK_MIN, 0, 0},
-    [N_DAILY_CAPACITY] = {"daily_capacity", OMO_YT_INT, OMO_YK_MIN, 0, 0},
-    [N_SAFETY_STOCK] = {"safety_stock", OMO_YT_INT, OMO_YK_MIN, 0, 0},
+    [N_PICK_COST] = {"pick_cost_per_unit", OMO_YT_MONEY, OMO_YK_MIN | OMO_YK_MAX, 0,
+                     OMO_MAX_PICK_COST},
+    [N_HANDLING_COST] = {"handling_cost", OMO_YT_MONEY, OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_COST},
+    [N_HANDLING_HOURS] = {"handling_hours", OMO_YT_HOURS, OMO_YK_MIN | OMO_YK_MAX, 0,
+                          OMO_MAX_HOURS},
+    [N_DAILY_CAPACITY] = {"daily_capacity", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_STOCK},
+    [N_SAFETY_STOCK] = {"safety_stock", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_STOCK},
 };
 
 enum { S_SKU, S_TAGS, S_KEYS };

@@ -58,8 +58,8 @@ static const omo_ykey lookahead_keys[L_KEYS] = {
 
 enum { O_HOUR_COST, O_SPLIT_PENALTY, O_KEYS };
 static const omo_ykey objective_keys[O_KEYS] = {
-    [O_HOUR_COST] = {"hour_cost", OMO_YT_MONEY, OMO_YK_MIN, 0, 0},
-    [O_SPLIT_PENALTY] = {"split_penalty", OMO_YT_MONEY, OMO_YK_MIN, 0, 0},
+    [O_HOUR_COST] = {"hour_cost", OMO_YT_MONEY, OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_COST},
+    [O_SPLIT_PENALTY] = {"split_penalty", OMO_YT_MONEY, OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_COST},
 };
 
 enum { SV_FROM, SV_ZONES, SV_KEYS };
@@ -71,8 +71,9 @@ static const omo_ykey service_keys[SV_KEYS] = {
 enum { Z_MAX_KM, Z_COST, Z_HOURS, Z_KEYS };
 static const omo_ykey zone_keys[Z_KEYS] = {
     [Z_MAX_KM] = {"max_km", OMO_YT_NUMBER, OMO_YK_REQUIRED, 0, 0},
-    [Z_COST] = {"cost", OMO_YT_MONEY, OMO_YK_REQUIRED | OMO_YK_MIN, 0, 0},
-    [Z_HOURS] = {"hours", OMO_YT_HOURS, OMO_YK_REQUIRED | OMO_YK_MIN, 0, 0},
+    [Z_COST] = {"cost", OMO_YT_MONEY, OMO_YK_REQUIRED | OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_COST},
+    [Z_HOURS] = {"hours", OMO_YT_HOURS, OMO_YK_REQUIRED | OMO_YK_MIN | OMO_YK_MAX, 0,
+                 OMO_MAX_HOURS},
 };
 
 enum { P_TRANSFER, P_KEYS };
@@ -87,7 +88,7 @@ static const omo_ykey rule_keys[U_KEYS] = {
     [U_ALLOW_NODE_TYPES] = {"allow_node_types", OMO_YT_LIST, 0, 0, 0},
     [U_DENY_NODES] = {"deny_nodes", OMO_YT_LIST, 0, 0, 0},
     [U_DENY_METHODS] = {"deny_methods", OMO_YT_LIST, 0, 0, 0},
-    [U_SAFETY_STOCK] = {"safety_stock", OMO_YT_INT, OMO_YK_MIN, 0, 0},
+    [U_SAFETY_STOCK] = {"safety_stock", OMO_YT_INT, OMO_YK_MIN | OMO_YK_MAX, 0, OMO_MAX_STOCK},
 };
 
 enum { W_NODE, W_NODE_TYPE, W_SKU, W_SKU_TAG, W_CHANNEL, W_SERVICE, W_KEYS };

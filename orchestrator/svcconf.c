@@ -5,9 +5,11 @@
 #include "yamldoc.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { T_KAFKA, T_POSTGRES, T_NETWORK, T_ROUTING, T_HTTP, T_STATE, T_KEYS };
 static const omo_ykey top_keys[T_KEYS] = {
@@ -56,10 +58,12 @@ static const omo_ykey postgres_keys[P_KEYS] = {
     [P_DSN] = {"dsn", OMO_YT_STR, OMO_YK_REQUIRED, 0, 0},
 };
 
-enum { H_LISTEN, H_TOKENS, H_KEYS };
+enum { H_LISTEN, H_TOKENS, H_TLS_CERT, H_TLS_KEY, H_KEYS };
 static const omo_ykey http_keys[H_KEYS] = {
     [H_LISTEN] = {"listen", OMO_YT_STR, 0, 0, 0},
     [H_TOKENS] = {"tokens", OMO_YT_LIST, 0, 0, 0},
+    [H_TLS_CERT] = {"tls_cert", OMO_YT_STR, 0, 0, 0},
+    [H_TLS_KEY] = {"tls_key", OMO_YT_STR, 0, 0, 0},
 };
 
 enum { TK_TOKEN, TK_ROLE, TK_STORE, TK_KEYS };
@@ -353,6 +357,27 @@ static void read_http(const omo_ynode *map, omo_svcconf *conf, omo_diag *diag)
                            "address or localhost, PORT 0 to 65535",
                            conf->listen);
     }
+    /* HTTPS: both PEM files, readable now (a typo is found at start, not at the first call) */
+    const omo_ynode *cert = v[H_TLS_CERT].node, *key = v[H_TLS_KEY].node;
+    if (cert || key) {
+        const omo_ynode *given = cert ? cert : key;
+        if (!cert || !key)
+            omo_diag_error(diag, &given->loc, "%s needs %s too", cert ? "tls_cert" : "tls_key",
+                           cert ? "tls_key" : "tls_cert");
+        char **out[2] = {&conf->tls_cert, &conf->tls_key};
+        const omo_ynode *nodes[2] = {cert, key};
+        const char *names[2] = {"tls_cert", "tls_key"};
+        for (int i = 0; i < 2 && cert && key; i++) {
+            char *p = expand_nonempty(nodes[i], names[i], diag);
+            if (!p)
+                continue;
+            *out[i] = resolve_path(conf->path, p);
+            free(p);
+            if (access(*out[i], R_OK) != 0)
+                omo_diag_error(diag, &nodes[i]->loc, "cannot read %s '%s': %s", names[i], *out[i],
+                               strerror(errno));
+        }
+    }
 
     const omo_ynode *tokens = v[H_TOKENS].node;
     if (!tokens)
@@ -397,17 +422,24 @@ static void read_state(const omo_ynode *map, omo_svcconf *conf, omo_diag *diag)
 
 omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag)
 {
-    size_t start = diag->count;
     char *buf = NULL;
     size_t len = 0;
+    if (!omo_yaml_read_file(path, &buf, &len, diag))
+        return NULL;
+    omo_svcconf *conf = omo_svcconf_parse(path, buf, len, diag);
+    free(buf);
+    return conf;
+}
+
+omo_svcconf *omo_svcconf_parse(const char *path, const char *buf, size_t len, omo_diag *diag)
+{
+    size_t start = diag->count;
     omo_ydoc *doc = NULL;
     omo_svcconf *conf = omo_xcalloc(1, sizeof *conf);
     conf->path = omo_xstrdup(path);
     conf->checkpoint_events = 100000;
     conf->checkpoint_seconds = 300;
     conf->retain_days = 7;
-    if (!omo_yaml_read_file(path, &buf, &len, diag))
-        goto fail;
     doc = omo_ydoc_parse(conf->path, buf, len, diag);
     if (!doc)
         goto fail;
@@ -446,12 +478,10 @@ omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag)
         goto fail;
     }
     omo_ydoc_destroy(doc);
-    free(buf);
     return conf;
 
 fail:
     omo_ydoc_destroy(doc);
-    free(buf);
     omo_svcconf_destroy(conf);
     return NULL;
 }
@@ -461,6 +491,8 @@ void omo_svcconf_destroy(omo_svcconf *conf)
     if (!conf)
         return;
     free(conf->path);
+    free(conf->tls_cert);
+    free(conf->tls_key);
     free(conf->brokers);
     free(conf->group);
     free(conf->topic_orders);

@@ -32,7 +32,8 @@ typedef struct omo_svcconf {
     char *network_path;
     char *routing_path;
     /* http */
-    char *listen; /* "127.0.0.1:8080"; NULL or "" = no HTTP */
+    char *listen;             /* "127.0.0.1:8080"; NULL or "" = no HTTP */
+    char *tls_cert, *tls_key; /* PEM files, resolved like the paths above; both or neither */
     omo_token *tokens;
     size_t ntokens;
     /* state (contract section 11) */
@@ -47,6 +48,9 @@ typedef struct omo_svcconf {
  * checkpoint_seconds 300, retain_days 7. Returns NULL and fills diag
  * (`FILE:LINE:COL: error: WHAT`) on any error. */
 omo_svcconf *omo_svcconf_load(const char *path, omo_diag *diag);
+/* The same from len bytes of buf, read as the file `path` (relative paths resolve against its
+ * directory). */
+omo_svcconf *omo_svcconf_parse(const char *path, const char *buf, size_t len, omo_diag *diag);
 void omo_svcconf_destroy(omo_svcconf *conf);
 
 /* The token's entry, or NULL. */

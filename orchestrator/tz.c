@@ -17,6 +17,8 @@
 #define TZ_MAX_ZONES 2048
 #define TZ_MAX_FILE  (1 << 20)
 #define DAY_SECONDS  86400
+/* POSIX offsets are hours 0..24 (with minutes and seconds); only rule times may go to 167 h */
+#define TZ_MAX_OFFSET (24 * 3600 + 59 * 60 + 59)
 
 /* One rule date of a POSIX TZ string: Jn, n or Mm.w.d, at `time` seconds local. */
 typedef struct tz_date {
@@ -225,7 +227,7 @@ static bool parse_rule(const char *s, tz_rule *rule)
 {
     int32_t off;
     memset(rule, 0, sizeof *rule);
-    if (!parse_name(&s) || !parse_hms(&s, &off))
+    if (!parse_name(&s) || !parse_hms(&s, &off) || off < -TZ_MAX_OFFSET || off > TZ_MAX_OFFSET)
         return false;
     rule->std_off = -off; /* POSIX counts west of Greenwich */
     if (*s) {
@@ -234,7 +236,7 @@ static bool parse_rule(const char *s, tz_rule *rule)
             return false;
         rule->dst_off = rule->std_off + 3600;
         if (*s && *s != ',') {
-            if (!parse_hms(&s, &off))
+            if (!parse_hms(&s, &off) || off < -TZ_MAX_OFFSET || off > TZ_MAX_OFFSET)
                 return false;
             rule->dst_off = -off;
         }
@@ -319,6 +321,12 @@ static bool parse_tzif(const unsigned char *p, size_t len, tz_zone *zone)
     const unsigned char *types = idx + h.timecnt;
     for (uint32_t i = 0; i < h.timecnt; i++) {
         if (idx[i] >= h.typecnt)
+            return false;
+    }
+    for (uint32_t i = 0; i < h.typecnt; i++) {
+        /* RFC 8536: a UT offset is within -25 and +26 hours (the range of every real zone) */
+        int32_t utoff = (int32_t)be32(types + 6 * i);
+        if (utoff < -89999 || utoff > 93599)
             return false;
     }
     zone->trans = omo_xcalloc(h.timecnt ? h.timecnt : 1, sizeof *zone->trans);
@@ -440,4 +448,17 @@ int64_t omo_tz_local_day(int tz, int64_t ms)
     if (tz >= 0 && tz < nzones)
         t += zone_offset(zones[tz], t);
     return floor_div(t, DAY_SECONDS);
+}
+
+bool omo_tz_parse_check(const void *buf, size_t len, const int64_t *ms, int64_t *days, size_t n)
+{
+    tz_zone zone = {0};
+    bool ok = len >= 44 && len <= TZ_MAX_FILE && parse_tzif(buf, len, &zone);
+    for (size_t i = 0; ok && i < n; i++) {
+        int64_t t = floor_div(ms[i], 1000);
+        days[i] = floor_div(t + zone_offset(&zone, t), DAY_SECONDS);
+    }
+    free(zone.trans);
+    free(zone.offs);
+    return ok;
 }

@@ -65,13 +65,37 @@ void omo_diag_add(omo_diag *diag, const char *line)
     diag->lines[diag->count++] = omo_xstrdup(line);
 }
 
+/* Control characters of the input (a quoted scalar may hold a newline) are written as \n, \t,
+ * \r or \xHH: an error stays one line. */
+static void escape_controls(const char *in, char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < len; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[o++] = (char)*p;
+            continue;
+        }
+        out[o++] = '\\';
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            out[o++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+        } else {
+            out[o++] = 'x';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
 void omo_diag_error(omo_diag *diag, const omo_loc *loc, const char *fmt, ...)
 {
-    char what[512], line[1024];
+    char raw[512], what[512], line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    escape_controls(raw, what, sizeof what);
     if (loc && loc->file)
         snprintf(line, sizeof line, "%s:%d:%d: error: %s", loc->file, loc->line, loc->col, what);
     else

@@ -60,6 +60,15 @@ uint64_t omo_hash_str(const char *s);
 /* True when s is 1..OMO_ID_MAX bytes of [A-Za-z0-9_.-]. */
 bool omo_id_valid(const char *s);
 
+/* Bounds on the numbers of configuration and events, so that every objective (money in
+ * millionths times hours in thousandths) fits in 64 bits: units per order line and per order,
+ * stock and capacity, money per unit picked, other money, hours. */
+#define OMO_MAX_QTY       1000000
+#define OMO_MAX_STOCK     1000000000
+#define OMO_MAX_PICK_COST 1000
+#define OMO_MAX_COST      10000
+#define OMO_MAX_HOURS     10000
+
 /* Open-addressing map from strings to non-negative ints; keys are copied. */
 typedef struct omo_strmap_slot {
     uint64_t hash;

@@ -510,7 +510,8 @@ static bool read_value(const omo_ynode *v, const omo_ykey *key, omo_yval *out, o
     bool lo = (key->flags & OMO_YK_MIN) && num < key->min;
     bool hi = (key->flags & OMO_YK_MAX) && num > key->max;
     if (lo || hi) {
-        if ((key->flags & OMO_YK_MIN) && (key->flags & OMO_YK_MAX))
+        /* a bound of 0 below reads best as "not negative" (money, quantities) */
+        if ((key->flags & OMO_YK_MIN) && (key->flags & OMO_YK_MAX) && key->min != 0)
             omo_diag_error(diag, &v->loc, "%s must be between %.15g and %.15g", key->name, key->min,
                            key->max);
         else if (lo && key->min == 0)

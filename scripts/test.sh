@@ -11,4 +11,5 @@ git ls-files -co --exclude-standard '*.c' '*.h' | xargs -r clang-format --dry-ru
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$build"
-ctest --output-on-failure --timeout 900
+# Two at a time (tests against timing take turns, see CMakeLists.txt).
+ctest --output-on-failure --timeout 900 -j"${OMO_TEST_JOBS:-2}"

@@ -12,13 +12,14 @@ _Static_assert(sizeof(intptr_t) >= sizeof(int64_t), "an outbox seq travels as a 
 
 /* How long produce waits for queue space, how long metadata and watermark requests may take,
  * how long a read-back may go without progress, and how long closing waits for a first
- * assignment. */
+ * assignment (longer once the member has joined: the window librdkafka 2.0.2 aborts in). */
 #define KAFKA_QUEUE_WAIT_MS   500
 #define KAFKA_METADATA_MS     5000
 #define KAFKA_READY_MS        2000
 #define KAFKA_SCAN_STALL_MS   30000
 #define KAFKA_ERROR_REPEAT_MS 10000
 #define KAFKA_CLOSE_WAIT_MS   5000
+#define KAFKA_CLOSE_JOINED_MS 20000
 #define KAFKA_LOG_PARTITIONS  16
 
 static const char *const default_topics[OMO_TOPICS] = {
@@ -793,6 +794,17 @@ static int64_t kafka_lag(void *self)
     return known ? sum : -1;
 }
 
+/* A member id comes with a successful JoinGroup, the assignment later with SyncGroup: a
+ * coordinator that went away in between (or a slow machine) makes that gap seconds long. */
+static bool has_joined(rd_kafka_t *consumer)
+{
+    char *id = rd_kafka_memberid(consumer);
+    bool joined = id && *id;
+    if (id)
+        rd_kafka_mem_free(consumer, id);
+    return joined;
+}
+
 static void kafka_destroy(void *self)
 {
     omo_kafka *k = self;
@@ -804,9 +816,13 @@ static void kafka_destroy(void *self)
     if (k->consumer) {
         /* librdkafka 2.0 aborts when a cooperative-sticky member is closed after joining and
          * before its first assignment (its issue 4312, fixed in 2.3): then wait for that
-         * assignment a little. What arrives meanwhile is not applied. */
-        for (int64_t until = now_ms() + KAFKA_CLOSE_WAIT_MS;
-             !k->ever_assigned && now_ms() < until;) {
+         * assignment, up to 5 s when the member has not joined, 20 s when it has. What arrives
+         * meanwhile is not applied. */
+        for (int64_t start = now_ms(); !k->ever_assigned;) {
+            int64_t waited = now_ms() - start;
+            if (waited >= KAFKA_CLOSE_JOINED_MS ||
+                (waited >= KAFKA_CLOSE_WAIT_MS && !has_joined(k->consumer)))
+                break;
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 100);
             if (rkm)
                 rd_kafka_message_destroy(rkm);

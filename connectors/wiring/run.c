@@ -115,7 +115,9 @@ int omo_running_open(const char *conf_path, const omo_stream_opts *opts, omo_run
     omo_stream_attach_bus(out->stream, bus);
     /* HTTP first: /healthz answers (and /readyz says 503) while the view is rebuilt. */
     if (conf->listen && conf->listen[0]) {
-        out->http = omo_http_start(conf->listen, omo_stream_http, out->stream, err, sizeof err);
+        omo_http_conf hc = {
+            .listen = conf->listen, .tls_cert = conf->tls_cert, .tls_key = conf->tls_key};
+        out->http = omo_http_start_conf(&hc, omo_stream_http, out->stream, err, sizeof err);
         if (!out->http) {
             fprintf(stderr, "[http] cannot listen on %s: %s\n", conf->listen, err);
             omo_running_close(out);

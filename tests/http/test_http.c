@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -644,4 +645,288 @@ Test(query_param, odd_input)
     cr_assert_str_eq(omo_query_param("a_rather_long_name=1", "a_rather_long_name", buf, sizeof buf),
                      "1");
     cr_assert_null(omo_query_param("a=1", "a", buf, 0));
+}
+
+/* ---- abusive clients ---- */
+
+/* A connection from source address 127.0.0.SRC (any of 127/8 is this host). */
+static int connect_from(int src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0, "bind 127.0.0.%d: %s", src,
+                 strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* True when the server closed fd (without answering) within ms. */
+static bool closed_within(int fd, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char c;
+    ssize_t n = recv(fd, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+static int get_status(int fd, const char *target)
+{
+    reply r;
+    if (!send_request(fd, "GET", target, NULL, NULL, 0) || !read_reply(fd, &r))
+        return -1;
+    int status = r.status;
+    reply_free(&r);
+    return status;
+}
+
+static omo_http_server *start_conf(omo_http_conf conf, echo_ctx *c, int *port_out)
+{
+    char err[256];
+    conf.listen = "127.0.0.1:0";
+    omo_http_server *s = omo_http_start_conf(&conf, echo, c, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    *port_out = omo_http_port(s);
+    return s;
+}
+
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(http_abuse, connections_are_bounded_per_address_and_in_all)
+{
+    echo_ctx c = {0};
+    int p;
+    /* libmicrohttpd splits the limit of all connections among its threads: two of three */
+    omo_http_server *s =
+        start_conf((omo_http_conf){.max_per_ip = 4, .max_connections = 6, .threads = 2}, &c, &p);
+    int fds[6];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = connect_from(2, p);
+        cr_assert_geq(fds[i], 0);
+    }
+    cr_assert_eq(get_status(fds[0], "/x"), 200, "a connection within the limits is served");
+    int over = connect_from(2, p);
+    cr_assert(over < 0 || closed_within(over, 2000), "a fifth connection from one address");
+    if (over >= 0)
+        close(over);
+    /* another address still gets in, up to the limit of all connections */
+    fds[4] = connect_from(3, p);
+    fds[5] = connect_from(3, p);
+    cr_assert_eq(get_status(fds[4], "/x"), 200);
+    /* a seventh in all waits unserved (libmicrohttpd stops accepting at the limit) until a
+     * place is free */
+    int seventh = connect_from(4, p);
+    cr_assert_geq(seventh, 0);
+    cr_assert(send_request(seventh, "GET", "/x", NULL, NULL, 0));
+    struct timeval tv = {1, 0};
+    setsockopt(seventh, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char ch;
+    cr_assert_lt(recv(seventh, &ch, 1, MSG_PEEK), 0, "a seventh connection was served");
+    close(fds[5]);
+    fds[5] = -1;
+    reply r;
+    cr_assert(read_reply(seventh, &r), "the seventh connection was not served once a place freed");
+    cr_assert_eq(r.status, 200);
+    reply_free(&r);
+    close(seventh);
+    /* a freed place can be taken again */
+    close(fds[1]);
+    sleep_ms(200);
+    int again = connect_from(2, p);
+    cr_assert_geq(again, 0);
+    cr_assert_eq(get_status(again, "/x"), 200);
+    close(again);
+    for (int i = 0; i < 6; i++)
+        if (i != 1 && fds[i] >= 0)
+            close(fds[i]);
+    omo_http_stop(s);
+}
+
+Test(http_abuse, slow_heads_and_bodies_are_cut)
+{
+    echo_ctx c = {0};
+    int p;
+    omo_http_server *s = start_conf((omo_http_conf){.head_ms = 400, .body_ms = 400}, &c, &p);
+    /* a head sent a byte every 100 ms (never idle, never whole): cut after about 400 ms */
+    int slow = connect_to(p);
+    const char head[] = "GET /x HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    double t0 = now_ms();
+    bool cut = false;
+    for (size_t i = 0; i < sizeof head - 1 && !cut; i++) {
+        cut = !send_all(slow, head + i, 1) || closed_within(slow, 100);
+    }
+    double took = now_ms() - t0;
+    cr_assert(cut, "a head that never ends was not cut in %.0f ms", took);
+    cr_assert(took >= 350 && took < 2000, "cut after %.0f ms", took);
+    close(slow);
+
+    /* a body trickled in: cut as well, without calling the handler */
+    int trickle = connect_to(p);
+    const char post[] = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789";
+    cr_assert(send_all(trickle, post, sizeof post - 1));
+    cut = false;
+    for (int i = 0; i < 30 && !cut; i++)
+        cut = !send_all(trickle, "x", 1) || closed_within(trickle, 100);
+    cr_assert(cut, "a trickled body was not cut");
+    close(trickle);
+    cr_assert_eq(atomic_load(&c.calls), 0);
+
+    /* an idle kept-alive connection is closed too, after its answer */
+    int idle = connect_to(p);
+    cr_assert_eq(get_status(idle, "/x"), 200);
+    cr_assert(closed_within(idle, 2000), "an idle connection stayed open");
+    close(idle);
+    /* and whoever sends a whole request in time is served */
+    int fd = connect_to(p);
+    cr_assert_eq(get_status(fd, "/x"), 200);
+    close(fd);
+    omo_http_stop(s);
+}
+
+Test(http_abuse, long_targets_and_malformed_heads)
+{
+    echo_ctx c = {0};
+    int p;
+    omo_http_server *s = start_conf((omo_http_conf){0}, &c, &p);
+    size_t sizes[] = {OMO_HTTP_MAX_URI + 1, 100000};
+    for (size_t i = 0; i < 2; i++) {
+        char *target = malloc(sizes[i] + 1);
+        target[0] = '/';
+        memset(target + 1, 'a', sizes[i] - 1);
+        target[sizes[i]] = '\0';
+        size_t len = sizes[i] + 64;
+        char *req = malloc(len);
+        int n = snprintf(req, len, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", target);
+        int fd = connect_to(p);
+        reply r;
+        cr_assert(send_all(fd, req, (size_t)n) && read_reply(fd, &r), "no answer");
+        cr_assert_eq(r.status, 414, "%d for a target of %zu bytes", r.status, sizes[i]);
+        reply_free(&r);
+        close(fd);
+        free(req);
+        free(target);
+    }
+    /* not HTTP at all: libmicrohttpd closes without a word */
+    int fd = connect_to(p);
+    cr_assert(send_all(fd, "GARBAGE\r\n\r\n", 11));
+    cr_assert(closed_within(fd, 2000));
+    close(fd);
+    const char *bad[] = {
+        "GET /x\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n",
+        "GET /x HTTP/1.1\r\n\r\n", /* HTTP/1.1 without Host */
+        "GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 12x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        fd = connect_to(p);
+        cr_assert(send_all(fd, bad[i], strlen(bad[i])));
+        reply r;
+        cr_assert(read_reply(fd, &r), "no answer to %s", bad[i]);
+        cr_assert_eq(r.status, 400, "%d for %s", r.status, bad[i]);
+        reply_free(&r);
+        close(fd);
+    }
+    cr_assert_eq(atomic_load(&c.calls), 0, "the handler saw a malformed request");
+    omo_http_stop(s);
+}
+
+Test(http_abuse, hundreds_of_idle_connections_cost_no_thread)
+{
+    echo_ctx c = {0};
+    int p;
+    omo_http_server *s = start_conf((omo_http_conf){0}, &c, &p);
+    int before = thread_count();
+    enum { IDLE = 300 };
+    int fds[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = connect_from(2 + i % 3, p);
+        cr_assert_geq(fds[i], 0);
+        if (i % 2)
+            cr_assert(send_all(fds[i], "GET /x HT", 9)); /* half of them mid-request */
+    }
+    sleep_ms(200);
+    int during = thread_count();
+    double t0 = now_ms();
+    int fd = connect_to(p);
+    cr_assert_eq(get_status(fd, "/x"), 200);
+    double took = now_ms() - t0;
+    close(fd);
+    cr_log_info("threads %d before, %d with %d connections open; answered in %.1f ms", before,
+                during, IDLE, took);
+    cr_assert_leq(during, before, "connections cost threads: %d before, %d after", before, during);
+    cr_assert_lt(took, 1000);
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+    omo_http_stop(s);
+}
+
+/* ---- HTTPS ---- */
+
+static bool make_cert(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/omo-tls-XXXXXX");
+    if (!mkdtemp(dir))
+        return false;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1",
+             dir, dir);
+    return system(cmd) == 0;
+}
+
+Test(http_tls, serves_https_with_the_given_files)
+{
+    char dir[64], cert[128], key[128];
+    cr_assert(make_cert(dir, sizeof dir), "openssl could not make a certificate");
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    echo_ctx c = {0};
+    int p;
+    omo_http_server *s = start_conf((omo_http_conf){.tls_cert = cert, .tls_key = key}, &c, &p);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "curl -sS --max-time 10 --cacert %s -H 'Authorization: Bearer t0k' "
+             "https://127.0.0.1:%d/tls?x=1",
+             cert, p);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    char out[2048] = "";
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "curl failed: %s", out);
+    cr_assert(strstr(out, "\"path\":\"/tls\"") && strstr(out, "\"bearer\":\"t0k\""), "%s", out);
+    /* in clear, the same port answers nothing a client could read */
+    int fd = connect_to(p);
+    reply r;
+    cr_assert(!send_request(fd, "GET", "/x", NULL, NULL, 0) || !read_reply(fd, &r) ||
+              r.status == 0 || r.status == 400);
+    close(fd);
+    omo_http_stop(s);
+
+    /* a key that does not exist: start says which */
+    char err[256];
+    omo_http_conf bad = {.listen = "127.0.0.1:0", .tls_cert = cert, .tls_key = "/nonexistent.pem"};
+    cr_assert_null(omo_http_start_conf(&bad, echo, &c, err, sizeof err));
+    cr_assert(strstr(err, "tls_key /nonexistent.pem"), "%s", err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }

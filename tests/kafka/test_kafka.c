@@ -136,37 +136,94 @@ static omo_bus open_bus(omo_kafka_mock *mk, const char *group, bus_log *log, con
     return bus;
 }
 
+/* Produces output message seq to topic, partition seq % partitions. */
+static void produce_one(omo_bus *bus, omo_topic topic, int64_t seq, int32_t partitions)
+{
+    char key[32], value[64], rev[16];
+    char err[512];
+    snprintf(key, sizeof key, "order-%" PRId64, seq);
+    snprintf(value, sizeof value, "{\"seq\":%" PRId64 "}", seq);
+    snprintf(rev, sizeof rev, "%" PRId64, seq % 7);
+    omo_out_msg msg = {
+        .seq = seq,
+        .topic = topic,
+        .partition = (int32_t)(seq % partitions),
+        .key = key,
+        .key_len = strlen(key),
+        .value = value,
+        .value_len = strlen(value),
+        .headers = {{"content-type", "application/json"}, {"omo.revision", rev}},
+        .nheaders = 2,
+    };
+    omo_io io;
+    while ((io = bus->ops->produce(bus->self, &msg, err, sizeof err)) == OMO_IO_RETRY) {
+        size_t n_in;
+        cr_assert_eq(bus->ops->poll(bus->self, NULL, 0, &n_in, 10, err, sizeof err) != OMO_IO_FATAL,
+                     1, "%s", err);
+    }
+    cr_assert_eq(io, OMO_IO_OK, "produce seq %" PRId64 ": %s", seq, err);
+}
+
 /* Produces n output messages, seq first_seq.., to topic, partition seq % partitions. */
 static void produce_outputs(omo_bus *bus, omo_topic topic, int64_t first_seq, size_t n,
                             int32_t partitions)
 {
-    char key[32], value[64], rev[16];
+    for (size_t i = 0; i < n; i++)
+        produce_one(bus, topic, first_seq + (int64_t)i, partitions);
+}
+
+typedef struct place_ctx {
+    bus_log *log;
+    int32_t partition;
+} place_ctx;
+
+static void on_place(void *ctx, int64_t seq, int64_t offset)
+{
+    place_ctx *pc = ctx;
+    for (size_t i = 0; i < pc->log->ndelivered; i++)
+        if (pc->log->dseq[i] == seq && pc->log->dpart[i] == pc->partition && pc->log->doff[i] < 0)
+            pc->log->doff[i] = offset;
+}
+
+/* What the service does with a delivery confirmed without an offset (librdkafka confirms a
+ * batch that way when it failed and a later batch of its partition then succeeded: the broker
+ * must have it, having checked the producer's sequence numbers): finds it by reading its
+ * partition back, and sends again what is not there (2.0.2's mock checks no sequence numbers
+ * but a transactional producer's, so it may take the later batch without the earlier one).
+ * Returns how many were sent again. */
+static size_t place_unplaced(omo_bus *bus, bus_log *log, omo_topic topic, int32_t partitions)
+{
     char err[512];
-    for (size_t i = 0; i < n; i++) {
-        int64_t seq = first_seq + (int64_t)i;
-        snprintf(key, sizeof key, "order-%" PRId64, seq);
-        snprintf(value, sizeof value, "{\"seq\":%" PRId64 "}", seq);
-        snprintf(rev, sizeof rev, "%" PRId64, seq % 7);
-        omo_out_msg msg = {
-            .seq = seq,
-            .topic = topic,
-            .partition = (int32_t)(seq % partitions),
-            .key = key,
-            .key_len = strlen(key),
-            .value = value,
-            .value_len = strlen(value),
-            .headers = {{"content-type", "application/json"}, {"omo.revision", rev}},
-            .nheaders = 2,
-        };
-        omo_io io;
-        while ((io = bus->ops->produce(bus->self, &msg, err, sizeof err)) == OMO_IO_RETRY) {
-            size_t n_in;
-            cr_assert_eq(bus->ops->poll(bus->self, NULL, 0, &n_in, 10, err, sizeof err) !=
-                             OMO_IO_FATAL,
-                         1, "%s", err);
-        }
-        cr_assert_eq(io, OMO_IO_OK, "produce seq %" PRId64 ": %s", seq, err);
+    for (int32_t p = 0; p < partitions; p++) {
+        bool any = false;
+        for (size_t i = 0; i < log->ndelivered && !any; i++)
+            any = log->dpart[i] == p && log->doff[i] < 0;
+        if (!any)
+            continue;
+        place_ctx pc = {log, p};
+        cr_assert_eq(bus->ops->scan(bus->self, topic, p, 0, on_place, &pc, err, sizeof err),
+                     OMO_IO_OK, "%s", err);
     }
+    size_t kept = 0, nresend = 0;
+    int64_t *resend = calloc(log->ndelivered + 1, sizeof *resend);
+    for (size_t i = 0; i < log->ndelivered; i++) {
+        if (log->doff[i] < 0) { /* not on its partition */
+            resend[nresend++] = log->dseq[i];
+            continue;
+        }
+        log->dseq[kept] = log->dseq[i];
+        log->doff[kept] = log->doff[i];
+        log->dpart[kept] = log->dpart[i];
+        log->dtopic[kept] = log->dtopic[i];
+        kept++;
+    }
+    log->ndelivered = kept;
+    for (size_t i = 0; i < nresend; i++)
+        produce_one(bus, topic, resend[i], partitions);
+    if (nresend)
+        cr_assert_eq(bus->ops->flush(bus->self, 30000, err, sizeof err), OMO_IO_OK, "%s", err);
+    free(resend);
+    return nresend;
 }
 
 /* Every seq first_seq..first_seq+n-1 is on the topic exactly once, at the partition and offset
@@ -464,12 +521,21 @@ Test(kafka, broker_down_and_up_loses_and_doubles_nothing, .timeout = 60)
     for (int32_t p = 0; p < 3; p++)
         cr_assert_eq(rd_kafka_mock_partition_set_leader(mock, "omo.allocations", p, p + 1),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
+    /* The group's coordinator stays up: a member closed between joining and its first
+     * assignment aborts in librdkafka 2.0.2, and this test is about producing. */
+    cr_assert_eq(rd_kafka_mock_coordinator_set(mock, "group", group, 1),
+                 RD_KAFKA_RESP_ERR_NO_ERROR);
     omo_bus bus = open_bus(mk, group, &log, NULL, 0);
 
+    /* Each broker leads one partition. The first messages are all confirmed before the leader
+     * of partition 1 goes away: the mock does not deduplicate an idempotent producer's retries,
+     * so a request it had appended when its connection closed would be on the log twice (a
+     * broker would drop the copy). */
     produce_outputs(&bus, OMO_TOPIC_ALLOCATIONS, 1, 3000, 3);
-    /* Each broker leads one partition: the leader of partition 1 goes away while messages are
-     * in flight, and answers to produce requests fail transiently besides. */
+    cr_assert_eq(bus.ops->flush(bus.self, 30000, err, sizeof err), OMO_IO_OK, "%s", err);
     cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
+    /* Messages in flight while it is away, and answers to produce requests that fail
+     * transiently besides. */
     produce_outputs(&bus, OMO_TOPIC_ALLOCATIONS, 3001, 3000, 3);
     rd_kafka_mock_push_request_errors(
         mock, 0 /* Produce */, 4, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
@@ -486,6 +552,13 @@ Test(kafka, broker_down_and_up_loses_and_doubles_nothing, .timeout = 60)
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
     produce_outputs(&bus, OMO_TOPIC_ALLOCATIONS, 6001, 4000, 3);
     cr_assert_eq(bus.ops->flush(bus.self, 40000, err, sizeof err), OMO_IO_OK, "%s", err);
+    size_t unplaced = 0;
+    for (size_t i = 0; i < log.ndelivered; i++)
+        unplaced += log.doff[i] < 0;
+    size_t resent = 0;
+    for (size_t r; (r = place_unplaced(&bus, &log, OMO_TOPIC_ALLOCATIONS, 3)) > 0;)
+        resent += r;
+    cr_log_info("%zu confirmed without an offset, %zu of them sent again", unplaced, resent);
     check_outputs(mk, "omo.allocations", &log, 1, 10000, 3);
 
     bus.ops->destroy(bus.self);

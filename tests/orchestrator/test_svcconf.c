@@ -371,3 +371,41 @@ Test(svcconf, errors_are_added_after_existing_lines)
     cr_assert_str_eq(diag.lines[0], "earlier: error: something else");
     omo_diag_clear(&diag);
 }
+
+Test(svcconf, tls_files)
+{
+    /* both, relative to omo.yaml: resolved and checked readable */
+    char path[PATH_MAX];
+    temp_conf(BASE "http: {listen: \"127.0.0.1:0\", tls_cert: omo.yaml, "
+                   "tls_key: omo.yaml}\n",
+              path, sizeof path);
+    omo_diag diag = {0};
+    omo_svcconf *conf = omo_svcconf_load(path, &diag);
+    assert_diag(&diag, 0, NULL);
+    cr_assert_not_null(conf);
+    cr_assert_str_eq(conf->tls_cert, path);
+    cr_assert_str_eq(conf->tls_key, path);
+    omo_svcconf_destroy(conf);
+    remove_temp_conf(path);
+
+    /* one without the other, and a file that is not there */
+    temp_conf(BASE "http:\n  tls_cert: omo.yaml\n", path, sizeof path);
+    conf = omo_svcconf_load(path, &diag);
+    cr_assert_null(conf);
+    char want[PATH_MAX + 128];
+    snprintf(want, sizeof want, "%s:6:13: error: tls_cert needs tls_key too", path);
+    assert_diag(&diag, 1, (const char *const[]){want});
+    omo_diag_clear(&diag);
+    remove_temp_conf(path);
+
+    temp_conf(BASE "http:\n  tls_cert: omo.yaml\n  tls_key: /nonexistent/k.pem\n", path,
+              sizeof path);
+    conf = omo_svcconf_load(path, &diag);
+    cr_assert_null(conf);
+    snprintf(want, sizeof want,
+             "%s:7:12: error: cannot read tls_key '/nonexistent/k.pem': No such file or directory",
+             path);
+    assert_diag(&diag, 1, (const char *const[]){want});
+    omo_diag_clear(&diag);
+    remove_temp_conf(path);
+}
